@@ -1,0 +1,301 @@
+//! iCalendar resources as CalDAV stores them (RFC 4791 §4.1): parsing and validation.
+//!
+//! Parsing is `calcard`'s; this module adds the CalDAV rules on top: one VCALENDAR per
+//! resource, one component type, one UID shared by every component (the master and its
+//! RECURRENCE-ID overrides), no METHOD property, bounded size. Expansion into instances
+//! lives in [`expand`], text helpers used by filters in [`text`].
+
+pub mod expand;
+pub mod text;
+
+use calcard::icalendar::{ICalendar, ICalendarComponentType, ICalendarProperty};
+use calcard::{Entry, Parser};
+
+/// Components a calendar resource may hold (VTIMEZONE rides along and is not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComponentKind {
+    Event,
+    Todo,
+    Journal,
+    FreeBusy,
+}
+
+impl ComponentKind {
+    /// The iCalendar name, as used in `supported-calendar-component-set` and comp-filter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "VEVENT",
+            Self::Todo => "VTODO",
+            Self::Journal => "VJOURNAL",
+            Self::FreeBusy => "VFREEBUSY",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Event, Self::Todo, Self::Journal, Self::FreeBusy]
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name))
+    }
+
+    fn from_component(kind: &ICalendarComponentType) -> Option<Self> {
+        match kind {
+            ICalendarComponentType::VEvent => Some(Self::Event),
+            ICalendarComponentType::VTodo => Some(Self::Todo),
+            ICalendarComponentType::VJournal => Some(Self::Journal),
+            ICalendarComponentType::VFreebusy => Some(Self::FreeBusy),
+            _ => None,
+        }
+    }
+}
+
+/// Limits applied before and while parsing untrusted iCalendar text.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    /// CalDAV `max-resource-size`; CalendarServer ships 1 MB.
+    pub max_resource_bytes: usize,
+    /// Components per resource (master + overrides + alarms + timezones).
+    pub max_components: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self {
+            max_resource_bytes: 1024 * 1024,
+            max_components: 2_000,
+        }
+    }
+}
+
+/// Why a body is not acceptable calendar data; each maps to a CalDAV precondition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IcalError {
+    #[error("calendar resource is {size} bytes, the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("calendar resource holds {count} components, the limit is {limit}")]
+    TooManyComponents { count: usize, limit: usize },
+    #[error("not iCalendar data: {0}")]
+    Malformed(String),
+    #[error("more than one VCALENDAR object in one resource")]
+    MultipleObjects,
+    #[error("the VCALENDAR holds no VEVENT, VTODO, VJOURNAL or VFREEBUSY")]
+    NoComponent,
+    #[error("a resource may hold one component type, found {first} and {second}")]
+    MixedComponents {
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("{kind} without a UID")]
+    MissingUid { kind: &'static str },
+    #[error("components with different UIDs `{first}` and `{second}` in one resource")]
+    MultipleUids { first: String, second: String },
+    #[error("METHOD is not allowed in a stored calendar resource (RFC 4791 §4.1)")]
+    MethodNotAllowed,
+    #[error("component {uid}: {reason}")]
+    InvalidDates { uid: String, reason: String },
+}
+
+/// A validated calendar resource.
+#[derive(Debug, Clone)]
+pub struct CalendarObject {
+    pub ical: ICalendar,
+    pub uid: String,
+    pub kind: ComponentKind,
+}
+
+impl CalendarObject {
+    /// Parses and validates one stored calendar resource.
+    pub fn parse(text: &str, limits: &ParseLimits) -> Result<Self, IcalError> {
+        if text.len() > limits.max_resource_bytes {
+            return Err(IcalError::TooLarge {
+                size: text.len(),
+                limit: limits.max_resource_bytes,
+            });
+        }
+        let mut parser = Parser::new(text);
+        let ical = match parser.entry() {
+            Entry::ICalendar(ical) => ical,
+            Entry::Eof => return Err(IcalError::Malformed("empty body".into())),
+            Entry::InvalidLine(line) => {
+                return Err(IcalError::Malformed(format!(
+                    "invalid line `{}`",
+                    truncate(&line, 80)
+                )))
+            }
+            Entry::VCard(_) => return Err(IcalError::Malformed("vCard, not iCalendar".into())),
+            Entry::TooManyComponents => {
+                return Err(IcalError::TooManyComponents {
+                    count: usize::MAX,
+                    limit: limits.max_components,
+                })
+            }
+            other => return Err(IcalError::Malformed(format!("{other:?}"))),
+        };
+        match parser.entry() {
+            Entry::Eof => {}
+            Entry::ICalendar(_) => return Err(IcalError::MultipleObjects),
+            other => {
+                return Err(IcalError::Malformed(format!(
+                    "trailing data: {}",
+                    truncate(&format!("{other:?}"), 80)
+                )))
+            }
+        }
+        Self::validate(ical, limits)
+    }
+
+    fn validate(ical: ICalendar, limits: &ParseLimits) -> Result<Self, IcalError> {
+        if ical.components.len() > limits.max_components {
+            return Err(IcalError::TooManyComponents {
+                count: ical.components.len(),
+                limit: limits.max_components,
+            });
+        }
+        let root = ical.components.first().ok_or(IcalError::NoComponent)?;
+        if root.component_type != ICalendarComponentType::VCalendar {
+            return Err(IcalError::Malformed(format!(
+                "top-level {} instead of VCALENDAR",
+                root.component_type.as_str()
+            )));
+        }
+        if root
+            .entries
+            .iter()
+            .any(|e| e.name == ICalendarProperty::Method)
+        {
+            return Err(IcalError::MethodNotAllowed);
+        }
+        let mut kind: Option<ComponentKind> = None;
+        let mut uid: Option<String> = None;
+        for child_id in &root.component_ids {
+            let Some(child) = usize::try_from(*child_id)
+                .ok()
+                .and_then(|i| ical.components.get(i))
+            else {
+                continue;
+            };
+            let Some(child_kind) = ComponentKind::from_component(&child.component_type) else {
+                continue;
+            };
+            match kind {
+                None => kind = Some(child_kind),
+                Some(k) if k != child_kind => {
+                    return Err(IcalError::MixedComponents {
+                        first: k.as_str(),
+                        second: child_kind.as_str(),
+                    })
+                }
+                Some(_) => {}
+            }
+            let child_uid = child.uid().ok_or(IcalError::MissingUid {
+                kind: child_kind.as_str(),
+            })?;
+            match &uid {
+                None => uid = Some(child_uid.to_owned()),
+                Some(u) if u != child_uid => {
+                    return Err(IcalError::MultipleUids {
+                        first: u.clone(),
+                        second: child_uid.to_owned(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        let kind = kind.ok_or(IcalError::NoComponent)?;
+        let uid = uid.ok_or(IcalError::MissingUid {
+            kind: kind.as_str(),
+        })?;
+        // A VEVENT without DTSTART, or with an unreadable DTSTART/DTEND/RRULE, cannot be
+        // placed in time; calcard reports those while expanding.
+        let probe = ical.expand_dates(calcard::common::timezone::Tz::Floating, 1);
+        if let Some(error) = probe.errors.first() {
+            return Err(IcalError::InvalidDates {
+                uid,
+                reason: error.error.to_string(),
+            });
+        }
+        Ok(Self { ical, uid, kind })
+    }
+
+    /// The object serialised back to text (CRLF, folded), as stored.
+    pub fn to_ical_string(&self) -> String {
+        self.ical.to_string()
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<CalendarObject, IcalError> {
+        CalendarObject::parse(text, &ParseLimits::default())
+    }
+
+    const SIMPLE: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:a@b\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nSUMMARY:Hi\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn simple_event_parses_with_uid_and_kind() {
+        let obj = parse(SIMPLE).unwrap();
+        assert_eq!(obj.uid, "a@b");
+        assert_eq!(obj.kind, ComponentKind::Event);
+    }
+
+    #[test]
+    fn too_large_is_refused_before_parsing() {
+        let limits = ParseLimits {
+            max_resource_bytes: 10,
+            ..ParseLimits::default()
+        };
+        assert!(matches!(
+            CalendarObject::parse(SIMPLE, &limits),
+            Err(IcalError::TooLarge { limit: 10, .. })
+        ));
+    }
+
+    #[test]
+    fn two_uids_are_refused() {
+        let text = SIMPLE.replace(
+            "END:VCALENDAR",
+            "BEGIN:VEVENT\r\nUID:other\r\nDTSTART:20260105T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR",
+        );
+        assert!(matches!(parse(&text), Err(IcalError::MultipleUids { .. })));
+    }
+
+    #[test]
+    fn mixed_components_are_refused() {
+        let text = SIMPLE.replace(
+            "END:VCALENDAR",
+            "BEGIN:VTODO\r\nUID:a@b\r\nEND:VTODO\r\nEND:VCALENDAR",
+        );
+        assert!(matches!(
+            parse(&text),
+            Err(IcalError::MixedComponents { .. })
+        ));
+    }
+
+    #[test]
+    fn method_is_refused() {
+        let text = SIMPLE.replace("VERSION:2.0", "VERSION:2.0\r\nMETHOD:REQUEST");
+        assert_eq!(parse(&text).unwrap_err(), IcalError::MethodNotAllowed);
+    }
+
+    #[test]
+    fn missing_uid_and_garbage_are_refused() {
+        assert!(matches!(
+            parse(&SIMPLE.replace("UID:a@b\r\n", "")),
+            Err(IcalError::MissingUid { .. })
+        ));
+        assert!(parse("hello world").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n").is_err());
+    }
+
+    #[test]
+    fn missing_dtstart_is_refused() {
+        let text = SIMPLE.replace("DTSTART:20260105T100000Z\r\n", "");
+        assert!(matches!(parse(&text), Err(IcalError::InvalidDates { .. })));
+    }
+}
