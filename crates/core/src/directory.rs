@@ -1,0 +1,928 @@
+//! The user directory every service shares: users (people, rooms, resources), groups, password
+//! verification, Digest hashes per realm, and the failed-login limiter.
+//!
+//! Passwords are stored as argon2id PHC strings. Protocols whose clients only speak Digest (RTSP
+//! players) need `H(user:realm:password)`, which cannot be derived from an argon2 hash, so the
+//! Digest HA1 values (MD5 and SHA-256) for the directory realm are computed when a password is set,
+//! as the old streaming server's `qtusers` file did. Imported accounts may carry only a legacy HA1
+//! for another realm; they keep working for Digest in that realm until the user sets a password.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use md5::{Digest as _, Md5};
+use rusqlite::{params, OptionalExtension};
+use sha2::Sha256;
+
+use crate::config::DirectoryConfig;
+use crate::store::{Store, StoreError};
+
+/// The group whose members may use the admin page.
+pub const ADMIN_GROUP: &str = "admin";
+/// Longest accepted password; bounds the work an attacker can make argon2 do per attempt.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        full_name TEXT NOT NULL DEFAULT '',
+        email TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'room', 'resource')),
+        password_hash TEXT,
+        legacy_crypt TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE user_digest (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        realm TEXT NOT NULL,
+        algorithm TEXT NOT NULL CHECK (algorithm IN ('MD5', 'SHA-256')),
+        ha1 TEXT NOT NULL,
+        PRIMARY KEY (user, realm, algorithm)
+    );
+    CREATE TABLE groups (
+        name TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE group_members (
+        grp TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        PRIMARY KEY (grp, user)
+    );
+    CREATE INDEX group_members_by_user ON group_members(user);
+    INSERT INTO groups (name, created_at) VALUES ('admin', strftime('%s','now'));
+"];
+
+pub(crate) fn migrate(store: &Store) -> Result<(), StoreError> {
+    store.migrate("directory", MIGRATIONS)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("`{0}` is not a valid name: use 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit")]
+    InvalidName(String),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("no user named `{0}`")]
+    NoSuchUser(String),
+    #[error("group `{0}` already exists")]
+    GroupExists(String),
+    #[error("no group named `{0}`")]
+    NoSuchGroup(String),
+    #[error("the password is empty")]
+    EmptyPassword,
+    #[error("the password is longer than {MAX_PASSWORD_BYTES} bytes")]
+    PasswordTooLong,
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for DirectoryError {
+    fn from(e: rusqlite::Error) -> Self {
+        DirectoryError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// Why a login failed. Deliberately does not say whether the user exists.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("too many failed logins from this address; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("the directory is unavailable")]
+    Unavailable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    Person,
+    Room,
+    Resource,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Person => "person",
+            PrincipalKind::Room => "room",
+            PrincipalKind::Resource => "resource",
+        }
+    }
+    fn from_db(s: &str) -> PrincipalKind {
+        match s {
+            "room" => PrincipalKind::Room,
+            "resource" => PrincipalKind::Resource,
+            _ => PrincipalKind::Person,
+        }
+    }
+}
+
+impl std::str::FromStr for PrincipalKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "person" => Ok(PrincipalKind::Person),
+            "room" => Ok(PrincipalKind::Room),
+            "resource" => Ok(PrincipalKind::Resource),
+            other => Err(format!(
+                "`{other}` is not a kind; use person, room or resource"
+            )),
+        }
+    }
+}
+
+/// A directory entry as services see it (never carries a password hash).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub name: String,
+    pub full_name: String,
+    pub email: String,
+    pub kind: PrincipalKind,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub has_password: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Group {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// New user fields for [`Directory::add_user`].
+#[derive(Clone, Debug, Default)]
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub password: Option<&'a str>,
+    pub full_name: &'a str,
+    pub email: &'a str,
+    pub kind: Option<PrincipalKind>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    Md5,
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha256 => "SHA-256",
+        }
+    }
+    /// Hex digest of `data` with this algorithm.
+    pub fn hex(self, data: &[u8]) -> String {
+        match self {
+            DigestAlgorithm::Md5 => hex::encode(Md5::digest(data)),
+            DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(data)),
+        }
+    }
+}
+
+/// `H(user:realm:password)`, the Digest HA1 (RFC 7616 §3.4.2).
+pub fn digest_ha1(algorithm: DigestAlgorithm, user: &str, realm: &str, password: &str) -> String {
+    algorithm.hex(format!("{user}:{realm}:{password}").as_bytes())
+}
+
+/// Shared handle to the directory.
+#[derive(Clone)]
+pub struct Directory {
+    store: Store,
+    realm: Arc<str>,
+    limiter: Arc<LoginLimiter>,
+    verified: Arc<Mutex<HashMap<String, VerifiedPassword>>>,
+    cache_key: Arc<[u8; 32]>,
+}
+
+/// A password recently verified against a given stored hash, so protocols that authenticate every
+/// request (CalDAV Basic) do not pay argon2's deliberate cost each time. Keyed by a salted SHA-256
+/// of the password with a per-process random key; never persisted.
+struct VerifiedPassword {
+    stored_hash: String,
+    password_digest: [u8; 32],
+    until: Instant,
+}
+
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
+
+impl Directory {
+    pub fn new(store: Store, config: &DirectoryConfig) -> Directory {
+        let mut cache_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut cache_key);
+        Directory {
+            store,
+            realm: config.realm.as_str().into(),
+            limiter: Arc::new(LoginLimiter::new(
+                config.max_failed_logins,
+                config.failed_login_window.0,
+            )),
+            verified: Arc::default(),
+            cache_key: Arc::new(cache_key),
+        }
+    }
+
+    /// The Digest realm of the directory.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn add_user(&self, new: &NewUser<'_>) -> Result<User, DirectoryError> {
+        check_name(new.name)?;
+        let hashes = match new.password {
+            Some(p) => Some(self.hash_password(new.name, p)?),
+            None => None,
+        };
+        let kind = new.kind.unwrap_or(PrincipalKind::Person);
+        let name = new.name.to_string();
+        let (full_name, email) = (new.full_name.to_string(), new.email.to_string());
+        let realm = self.realm.to_string();
+        self.store.write(move |tx| {
+            let exists: bool = tx
+                .query_row("SELECT 1 FROM users WHERE name = ?1", [&name], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if exists {
+                return Ok(Err(DirectoryError::UserExists(name)));
+            }
+            tx.execute(
+                "INSERT INTO users (name, full_name, email, kind, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
+                params![
+                    name,
+                    full_name,
+                    email,
+                    kind.as_str(),
+                    hashes.as_ref().map(|h| &h.phc)
+                ],
+            )?;
+            if let Some(h) = &hashes {
+                write_digests(tx, &name, &realm, h)?;
+            }
+            Ok(Ok(()))
+        })??;
+        self.user(new.name)?
+            .ok_or_else(|| DirectoryError::NoSuchUser(new.name.to_string()))
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), DirectoryError> {
+        let hashes = self.hash_password(name, password)?;
+        let (name_owned, realm) = (name.to_string(), self.realm.to_string());
+        let changed = self.store.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE users SET password_hash = ?2, legacy_crypt = NULL WHERE name = ?1",
+                params![name_owned, hashes.phc],
+            )?;
+            if n > 0 {
+                tx.execute("DELETE FROM user_digest WHERE user = ?1", [&name_owned])?;
+                write_digests(tx, &name_owned, &realm, &hashes)?;
+            }
+            Ok(n)
+        })?;
+        if changed == 0 {
+            return Err(DirectoryError::NoSuchUser(name.to_string()));
+        }
+        self.forget_verified(name);
+        Ok(())
+    }
+
+    /// Stores a Digest HA1 for `realm` as given (importing an old `qtusers` file). `legacy_crypt`
+    /// keeps the file's crypt(3) hash for reference; Basic logins of such accounts are refused until
+    /// the user sets a password, because crypt(3) DES hashes are too weak to keep trusting.
+    pub fn import_digest_user(
+        &self,
+        name: &str,
+        realm: &str,
+        md5_ha1: &str,
+        legacy_crypt: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        check_name(name)?;
+        let (name, realm, ha1) = (
+            name.to_string(),
+            realm.to_string(),
+            md5_ha1.to_ascii_lowercase(),
+        );
+        let crypt = legacy_crypt.map(str::to_string);
+        self.store.write(move |tx| {
+            tx.execute(
+                "INSERT INTO users (name, legacy_crypt, created_at) VALUES (?1, ?2, strftime('%s','now'))
+                 ON CONFLICT(name) DO UPDATE SET legacy_crypt = COALESCE(users.legacy_crypt, excluded.legacy_crypt)",
+                params![name, crypt],
+            )?;
+            tx.execute(
+                "INSERT INTO user_digest (user, realm, algorithm, ha1) VALUES (?1, ?2, 'MD5', ?3)
+                 ON CONFLICT(user, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1",
+                params![name, realm, ha1],
+            )?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn delete_user(&self, name: &str) -> Result<(), DirectoryError> {
+        let owned = name.to_string();
+        let n = self
+            .store
+            .write(move |tx| tx.execute("DELETE FROM users WHERE name = ?1", [owned]))?;
+        self.forget_verified(name);
+        if n == 0 {
+            return Err(DirectoryError::NoSuchUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn update_user(
+        &self,
+        name: &str,
+        full_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        let (owned, full_name, email) = (
+            name.to_string(),
+            full_name.map(str::to_string),
+            email.map(str::to_string),
+        );
+        let n = self.store.write(move |tx| {
+            tx.execute(
+                "UPDATE users SET full_name = COALESCE(?2, full_name), email = COALESCE(?3, email) WHERE name = ?1",
+                params![owned, full_name, email],
+            )
+        })?;
+        if n == 0 {
+            return Err(DirectoryError::NoSuchUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>, DirectoryError> {
+        let name = name.to_string();
+        Ok(self.store.read(move |c| {
+            c.query_row(
+                "SELECT name, full_name, email, kind, created_at, password_hash IS NOT NULL FROM users WHERE name = ?1",
+                [name],
+                row_to_user,
+            )
+            .optional()
+        })?)
+    }
+
+    /// Finds a user by e-mail address (case-insensitive), e.g. for a `mailto:` calendar address.
+    pub fn user_by_email(&self, email: &str) -> Result<Option<User>, DirectoryError> {
+        let email = email.to_string();
+        Ok(self.store.read(move |c| {
+            c.query_row(
+                "SELECT name, full_name, email, kind, created_at, password_hash IS NOT NULL FROM users
+                 WHERE email = ?1 COLLATE NOCASE AND email != '' LIMIT 1",
+                [email],
+                row_to_user,
+            )
+            .optional()
+        })?)
+    }
+
+    pub fn list_users(&self) -> Result<Vec<User>, DirectoryError> {
+        Ok(self.store.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, full_name, email, kind, created_at, password_hash IS NOT NULL FROM users ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], row_to_user)?;
+            rows.collect()
+        })?)
+    }
+
+    pub fn add_group(&self, name: &str) -> Result<(), DirectoryError> {
+        check_name(name)?;
+        let owned = name.to_string();
+        let inserted = self.store.write(move |tx| {
+            tx.execute(
+                "INSERT INTO groups (name, created_at) VALUES (?1, strftime('%s','now')) ON CONFLICT DO NOTHING",
+                [owned],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(DirectoryError::GroupExists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn delete_group(&self, name: &str) -> Result<(), DirectoryError> {
+        let owned = name.to_string();
+        let n = self
+            .store
+            .write(move |tx| tx.execute("DELETE FROM groups WHERE name = ?1", [owned]))?;
+        if n == 0 {
+            return Err(DirectoryError::NoSuchGroup(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn add_member(&self, group: &str, user: &str) -> Result<(), DirectoryError> {
+        self.require_group_and_user(group, user)?;
+        let (g, u) = (group.to_string(), user.to_string());
+        self.store.write(move |tx| {
+            tx.execute(
+                "INSERT INTO group_members (grp, user) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                [g, u],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn remove_member(&self, group: &str, user: &str) -> Result<(), DirectoryError> {
+        self.require_group_and_user(group, user)?;
+        let (g, u) = (group.to_string(), user.to_string());
+        self.store.write(move |tx| {
+            tx.execute(
+                "DELETE FROM group_members WHERE grp = ?1 AND user = ?2",
+                [g, u],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn group_exists(&self, group: &str) -> Result<bool, DirectoryError> {
+        let g = group.to_string();
+        Ok(self
+            .store
+            .read(move |c| {
+                c.query_row("SELECT 1 FROM groups WHERE name = ?1", [g], |_| Ok(()))
+                    .optional()
+            })?
+            .is_some())
+    }
+
+    pub fn list_groups(&self) -> Result<Vec<Group>, DirectoryError> {
+        Ok(self.store.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT g.name, m.user FROM groups g LEFT JOIN group_members m ON m.grp = g.name ORDER BY g.name, m.user",
+            )?;
+            let mut groups: Vec<Group> = Vec::new();
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let name: String = row.get(0)?;
+                let member: Option<String> = row.get(1)?;
+                if groups.last().is_none_or(|g| g.name != name) {
+                    groups.push(Group { name, members: Vec::new() });
+                }
+                if let (Some(m), Some(g)) = (member, groups.last_mut()) {
+                    g.members.push(m);
+                }
+            }
+            Ok(groups)
+        })?)
+    }
+
+    pub fn groups_of(&self, user: &str) -> Result<Vec<String>, DirectoryError> {
+        let u = user.to_string();
+        Ok(self.store.read(move |c| {
+            let mut stmt =
+                c.prepare("SELECT grp FROM group_members WHERE user = ?1 ORDER BY grp")?;
+            let rows = stmt.query_map([u], |r| r.get(0))?;
+            rows.collect()
+        })?)
+    }
+
+    pub fn group_members(&self, group: &str) -> Result<Vec<String>, DirectoryError> {
+        let g = group.to_string();
+        Ok(self.store.read(move |c| {
+            let mut stmt =
+                c.prepare("SELECT user FROM group_members WHERE grp = ?1 ORDER BY user")?;
+            let rows = stmt.query_map([g], |r| r.get(0))?;
+            rows.collect()
+        })?)
+    }
+
+    pub fn is_member(&self, group: &str, user: &str) -> Result<bool, DirectoryError> {
+        let (g, u) = (group.to_string(), user.to_string());
+        Ok(self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT 1 FROM group_members WHERE grp = ?1 AND user = ?2",
+                    [g, u],
+                    |_| Ok(()),
+                )
+                .optional()
+            })?
+            .is_some())
+    }
+
+    pub fn is_admin(&self, user: &str) -> Result<bool, DirectoryError> {
+        self.is_member(ADMIN_GROUP, user)
+    }
+
+    /// Checks a user name and password (Basic, login forms), rate-limited per client address.
+    pub fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        self.limiter.check(peer)?;
+        match self.verify_password(name, password) {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => {
+                self.limiter.record_failure(peer);
+                // The password is never logged; the name is, so admins can spot guessing.
+                tracing::warn!(target: "serval_core::auth", %peer, user = name, "failed login");
+                Err(AuthError::BadCredentials)
+            }
+            Err(e) => {
+                tracing::error!(target: "serval_core::auth", error = %e, "directory unavailable during login");
+                Err(AuthError::Unavailable)
+            }
+        }
+    }
+
+    /// Records a failed login that was checked outside [`Directory::authenticate`] (Digest).
+    pub fn record_failed_login(&self, name: &str, peer: IpAddr) {
+        self.limiter.record_failure(peer);
+        tracing::warn!(target: "serval_core::auth", %peer, user = name, "failed login");
+    }
+
+    /// Errors with `RateLimited` if `peer` has failed too often recently.
+    pub fn check_rate_limit(&self, peer: IpAddr) -> Result<(), AuthError> {
+        self.limiter.check(peer)
+    }
+
+    /// The stored Digest HA1 of `name` for `realm`, if any.
+    pub fn digest_ha1(
+        &self,
+        name: &str,
+        realm: &str,
+        algorithm: DigestAlgorithm,
+    ) -> Result<Option<String>, DirectoryError> {
+        let (u, r) = (name.to_string(), realm.to_string());
+        Ok(self.store.read(move |c| {
+            c.query_row(
+                "SELECT ha1 FROM user_digest WHERE user = ?1 AND realm = ?2 AND algorithm = ?3",
+                params![u, r, algorithm.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+        })?)
+    }
+
+    fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>, DirectoryError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(None);
+        }
+        let owned = name.to_string();
+        let stored: Option<Option<String>> = self.store.read(move |c| {
+            c.query_row(
+                "SELECT password_hash FROM users WHERE name = ?1",
+                [owned],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        let Some(Some(stored)) = stored else {
+            // Spend about the same time as a real check so response timing does not reveal
+            // which names exist.
+            let _ = Argon2::default()
+                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng));
+            return Ok(None);
+        };
+        let digest = self.password_digest(password);
+        let cached = {
+            let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            cache.get(name).is_some_and(|v| {
+                v.stored_hash == stored && v.until > Instant::now() && v.password_digest == digest
+            })
+        };
+        if !cached {
+            let parsed =
+                PasswordHash::new(&stored).map_err(|e| DirectoryError::Hash(e.to_string()))?;
+            if Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_err()
+            {
+                return Ok(None);
+            }
+            let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            // Bound the cache: an office directory is small, but a flood of distinct valid logins
+            // must not grow memory without limit.
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(
+                name.to_string(),
+                VerifiedPassword {
+                    stored_hash: stored,
+                    password_digest: digest,
+                    until: Instant::now() + VERIFIED_TTL,
+                },
+            );
+        }
+        self.user(name)
+    }
+
+    fn password_digest(&self, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.cache_key.as_slice());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn forget_verified(&self, name: &str) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    fn hash_password(&self, name: &str, password: &str) -> Result<PasswordHashes, DirectoryError> {
+        if password.is_empty() {
+            return Err(DirectoryError::EmptyPassword);
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(DirectoryError::PasswordTooLong);
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| DirectoryError::Hash(e.to_string()))?
+            .to_string();
+        Ok(PasswordHashes {
+            phc,
+            md5_ha1: digest_ha1(DigestAlgorithm::Md5, name, &self.realm, password),
+            sha256_ha1: digest_ha1(DigestAlgorithm::Sha256, name, &self.realm, password),
+        })
+    }
+
+    fn require_group_and_user(&self, group: &str, user: &str) -> Result<(), DirectoryError> {
+        if !self.group_exists(group)? {
+            return Err(DirectoryError::NoSuchGroup(group.to_string()));
+        }
+        if self.user(user)?.is_none() {
+            return Err(DirectoryError::NoSuchUser(user.to_string()));
+        }
+        Ok(())
+    }
+}
+
+struct PasswordHashes {
+    phc: String,
+    md5_ha1: String,
+    sha256_ha1: String,
+}
+
+fn write_digests(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    realm: &str,
+    h: &PasswordHashes,
+) -> rusqlite::Result<()> {
+    for (algorithm, ha1) in [("MD5", &h.md5_ha1), ("SHA-256", &h.sha256_ha1)] {
+        tx.execute(
+            "INSERT INTO user_digest (user, realm, algorithm, ha1) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(user, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1",
+            params![name, realm, algorithm, ha1],
+        )?;
+    }
+    Ok(())
+}
+
+fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        name: r.get(0)?,
+        full_name: r.get(1)?,
+        email: r.get(2)?,
+        kind: PrincipalKind::from_db(&r.get::<_, String>(3)?),
+        created_at: r.get(4)?,
+        has_password: r.get(5)?,
+    })
+}
+
+/// Names are used in URLs (`/principals/users/NAME/`) and file names, so they are restricted.
+pub fn check_name(name: &str) -> Result<(), DirectoryError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DirectoryError::InvalidName(name.to_string()))
+    }
+}
+
+/// Counts failed logins per client address in a sliding window.
+struct LoginLimiter {
+    max_failures: u32,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn new(max_failures: u32, window: Duration) -> LoginLimiter {
+        LoginLimiter {
+            max_failures: max_failures.max(1),
+            window,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn check(&self, peer: IpAddr) -> Result<(), AuthError> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = map.get_mut(&peer) else {
+            return Ok(());
+        };
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
+            times.pop_front();
+        }
+        if times.is_empty() {
+            map.remove(&peer);
+            return Ok(());
+        }
+        if times.len() >= usize::try_from(self.max_failures).unwrap_or(usize::MAX) {
+            let oldest = times.front().copied().unwrap_or(now);
+            let retry_after = self.window.saturating_sub(now.duration_since(oldest));
+            return Err(AuthError::RateLimited { retry_after });
+        }
+        Ok(())
+    }
+
+    fn record_failure(&self, peer: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound memory under a distributed guessing attack: forget everything rather than grow.
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        let times = map.entry(peer).or_default();
+        times.push_back(Instant::now());
+        let cap = usize::try_from(self.max_failures)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        while times.len() > cap {
+            times.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory() -> (tempfile::TempDir, Directory) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let config = DirectoryConfig {
+            max_failed_logins: 3,
+            ..DirectoryConfig::default()
+        };
+        (dir, Directory::new(store, &config))
+    }
+
+    fn add(d: &Directory, name: &str, password: &str) {
+        d.add_user(&NewUser {
+            name,
+            password: Some(password),
+            ..NewUser::default()
+        })
+        .unwrap();
+    }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    #[test]
+    fn passwords_are_argon2id_and_verify() {
+        let (_t, d) = directory();
+        add(&d, "alice", "s3cret");
+        let stored: String = d
+            .store()
+            .read(|c| {
+                c.query_row(
+                    "SELECT password_hash FROM users WHERE name='alice'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(!stored.contains("s3cret"));
+        assert_eq!(
+            d.authenticate("alice", "s3cret", PEER).unwrap().name,
+            "alice"
+        );
+        assert_eq!(
+            d.authenticate("alice", "wrong", PEER),
+            Err(AuthError::BadCredentials)
+        );
+        assert_eq!(
+            d.authenticate("nobody", "s3cret", PEER),
+            Err(AuthError::BadCredentials)
+        );
+    }
+
+    #[test]
+    fn digest_ha1_is_computed_when_the_password_is_set() {
+        let (_t, d) = directory();
+        add(&d, "bob", "pw1");
+        let md5 = d
+            .digest_ha1("bob", "Serval", DigestAlgorithm::Md5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(md5, hex::encode(Md5::digest(b"bob:Serval:pw1")));
+        let sha = d
+            .digest_ha1("bob", "Serval", DigestAlgorithm::Sha256)
+            .unwrap()
+            .unwrap();
+        assert_eq!(sha, hex::encode(Sha256::digest(b"bob:Serval:pw1")));
+        d.set_password("bob", "pw2").unwrap();
+        let md5 = d
+            .digest_ha1("bob", "Serval", DigestAlgorithm::Md5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(md5, hex::encode(Md5::digest(b"bob:Serval:pw2")));
+        assert!(
+            d.authenticate("bob", "pw1", PEER).is_err(),
+            "old password must stop working at once"
+        );
+        assert!(d.authenticate("bob", "pw2", PEER).is_ok());
+    }
+
+    #[test]
+    fn failed_logins_are_rate_limited_per_address() {
+        let (_t, d) = directory();
+        add(&d, "carol", "right");
+        for _ in 0..3 {
+            assert_eq!(
+                d.authenticate("carol", "wrong", PEER),
+                Err(AuthError::BadCredentials)
+            );
+        }
+        assert!(matches!(
+            d.authenticate("carol", "right", PEER),
+            Err(AuthError::RateLimited { .. })
+        ));
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(
+            d.authenticate("carol", "right", other).is_ok(),
+            "other addresses are unaffected"
+        );
+    }
+
+    #[test]
+    fn groups_and_membership() {
+        let (_t, d) = directory();
+        add(&d, "dave", "x");
+        d.add_group("staff").unwrap();
+        assert!(matches!(
+            d.add_group("staff"),
+            Err(DirectoryError::GroupExists(_))
+        ));
+        d.add_member("staff", "dave").unwrap();
+        d.add_member(ADMIN_GROUP, "dave").unwrap();
+        assert_eq!(d.groups_of("dave").unwrap(), vec!["admin", "staff"]);
+        assert!(d.is_admin("dave").unwrap());
+        d.remove_member(ADMIN_GROUP, "dave").unwrap();
+        assert!(!d.is_admin("dave").unwrap());
+        assert!(matches!(
+            d.add_member("nogroup", "dave"),
+            Err(DirectoryError::NoSuchGroup(_))
+        ));
+        d.delete_user("dave").unwrap();
+        assert_eq!(d.group_members("staff").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for bad in ["", "../x", "a b", "-x", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "alice.smith", "room-101", "R2_D2"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
+}
