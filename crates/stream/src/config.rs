@@ -1,0 +1,382 @@
+//! The `[stream]` table of serval.toml: what the operator sets, with the defaults in one place.
+//!
+//! Values that people write by hand (`rtp_ports = "6970-6999"`, `session_timeout = "60s"`,
+//! `max_bandwidth = "100Mbit"`) are parsed into typed values at load time, so the rest of the
+//! crate never sees a string; [`StreamConfig::validate`] then reports every remaining problem
+//! with its dotted key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The `[stream]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    pub enabled: bool,
+    /// RTSP listen addresses; one string or a list. 554 and 7070 are the classic ports.
+    pub listen: ListenAddrs,
+    /// The movies folder; empty means `<data_dir>/media` (created at start if missing).
+    pub media_dir: PathBuf,
+    /// Server UDP ports for RTP (even) and RTCP (odd). A firewall range, not a session limit:
+    /// every UDP session shares one pair and RTCP is told apart by the client's address.
+    pub rtp_ports: PortRange,
+    /// A session with no RTSP request and no RTCP for this long is closed.
+    pub session_timeout: HumanDuration,
+    /// Concurrent RTSP connections; more are answered 503 and closed.
+    pub max_connections: u32,
+    /// Sum of the bitrates of open sessions; a SETUP beyond it gets 453 Not Enough Bandwidth.
+    pub max_bandwidth: Bandwidth,
+    /// Largest RTP payload in bytes (the media layer packetizes to 1400 today).
+    pub max_payload: u16,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            enabled: true,
+            listen: ListenAddrs(vec![SocketAddr::from(([0, 0, 0, 0], 8554))]),
+            media_dir: PathBuf::new(),
+            rtp_ports: PortRange {
+                first: 6970,
+                last: 6999,
+            },
+            session_timeout: HumanDuration(Duration::from_secs(60)),
+            max_connections: 1000,
+            // The old server's default `maximum_bandwidth` of 102400 kbit/s.
+            max_bandwidth: Bandwidth {
+                bits_per_second: 100_000_000,
+            },
+            max_payload: 1400,
+        }
+    }
+}
+
+/// One problem found by [`StreamConfig::validate`]: the dotted key and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Smallest payload we accept: below it H.264 FU-A overhead dominates.
+const MIN_PAYLOAD: u16 = 200;
+/// Largest payload that fits a 1500-byte Ethernet MTU with IPv4, UDP and RTP headers.
+const MAX_PAYLOAD: u16 = 1460;
+
+impl StreamConfig {
+    /// Every problem of the table, each naming its key (`stream.rtp_ports`, ...).
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |key: &'static str, message: String| problems.push(ConfigProblem { key, message });
+        if self.enabled && self.listen.0.is_empty() {
+            problem(
+                "stream.listen",
+                "needs at least one address when the service is enabled".into(),
+            );
+        }
+        if self.rtp_ports.first % 2 != 0 {
+            problem(
+                "stream.rtp_ports",
+                format!(
+                    "must start on an even port (RTP even, RTCP odd), not {}",
+                    self.rtp_ports.first
+                ),
+            );
+        }
+        if self.rtp_ports.pairs() == 0 {
+            problem(
+                "stream.rtp_ports",
+                format!("{} holds no even/odd port pair", self.rtp_ports),
+            );
+        }
+        if self.session_timeout.0 < Duration::from_secs(5) {
+            problem(
+                "stream.session_timeout",
+                format!(
+                    "{} is too short for clients' keep-alives (at least 5s)",
+                    self.session_timeout
+                ),
+            );
+        }
+        if self.max_connections == 0 {
+            problem("stream.max_connections", "must be at least 1".into());
+        }
+        if self.max_bandwidth.bits_per_second == 0 {
+            problem("stream.max_bandwidth", "must be above zero".into());
+        }
+        if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&self.max_payload) {
+            problem(
+                "stream.max_payload",
+                format!(
+                    "{} is outside {MIN_PAYLOAD}..={MAX_PAYLOAD} bytes",
+                    self.max_payload
+                ),
+            );
+        }
+        if self.media_dir.as_os_str().len() > 0 && self.media_dir.is_relative() {
+            problem(
+                "stream.media_dir",
+                format!("{} must be an absolute path", self.media_dir.display()),
+            );
+        }
+        problems
+    }
+}
+
+/// `listen = "0.0.0.0:8554"` or `listen = ["0.0.0.0:554", "[::]:554"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddrs(pub Vec<SocketAddr>);
+
+impl<'de> Deserialize<'de> for ListenAddrs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(SocketAddr),
+            Many(Vec<SocketAddr>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(addr) => ListenAddrs(vec![addr]),
+            OneOrMany::Many(addrs) => ListenAddrs(addrs),
+        })
+    }
+}
+
+/// An inclusive UDP port range, written `"6970-6999"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Number of (even RTP, odd RTCP) pairs inside the range.
+    pub fn pairs(&self) -> u16 {
+        let first_even = self.first.saturating_add(self.first % 2);
+        if self.last <= first_even {
+            return 0;
+        }
+        (self.last - first_even + 1) / 2
+    }
+
+    /// The even RTP ports of every pair, lowest first.
+    pub fn rtp_ports(&self) -> impl Iterator<Item = u16> {
+        let first_even = self.first.saturating_add(self.first % 2);
+        (0..self.pairs()).map(move |i| first_even + 2 * i)
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let (first, last) = text
+            .split_once('-')
+            .ok_or_else(|| format!("`{text}` is not a range like \"6970-6999\""))?;
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("`{s}` in `{text}` is not a port number"))
+        };
+        let (first, last) = (parse(first)?, parse(last)?);
+        if first == 0 || last < first {
+            return Err(format!("`{text}` must be low-high with ports above 0"));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// A duration written `"60s"`, `"2m"`, `"1h"` or `"500ms"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (number, unit) = trimmed.split_at(split);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration like \"60s\""))?;
+        let duration = match unit.trim() {
+            "ms" => Duration::from_millis(value),
+            "s" | "" => Duration::from_secs(value),
+            "m" | "min" => Duration::from_secs(value.saturating_mul(60)),
+            "h" => Duration::from_secs(value.saturating_mul(3600)),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+                ))
+            }
+        };
+        Ok(HumanDuration(duration))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0.as_secs_f64())
+    }
+}
+
+/// A bit rate: `"100Mbit"`, `"500kbit"`, `"1Gbit"`, or a bare number of kbit/s as the old
+/// server's `maximum_bandwidth` was (`102400`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "BandwidthText")]
+pub struct Bandwidth {
+    pub bits_per_second: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BandwidthText {
+    Kbits(u64),
+    Text(String),
+}
+
+impl TryFrom<BandwidthText> for Bandwidth {
+    type Error = String;
+    fn try_from(value: BandwidthText) -> Result<Self, String> {
+        let text = match value {
+            BandwidthText::Kbits(kbits) => {
+                return Ok(Bandwidth {
+                    bits_per_second: kbits.saturating_mul(1000),
+                })
+            }
+            BandwidthText::Text(text) => text,
+        };
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (number, unit) = trimmed.split_at(split);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a bit rate like \"100Mbit\""))?;
+        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "kbit" | "kbit/s" => 1000,
+            "bit" | "bit/s" => 1,
+            "mbit" | "mbit/s" => 1_000_000,
+            "gbit" | "gbit/s" => 1_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}` (use kbit, Mbit or Gbit)"
+                ))
+            }
+        };
+        Ok(Bandwidth {
+            bits_per_second: value.saturating_mul(multiplier),
+        })
+    }
+}
+
+impl fmt::Display for Bandwidth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1} Mbit/s", self.bits_per_second as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<StreamConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn empty_table_gives_the_documented_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config, StreamConfig::default());
+        assert_eq!(config.rtp_ports.pairs(), 15);
+        assert_eq!(config.session_timeout.0, Duration::from_secs(60));
+        assert!(config.validate().is_empty());
+    }
+
+    #[test]
+    fn listen_accepts_one_address_or_a_list() {
+        assert_eq!(
+            parse(r#"listen = "127.0.0.1:554""#).unwrap().listen.0.len(),
+            1
+        );
+        assert_eq!(
+            parse(r#"listen = ["127.0.0.1:554", "[::1]:7070"]"#)
+                .unwrap()
+                .listen
+                .0
+                .len(),
+            2
+        );
+        assert!(parse(r#"listen = "nonsense""#).is_err());
+    }
+
+    #[test]
+    fn values_written_by_hand_parse() {
+        let config = parse(
+            "rtp_ports = \"7000-7003\"\nsession_timeout = \"2m\"\nmax_bandwidth = \"5Mbit\"\nmax_connections = 10\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.rtp_ports,
+            PortRange {
+                first: 7000,
+                last: 7003
+            }
+        );
+        assert_eq!(
+            config.rtp_ports.rtp_ports().collect::<Vec<_>>(),
+            [7000, 7002]
+        );
+        assert_eq!(config.session_timeout.0, Duration::from_secs(120));
+        assert_eq!(config.max_bandwidth.bits_per_second, 5_000_000);
+        assert_eq!(
+            parse("max_bandwidth = 102400")
+                .unwrap()
+                .max_bandwidth
+                .bits_per_second,
+            102_400_000
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(parse("rtsp_port = 554").is_err());
+    }
+
+    #[test]
+    fn validate_names_each_bad_key() {
+        let config = parse(
+            "rtp_ports = \"6971-6971\"\nsession_timeout = \"1s\"\nmax_connections = 0\nmax_payload = 9000\nmedia_dir = \"rel\"\n",
+        )
+        .unwrap();
+        let keys: Vec<_> = config.validate().iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "stream.rtp_ports",
+                "stream.rtp_ports",
+                "stream.session_timeout",
+                "stream.max_connections",
+                "stream.max_payload",
+                "stream.media_dir"
+            ]
+        );
+        assert!(parse("rtp_ports = \"9-3\"").is_err());
+        assert!(parse("session_timeout = \"5 fortnights\"").is_err());
+    }
+}

@@ -1,0 +1,703 @@
+//! Serves RTSP requests (RFC 2326 §10) against the session table: OPTIONS, DESCRIBE, SETUP,
+//! PLAY, PAUSE, TEARDOWN, GET_PARAMETER and SET_PARAMETER. Pure apart from the catalog (which
+//! reads movie files): time comes in as arguments, randomness from a seeded generator, and
+//! what the driver must do (start a sender, wake one, log a closed session) comes out as
+//! [`Effect`]s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rtsp_types::headers::{self, HeaderName};
+use rtsp_types::{Method, Request, Response, StatusCode, Version};
+
+use crate::library::Catalog;
+use crate::rtsp::error::RtspError;
+use crate::rtsp::range::NptRange;
+use crate::rtsp::session::{Session, SessionState, TrackSeed};
+use crate::rtsp::transport::{requested_transport, ChosenTransport, RequestedTransport};
+
+/// Methods we serve, as listed in OPTIONS' `Public`.
+pub const PUBLIC_METHODS: &str =
+    "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+/// `Server` header value.
+pub const SERVER_NAME: &str = concat!("Serval/", env!("CARGO_PKG_VERSION"));
+/// Tracks one session may set up; a movie with more is odd and each costs memory.
+const MAX_TRACKS_PER_SESSION: usize = 16;
+
+/// A session shared between the request handler and its sender task.
+pub type SharedSession = Arc<Mutex<Session>>;
+
+/// Locks a session, recovering from a poisoned lock: one panicked sender must not take every
+/// later request on that session down with it.
+pub fn lock(session: &SharedSession) -> MutexGuard<'_, Session> {
+    session
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Settings of the protocol core, taken from the config at bind time.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub session_timeout: Duration,
+    pub max_bandwidth_bps: u64,
+    /// The shared server RTP/RTCP port pair; `None` when UDP is not offered.
+    pub udp_ports: Option<(u16, u16)>,
+}
+
+/// What the driver must do after a request.
+pub enum Effect {
+    /// A session was created: start its sender. `connection` is set for TCP interleaved
+    /// sessions, whose packets go down that connection.
+    Created {
+        session: SharedSession,
+        connection: Option<u64>,
+    },
+    /// A session started, seeked or paused: re-evaluate its next send time.
+    Wake { session_id: String },
+    /// A session ended: stop its sender, write its access log line.
+    Closed(ClosedSession),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    Teardown,
+    Timeout,
+    ConnectionClosed,
+    EndedByAdmin,
+    Shutdown,
+}
+
+/// A session removed from the table, handed to the driver for logging.
+pub struct ClosedSession {
+    pub session: SharedSession,
+    pub reason: CloseReason,
+    pub closed_at: Instant,
+}
+
+struct SessionEntry {
+    session: SharedSession,
+    bandwidth_bps: u64,
+    connection: Option<u64>,
+    udp_routes: Vec<SocketAddr>,
+}
+
+/// Per-connection state the handler needs.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Interleaved channel → session id, for RTCP arriving on the connection.
+    channels: HashMap<u8, String>,
+}
+
+impl Connection {
+    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> Connection {
+        Connection {
+            id,
+            peer,
+            local,
+            channels: HashMap::new(),
+        }
+    }
+}
+
+/// The RTSP server's protocol core: the session table and the request handlers.
+pub struct RtspServer {
+    settings: ServerSettings,
+    catalog: Arc<dyn Catalog>,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    /// Client RTCP address → session, to demultiplex RTCP arriving on the shared port.
+    udp_routes: Mutex<HashMap<SocketAddr, String>>,
+    rng: Mutex<StdRng>,
+}
+
+impl RtspServer {
+    pub fn new(settings: ServerSettings, catalog: Arc<dyn Catalog>, seed: u64) -> RtspServer {
+        RtspServer {
+            settings,
+            catalog,
+            sessions: Mutex::new(HashMap::new()),
+            udp_routes: Mutex::new(HashMap::new()),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        }
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    fn table(&self) -> MutexGuard<'_, HashMap<String, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn routes(&self) -> MutexGuard<'_, HashMap<SocketAddr, String>> {
+        self.udp_routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every open session.
+    pub fn sessions(&self) -> Vec<SharedSession> {
+        self.table().values().map(|e| e.session.clone()).collect()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.table().len()
+    }
+
+    /// Answers one request. Never fails: errors become their status response.
+    pub fn handle_request(
+        &self,
+        connection: &mut Connection,
+        now: Instant,
+        wallclock: SystemTime,
+        request: &Request<Vec<u8>>,
+    ) -> (Response<Vec<u8>>, Vec<Effect>) {
+        let Some(cseq) = request
+            .header(&headers::CSEQ)
+            .map(|v| v.as_str().to_owned())
+        else {
+            let error = RtspError::Malformed("missing CSeq".into());
+            return (error_response(None, &error), Vec::new());
+        };
+        let mut effects = Vec::new();
+        match self.dispatch(connection, now, wallclock, request, &mut effects) {
+            Ok(response) => (with_common_headers(response, &cseq), effects),
+            Err(error) => {
+                if error.is_server_fault() {
+                    tracing::error!(target: "serval_stream::rtsp", %error, method = ?request.method(), "request failed");
+                } else {
+                    tracing::debug!(target: "serval_stream::rtsp", %error, method = ?request.method(), status = u16::from(error.status()), "request refused");
+                }
+                (error_response(Some(&cseq), &error), effects)
+            }
+        }
+    }
+
+    fn dispatch(
+        &self,
+        connection: &mut Connection,
+        now: Instant,
+        wallclock: SystemTime,
+        request: &Request<Vec<u8>>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        match request.method() {
+            Method::Options => {
+                Ok(ResponseBuilderLite::ok().header(headers::PUBLIC, PUBLIC_METHODS))
+            }
+            Method::Describe => self.describe(connection, request),
+            Method::Setup => self.setup(connection, now, wallclock, request, effects),
+            Method::Play => self.play(now, request, effects),
+            Method::Pause => self.pause(now, request, effects),
+            Method::Teardown => self.teardown(now, request, effects),
+            Method::GetParameter | Method::SetParameter => self.keep_alive(now, request),
+            Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => Err(
+                RtspError::NotImplemented(format!("{:?}", request.method()).to_uppercase()),
+            ),
+            Method::Extension(name) => {
+                Err(RtspError::NotImplemented(name.chars().take(32).collect()))
+            }
+        }
+    }
+
+    fn describe(
+        &self,
+        connection: &Connection,
+        request: &Request<Vec<u8>>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        let url = request_url(request)?;
+        let movie_path = url.path().trim_end_matches('/').to_owned();
+        let presentation = self.catalog.open(&movie_path)?;
+        let session_name = movie_path.rsplit('/').next().unwrap_or("serval");
+        let session_name = urlencoding::decode(session_name)
+            .map(|s| s.into_owned())
+            .unwrap_or_default();
+        let sdp = presentation.sdp(&session_name, &connection.local.ip().to_string());
+        let mut base = url.to_string();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        Ok(ResponseBuilderLite::ok()
+            .header(headers::CONTENT_BASE, base)
+            .header(headers::CONTENT_TYPE, "application/sdp")
+            .body(sdp.into_bytes()))
+    }
+
+    fn setup(
+        &self,
+        connection: &mut Connection,
+        now: Instant,
+        wallclock: SystemTime,
+        request: &Request<Vec<u8>>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        let url = request_url(request)?;
+        let (movie_path, track_part) = split_control(url.path());
+        let requested = requested_transport(request)?;
+        let existing = session_id(request).map(|id| self.find(&id)).transpose()?;
+        let presentation = match &existing {
+            Some(session) => {
+                let session = lock(session);
+                if session.movie_path != movie_path {
+                    return Err(RtspError::AggregateNotAllowed("a session plays one movie"));
+                }
+                session.presentation.clone()
+            }
+            None => self.catalog.open(&movie_path)?,
+        };
+        let track_ids = presentation.track_ids();
+        let track_id = match track_part {
+            Some(part) => parse_track_id(part)
+                .filter(|id| track_ids.contains(id))
+                .ok_or_else(|| RtspError::NoSuchTrack(part.chars().take(32).collect()))?,
+            None => match track_ids.as_slice() {
+                [only] => *only,
+                _ => {
+                    return Err(RtspError::AggregateNotAllowed(
+                        "SETUP names one track of a multi-track movie",
+                    ))
+                }
+            },
+        };
+        let seed = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            TrackSeed {
+                ssrc: rng.gen(),
+                initial_seq: rng.gen(),
+                timestamp_base: rng.gen(),
+            }
+        };
+        let (session, created) = match existing {
+            Some(session) => (session, false),
+            None => {
+                let wanted = presentation.bits_per_second();
+                let in_use: u64 = self.table().values().map(|e| e.bandwidth_bps).sum();
+                if in_use.saturating_add(wanted) > self.settings.max_bandwidth_bps {
+                    return Err(RtspError::NotEnoughBandwidth {
+                        in_use,
+                        wanted,
+                        limit: self.settings.max_bandwidth_bps,
+                    });
+                }
+                let id = format!(
+                    "{:016X}",
+                    self.rng
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .gen::<u64>()
+                );
+                let mut session = Session::new(
+                    id,
+                    now,
+                    wallclock,
+                    self.settings.session_timeout,
+                    connection.peer,
+                    movie_path.clone(),
+                    presentation.clone(),
+                );
+                session.user_agent = request
+                    .header(&headers::USER_AGENT)
+                    .map(|v| v.as_str().chars().take(200).collect());
+                (Arc::new(Mutex::new(session)), true)
+            }
+        };
+        let mut guard = lock(&session);
+        guard.touch(now);
+        let is_new_track = guard.track_index(track_id).is_none();
+        if is_new_track && guard.tracks.len() >= MAX_TRACKS_PER_SESSION {
+            return Err(RtspError::AggregateNotAllowed(
+                "too many tracks in one session",
+            ));
+        }
+        if is_new_track && guard.state() == SessionState::Playing {
+            return Err(RtspError::NotValidInState {
+                method: "SETUP of a new track",
+                state: "Playing",
+            });
+        }
+        let interleaved_before = guard
+            .tracks
+            .first()
+            .map(|t| matches!(t.transport, ChosenTransport::Interleaved { .. }));
+        let chosen = match requested {
+            RequestedTransport::Udp {
+                client_rtp,
+                client_rtcp,
+            } => {
+                let Some((server_rtp, server_rtcp)) = self.settings.udp_ports else {
+                    return Err(crate::rtsp::transport::TransportError::Unsupported {
+                        offered: "UDP (no server ports)".into(),
+                    }
+                    .into());
+                };
+                ChosenTransport::Udp {
+                    client_rtp,
+                    client_rtcp,
+                    server_rtp,
+                    server_rtcp,
+                }
+            }
+            RequestedTransport::Interleaved { channels } => {
+                let index = u8::try_from(guard.track_index(track_id).unwrap_or(guard.tracks.len()))
+                    .unwrap_or(0);
+                let (rtp_channel, rtcp_channel) = channels.unwrap_or((index * 2, index * 2 + 1));
+                ChosenTransport::Interleaved {
+                    rtp_channel,
+                    rtcp_channel,
+                }
+            }
+        };
+        let is_interleaved = matches!(chosen, ChosenTransport::Interleaved { .. });
+        if interleaved_before.is_some_and(|before| before != is_interleaved) {
+            return Err(crate::rtsp::transport::TransportError::Unsupported {
+                offered: "mixing UDP and TCP in one session".into(),
+            }
+            .into());
+        }
+        let control_url = url.to_string();
+        guard.set_up_track(track_id, control_url, chosen, seed);
+        let ssrc = guard
+            .tracks
+            .iter()
+            .find(|t| t.track_id == track_id)
+            .map_or(seed.ssrc, |t| t.ssrc);
+        let id = guard.id.clone();
+        let timeout_secs = guard.timeout().as_secs();
+        drop(guard);
+
+        let mut table = self.table();
+        let entry = table.entry(id.clone()).or_insert_with(|| SessionEntry {
+            session: session.clone(),
+            bandwidth_bps: presentation.bits_per_second(),
+            connection: is_interleaved.then_some(connection.id),
+            udp_routes: Vec::new(),
+        });
+        match chosen {
+            ChosenTransport::Udp { client_rtcp, .. } => {
+                let route = SocketAddr::new(connection.peer.ip(), client_rtcp);
+                entry.udp_routes.push(route);
+                self.routes().insert(route, id.clone());
+            }
+            ChosenTransport::Interleaved { rtcp_channel, .. } => {
+                connection.channels.insert(rtcp_channel, id.clone());
+            }
+        }
+        drop(table);
+        if created {
+            effects.push(Effect::Created {
+                session,
+                connection: is_interleaved.then_some(connection.id),
+            });
+        }
+        Ok(ResponseBuilderLite::ok()
+            .header(headers::TRANSPORT, chosen.header_value(ssrc))
+            .header(headers::SESSION, format!("{id};timeout={timeout_secs}")))
+    }
+
+    fn play(
+        &self,
+        now: Instant,
+        request: &Request<Vec<u8>>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        let session = self.session_of(request)?;
+        for (name, header) in [("Scale", headers::SCALE), ("Speed", headers::SPEED)] {
+            if let Some(value) = request.header(&header) {
+                let normal = value.as_str().trim().parse::<f64>().is_ok_and(|v| v == 1.0);
+                if !normal {
+                    return Err(RtspError::HeaderNotValid {
+                        header: name,
+                        value: value.as_str().chars().take(20).collect(),
+                    });
+                }
+            }
+        }
+        let range = request
+            .header(&headers::RANGE)
+            .map(|v| NptRange::parse(v.as_str()))
+            .transpose()?;
+        let mut guard = lock(&session);
+        guard.touch(now);
+        check_aggregate(&guard, request)?;
+        let started = guard.play(now, range)?;
+        let id = guard.id.clone();
+        let timeout_secs = guard.timeout().as_secs();
+        drop(guard);
+        effects.push(Effect::Wake {
+            session_id: id.clone(),
+        });
+        let rtp_info = started
+            .rtp_info
+            .iter()
+            .map(|e| format!("url={};seq={};rtptime={}", e.url, e.seq, e.rtptime))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(ResponseBuilderLite::ok()
+            .header(headers::RANGE, started.range.to_string())
+            .header(headers::SESSION, format!("{id};timeout={timeout_secs}"))
+            .header(headers::RTP_INFO, rtp_info))
+    }
+
+    fn pause(
+        &self,
+        now: Instant,
+        request: &Request<Vec<u8>>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        let session = self.session_of(request)?;
+        let mut guard = lock(&session);
+        guard.touch(now);
+        check_aggregate(&guard, request)?;
+        if guard.state() != SessionState::Playing {
+            return Err(RtspError::NotValidInState {
+                method: "PAUSE",
+                state: "Ready",
+            });
+        }
+        let position = guard.pause(now);
+        let id = guard.id.clone();
+        drop(guard);
+        effects.push(Effect::Wake {
+            session_id: id.clone(),
+        });
+        Ok(ResponseBuilderLite::ok()
+            .header(headers::SESSION, id)
+            .header(
+                headers::RANGE,
+                NptRange {
+                    start: Some(position),
+                    end: None,
+                }
+                .to_string(),
+            ))
+    }
+
+    fn teardown(
+        &self,
+        now: Instant,
+        request: &Request<Vec<u8>>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        let id = session_id(request).ok_or_else(|| RtspError::UnknownSession(String::new()))?;
+        let closed = self
+            .close(&id, now, CloseReason::Teardown)
+            .ok_or(RtspError::UnknownSession(id.clone()))?;
+        effects.push(Effect::Closed(closed));
+        Ok(ResponseBuilderLite::ok().header(headers::SESSION, id))
+    }
+
+    fn keep_alive(
+        &self,
+        now: Instant,
+        request: &Request<Vec<u8>>,
+    ) -> Result<ResponseBuilderLite, RtspError> {
+        if session_id(request).is_some() {
+            let session = self.session_of(request)?;
+            lock(&session).touch(now);
+        }
+        if request.method() == &Method::SetParameter && !request.body().is_empty() {
+            return Err(RtspError::ParameterNotUnderstood);
+        }
+        Ok(ResponseBuilderLite::ok())
+    }
+
+    fn find(&self, id: &str) -> Result<SharedSession, RtspError> {
+        self.table()
+            .get(id)
+            .map(|e| e.session.clone())
+            .ok_or_else(|| RtspError::UnknownSession(id.chars().take(64).collect()))
+    }
+
+    fn session_of(&self, request: &Request<Vec<u8>>) -> Result<SharedSession, RtspError> {
+        let id = session_id(request).ok_or_else(|| RtspError::UnknownSession(String::new()))?;
+        self.find(&id)
+    }
+
+    /// Removes a session from the table (TEARDOWN, timeout, admin, closed connection).
+    pub fn close(&self, id: &str, now: Instant, reason: CloseReason) -> Option<ClosedSession> {
+        let entry = self.table().remove(id)?;
+        let mut routes = self.routes();
+        for route in &entry.udp_routes {
+            if routes.get(route).is_some_and(|owner| owner == id) {
+                routes.remove(route);
+            }
+        }
+        Some(ClosedSession {
+            session: entry.session,
+            reason,
+            closed_at: now,
+        })
+    }
+
+    /// Closes every session whose client went silent for longer than its timeout.
+    pub fn expire(&self, now: Instant) -> Vec<ClosedSession> {
+        let expired: Vec<String> = self
+            .table()
+            .iter()
+            .filter(|(_, e)| lock(&e.session).is_expired(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        expired
+            .iter()
+            .filter_map(|id| self.close(id, now, CloseReason::Timeout))
+            .collect()
+    }
+
+    /// Closes the interleaved sessions of a connection that went away; UDP sessions stay
+    /// (a client may come back on a new connection, RFC 2326 §A).
+    pub fn connection_closed(&self, connection: &Connection, now: Instant) -> Vec<ClosedSession> {
+        let owned: Vec<String> = self
+            .table()
+            .iter()
+            .filter(|(_, e)| e.connection == Some(connection.id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        owned
+            .iter()
+            .filter_map(|id| self.close(id, now, CloseReason::ConnectionClosed))
+            .collect()
+    }
+
+    /// Closes everything (shutdown).
+    pub fn close_all(&self, now: Instant, reason: CloseReason) -> Vec<ClosedSession> {
+        let ids: Vec<String> = self.table().keys().cloned().collect();
+        ids.iter()
+            .filter_map(|id| self.close(id, now, reason))
+            .collect()
+    }
+
+    /// RTCP that arrived on the shared server RTCP port from `from`.
+    pub fn udp_rtcp(&self, from: SocketAddr, now: Instant, datagram: &[u8]) -> Option<String> {
+        let id = self.routes().get(&from).cloned()?;
+        let session = self.find(&id).ok()?;
+        let outcome = lock(&session).handle_rtcp(now, datagram);
+        if let Err(error) = outcome {
+            tracing::debug!(target: "serval_stream::rtcp", %from, %error, "unreadable RTCP");
+        }
+        Some(id)
+    }
+
+    /// A `$`-framed frame on a connection: RTCP on a session's odd channel; anything else is
+    /// ignored (clients send nothing else to a player-only server).
+    pub fn interleaved(&self, connection: &Connection, now: Instant, channel: u8, payload: &[u8]) {
+        let Some(id) = connection.channels.get(&channel) else {
+            return;
+        };
+        if let Ok(session) = self.find(id) {
+            let _ = lock(&session).handle_rtcp(now, payload);
+        }
+    }
+}
+
+/// Response parts before the common headers are added; the handlers build these.
+pub struct ResponseBuilderLite {
+    status: StatusCode,
+    headers: Vec<(HeaderName, String)>,
+    body: Vec<u8>,
+}
+
+impl ResponseBuilderLite {
+    fn ok() -> Self {
+        ResponseBuilderLite {
+            status: StatusCode::Ok,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+fn with_common_headers(parts: ResponseBuilderLite, cseq: &str) -> Response<Vec<u8>> {
+    let mut builder = Response::builder(Version::V1_0, parts.status)
+        .header(headers::CSEQ, cseq)
+        .header(headers::SERVER, SERVER_NAME);
+    for (name, value) in parts.headers {
+        builder = builder.header(name, value);
+    }
+    builder.build(parts.body)
+}
+
+/// The response for a refused request.
+pub fn error_response(cseq: Option<&str>, error: &RtspError) -> Response<Vec<u8>> {
+    status_response(cseq, error.status())
+}
+
+/// A bodiless response with a status, for framing-level refusals too.
+pub fn status_response(cseq: Option<&str>, status: StatusCode) -> Response<Vec<u8>> {
+    let mut builder = Response::builder(Version::V1_0, status).header(headers::SERVER, SERVER_NAME);
+    if let Some(cseq) = cseq {
+        builder = builder.header(headers::CSEQ, cseq);
+    }
+    if status == StatusCode::NotImplemented || status == StatusCode::MethodNotValidInThisState {
+        builder = builder.header(headers::ALLOW, PUBLIC_METHODS);
+    }
+    builder.build(Vec::new())
+}
+
+/// Serializes a response for the wire.
+pub fn response_bytes(response: &Response<Vec<u8>>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(256 + response.body().len());
+    // Writing into a Vec cannot fail for I/O reasons; a header value the serializer refuses
+    // would be our bug, and the client then gets nothing rather than a broken message.
+    if response.write(&mut bytes).is_err() {
+        bytes.clear();
+    }
+    bytes
+}
+
+fn request_url(request: &Request<Vec<u8>>) -> Result<&rtsp_types::Url, RtspError> {
+    request
+        .request_uri()
+        .ok_or_else(|| RtspError::Malformed("request URI `*` is only for OPTIONS".into()))
+}
+
+fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
+    let value = request.header(&headers::SESSION)?;
+    let id = value.as_str().split(';').next().unwrap_or_default().trim();
+    (!id.is_empty()).then(|| id.chars().take(64).collect())
+}
+
+/// Splits `/sub/x.mp4/trackID=2` into the movie path and the control part.
+fn split_control(path: &str) -> (String, Option<&str>) {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((movie, last)) if last.starts_with("trackID=") => (movie.to_owned(), Some(last)),
+        _ => (trimmed.to_owned(), None),
+    }
+}
+
+fn parse_track_id(control: &str) -> Option<u32> {
+    control.strip_prefix("trackID=")?.parse().ok()
+}
+
+/// PLAY and PAUSE act on the whole presentation when it has several tracks (RFC 2326 §A, 460).
+fn check_aggregate(session: &Session, request: &Request<Vec<u8>>) -> Result<(), RtspError> {
+    let Some(url) = request.request_uri() else {
+        return Ok(());
+    };
+    let (_, track_part) = split_control(url.path());
+    if track_part.is_some() && session.tracks.len() > 1 {
+        return Err(RtspError::OnlyAggregateAllowed {
+            n_tracks: session.tracks.len(),
+        });
+    }
+    Ok(())
+}
