@@ -1,6 +1,7 @@
 //! CalDAV calendar service (RFC 4791, RFC 4918, RFC 6578) for Serval.
 //!
-//! `ical` and `query` are pure: text and numbers in, values out, no I/O or clock.
+//! `ical`, `query` and `dav` are pure: text and numbers in, values out, no I/O or clock.
 
+pub mod dav;
 pub mod ical;
 pub mod query;
