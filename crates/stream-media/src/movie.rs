@@ -1,9 +1,20 @@
 //! The public face of a demuxed movie: track list, default track selection, SDP and packet sources.
+//!
+//! Selection follows Darwin Streaming Server where it can: a usable RTP hint track is preferred for its
+//! media kind; otherwise the first playable video and the first playable audio track are packetized here.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use crate::hint::parse_hint_sample;
+use crate::mp4::reader::FourCc;
+use crate::mp4::sample_entry::Codec;
+use crate::mp4::track::Track;
+use crate::mp4::{parse_movie, ParsedMovie};
+use crate::packet::{media_to_duration, PacketOptions};
 use crate::{MediaError, PacketSource, ReadAt};
 
 /// What a track carries.
@@ -16,7 +27,7 @@ pub enum MediaKind {
 }
 
 /// One track of the file, as listed for logs and for choosing what to stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackInfo {
     pub track_id: u32,
     pub kind: MediaKind,
@@ -32,13 +43,87 @@ pub struct TrackInfo {
     pub playable: Result<(), String>,
 }
 
+/// How one selected track is streamed.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamPlan {
+    /// The track ID announced in SDP (`a=control:trackID=`): the hint track's for hinted streams.
+    pub track_id: u32,
+    /// Index into `MovieTables::tracks` of the track whose samples drive the stream (hint or media track).
+    pub track_idx: usize,
+    /// The media kind the stream carries (a hint track's referenced media).
+    pub kind: MediaKind,
+    pub payload_type: u8,
+    pub clock_rate: u32,
+    pub hinted: bool,
+}
+
+/// Parsed tables shared by the movie and all its packet sources.
+pub(crate) struct MovieTables {
+    pub source: Arc<dyn ReadAt>,
+    pub tracks: Vec<Track>,
+    pub movie_hint_sdp: Option<String>,
+    pub plans: Vec<StreamPlan>,
+}
+
+impl MovieTables {
+    pub fn track_by_id(&self, track_id: u32) -> Option<(usize, &Track)> {
+        self.tracks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.track_id == track_id)
+    }
+
+    /// Read the whole sample `i` of track `track_idx` (size already checked against `MAX_SAMPLE_BYTES`).
+    pub fn read_sample(&self, track_idx: usize, i: usize) -> Result<Bytes, MediaError> {
+        let track = self
+            .tracks
+            .get(track_idx)
+            .ok_or(MediaError::NoSuchTrack { track_id: 0 })?;
+        let (offset, size) = track.samples.location(i).ok_or_else(|| {
+            MediaError::corrupt(
+                "stbl",
+                0,
+                format!("track {} has no sample {}", track.track_id, i + 1),
+            )
+        })?;
+        let len = usize::try_from(size).map_err(|_| MediaError::LimitExceeded {
+            what: "sample size in bytes",
+            value: u64::from(size),
+            limit: u64::from(crate::mp4::sample_table::MAX_SAMPLE_BYTES),
+        })?;
+        let mut buf = vec![0u8; len];
+        self.source
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => MediaError::Truncated {
+                    what: "sample data",
+                    offset,
+                    need: u64::from(size),
+                    have: self.source.len().saturating_sub(offset),
+                },
+                _ => MediaError::Io(e),
+            })?;
+        Ok(Bytes::from(buf))
+    }
+}
+
 /// A parsed MP4/MOV file: box tree and sample tables in memory, sample bytes left in the source.
 /// Cheap to share behind an `Arc`.
 pub struct Movie {
-    _source: Arc<dyn ReadAt>,
+    tables: Arc<MovieTables>,
     duration: Duration,
-    tracks: Vec<TrackInfo>,
+    infos: Vec<TrackInfo>,
     selected: Vec<u32>,
+    sdp_session_id: u64,
+}
+
+impl std::fmt::Debug for Movie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Movie")
+            .field("duration", &self.duration)
+            .field("tracks", &self.infos)
+            .finish()
+    }
 }
 
 impl Movie {
@@ -50,18 +135,68 @@ impl Movie {
 
     /// Parse a movie held by any random-access source.
     pub fn from_source(src: Arc<dyn ReadAt>) -> Result<Movie, MediaError> {
-        let _ = (&src, Duration::ZERO);
-        Err(MediaError::unsupported("demuxer not implemented yet"))
+        let ParsedMovie {
+            timescale,
+            duration,
+            tracks,
+            hint_sdp,
+            broken_tracks,
+        } = parse_movie(src.as_ref())?;
+        let mut tables = MovieTables {
+            source: src,
+            tracks,
+            movie_hint_sdp: hint_sdp,
+            plans: Vec::new(),
+        };
+        let infos: Vec<TrackInfo> = tables
+            .tracks
+            .iter()
+            .map(|t| track_info(t, &tables))
+            .collect();
+        tables.plans = select(&tables, &infos);
+        if tables.plans.is_empty() {
+            let mut reasons: Vec<String> = infos
+                .iter()
+                .filter_map(|i| {
+                    i.playable
+                        .as_ref()
+                        .err()
+                        .map(|why| format!("track {}: {why}", i.track_id))
+                })
+                .collect();
+            reasons.extend(broken_tracks);
+            if reasons.is_empty() {
+                reasons.push("the movie has no audio or video track".into());
+            }
+            return Err(MediaError::NoPlayableTrack { reasons });
+        }
+        let movie_duration =
+            media_to_duration(i64::try_from(duration).unwrap_or(i64::MAX), timescale);
+        let longest_track = infos.iter().map(|i| i.duration).max().unwrap_or_default();
+        let duration = if movie_duration.is_zero() {
+            longest_track
+        } else {
+            movie_duration
+        };
+        let selected = tables.plans.iter().map(|p| p.track_id).collect();
+        let sdp_session_id = session_id(&tables);
+        Ok(Movie {
+            tables: Arc::new(tables),
+            duration,
+            infos,
+            selected,
+            sdp_session_id,
+        })
     }
 
-    /// Duration of the presentation (the longest track).
+    /// Duration of the presentation (`mvhd`, else the longest track).
     pub fn duration(&self) -> Duration {
         self.duration
     }
 
     /// Every track in the file.
     pub fn tracks(&self) -> &[TrackInfo] {
-        &self.tracks
+        &self.infos
     }
 
     /// Track IDs streamed, in SDP order; never empty (opening fails with `NoPlayableTrack` instead).
@@ -69,14 +204,232 @@ impl Movie {
         &self.selected
     }
 
-    /// The SDP (RFC 4566) for DESCRIBE.
+    /// The SDP (RFC 4566) for DESCRIBE; see [`crate::sdp`] for the layout.
     pub fn sdp(&self, session_name: &str, origin_addr: &str) -> String {
-        format!("v=0\r\no=- 0 0 IN IP4 {origin_addr}\r\ns={session_name}\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\n")
+        crate::sdp::write_sdp(
+            &self.tables,
+            self.duration,
+            self.sdp_session_id,
+            session_name,
+            origin_addr,
+        )
     }
 
-    /// Packets of one selected track starting at `start` (video: from the sync sample at or before `start`).
+    /// Packets of one selected track starting at `start` (video: from the sync sample at or before `start`),
+    /// with payloads of at most [`crate::DEFAULT_MAX_PAYLOAD`] bytes.
     pub fn packets(&self, track_id: u32, start: Duration) -> Result<PacketSource, MediaError> {
-        let _ = start;
-        Err(MediaError::NoSuchTrack { track_id })
+        self.packets_with(track_id, start, PacketOptions::default())
     }
+
+    /// As [`Movie::packets`] with explicit options (maximum payload size).
+    pub fn packets_with(
+        &self,
+        track_id: u32,
+        start: Duration,
+        options: PacketOptions,
+    ) -> Result<PacketSource, MediaError> {
+        let plan_idx = self
+            .tables
+            .plans
+            .iter()
+            .position(|p| p.track_id == track_id)
+            .ok_or(MediaError::NoSuchTrack { track_id })?;
+        PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options)
+    }
+}
+
+fn kind_of(handler: FourCc) -> MediaKind {
+    match &handler.0 {
+        b"vide" => MediaKind::Video,
+        b"soun" => MediaKind::Audio,
+        b"hint" => MediaKind::Hint,
+        _ => MediaKind::Other,
+    }
+}
+
+fn track_info(track: &Track, tables: &MovieTables) -> TrackInfo {
+    let kind = kind_of(track.handler);
+    let end = i64::try_from(track.samples.end_time()).unwrap_or(i64::MAX);
+    TrackInfo {
+        track_id: track.track_id,
+        kind,
+        codec: track.entry.codec.name(track.entry.fourcc),
+        duration: media_to_duration(end, track.timescale),
+        n_samples: u32::try_from(track.samples.len()).unwrap_or(u32::MAX),
+        width: track.entry.width,
+        height: track.entry.height,
+        sample_rate: track.entry.sample_rate,
+        channels: track.entry.channels,
+        playable: playable(track, kind, tables),
+    }
+}
+
+fn playable(track: &Track, kind: MediaKind, tables: &MovieTables) -> Result<(), String> {
+    if track.samples.is_empty() {
+        return Err("track has no samples".into());
+    }
+    match (&track.entry.codec, kind) {
+        (Codec::Unknown(why), _) => Err(why.clone()),
+        (Codec::RtpHint { .. }, MediaKind::Hint) => hint_usable(track, tables),
+        (
+            Codec::Opus {
+                channels,
+                mapping_family,
+            },
+            MediaKind::Audio,
+        ) => {
+            if *mapping_family == 0 && *channels <= 2 {
+                Ok(())
+            } else {
+                Err(format!("Opus with {channels} channels (mapping family {mapping_family}) has no RTP format"))
+            }
+        }
+        (Codec::Aac { config }, MediaKind::Audio) if config.is_empty() => {
+            Err("AAC without AudioSpecificConfig".into())
+        }
+        (Codec::H264 { .. } | Codec::H265 { .. } | Codec::Mp4v { .. }, MediaKind::Video) => Ok(()),
+        (Codec::Aac { .. } | Codec::Mpa, MediaKind::Audio) => Ok(()),
+        (_, kind) => Err(format!(
+            "codec `{}` in a {kind:?} track",
+            track.entry.fourcc
+        )),
+    }
+}
+
+/// A hint track is usable when it references a media track, carries its SDP fragment, and its first
+/// sample parses; otherwise we fall back to our own packetizer for that media.
+fn hint_usable(track: &Track, tables: &MovieTables) -> Result<(), String> {
+    let media_id = *track
+        .hint_references
+        .first()
+        .ok_or("hint track without `tref/hint` reference")?;
+    let (_, media) = tables
+        .track_by_id(media_id)
+        .ok_or(format!("hint track references missing track {media_id}"))?;
+    if !matches!(kind_of(media.handler), MediaKind::Video | MediaKind::Audio) {
+        return Err(format!(
+            "hint track references track {media_id}, which is not audio or video"
+        ));
+    }
+    let sdp = track
+        .hint_sdp
+        .as_deref()
+        .ok_or("hint track without `udta/hnti/sdp ` text")?;
+    if hint_payload_type(sdp).is_none() {
+        return Err("hint track SDP has no `m=` line with a payload type".into());
+    }
+    let idx = tables
+        .tracks
+        .iter()
+        .position(|t| std::ptr::eq(t, track))
+        .ok_or("hint track not in movie")?;
+    let first = tables
+        .read_sample(idx, 0)
+        .map_err(|e| format!("first hint sample unreadable: {e}"))?;
+    parse_hint_sample(&first, 0).map_err(|e| format!("first hint sample malformed: {e}"))?;
+    Ok(())
+}
+
+/// The payload type on the `m=` line of a hint track's SDP fragment.
+pub(crate) fn hint_payload_type(sdp: &str) -> Option<u8> {
+    let m_line = sdp.lines().find(|l| l.starts_with("m="))?;
+    m_line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Choose what to stream: per media kind (video, then audio), a usable hint track if there is one, else
+/// the first playable track of that kind.
+fn select(tables: &MovieTables, infos: &[TrackInfo]) -> Vec<StreamPlan> {
+    let mut plans: Vec<StreamPlan> = Vec::new();
+    for wanted in [MediaKind::Video, MediaKind::Audio] {
+        let hinted = tables.tracks.iter().enumerate().find(|(i, t)| {
+            infos
+                .get(*i)
+                .is_some_and(|info| info.kind == MediaKind::Hint && info.playable.is_ok())
+                && t.hint_references
+                    .first()
+                    .and_then(|id| tables.track_by_id(*id))
+                    .is_some_and(|(_, media)| kind_of(media.handler) == wanted)
+        });
+        if let Some((idx, track)) = hinted {
+            let (payload_type, clock_rate) = match (&track.entry.codec, track.hint_sdp.as_deref()) {
+                (Codec::RtpHint { timescale, .. }, Some(sdp)) => {
+                    (hint_payload_type(sdp).unwrap_or(96), *timescale)
+                }
+                _ => continue,
+            };
+            plans.push(StreamPlan {
+                track_id: track.track_id,
+                track_idx: idx,
+                kind: wanted,
+                payload_type,
+                clock_rate,
+                hinted: true,
+            });
+            continue;
+        }
+        let own = tables.tracks.iter().enumerate().find(|(i, _)| {
+            infos
+                .get(*i)
+                .is_some_and(|info| info.kind == wanted && info.playable.is_ok())
+        });
+        if let Some((idx, track)) = own {
+            let clock_rate = match &track.entry.codec {
+                Codec::H264 { .. } | Codec::H265 { .. } | Codec::Mp4v { .. } | Codec::Mpa => 90_000,
+                Codec::Opus { .. } => 48_000,
+                _ => track
+                    .entry
+                    .sample_rate
+                    .filter(|&r| r > 0)
+                    .unwrap_or(track.timescale),
+            };
+            let payload_type = match track.entry.codec {
+                Codec::Mpa => crate::rtp::mpa::PAYLOAD_TYPE,
+                _ => 0, // assigned below, avoiding the hint tracks' numbers
+            };
+            plans.push(StreamPlan {
+                track_id: track.track_id,
+                track_idx: idx,
+                kind: wanted,
+                payload_type,
+                clock_rate,
+                hinted: false,
+            });
+        }
+    }
+    let mut next_dynamic: u8 = 96;
+    for i in 0..plans.len() {
+        if plans
+            .get(i)
+            .is_some_and(|p| !p.hinted && p.payload_type == 0)
+        {
+            while plans.iter().any(|p| p.payload_type == next_dynamic) && next_dynamic < 127 {
+                next_dynamic += 1;
+            }
+            if let Some(p) = plans.get_mut(i) {
+                p.payload_type = next_dynamic;
+            }
+            next_dynamic = next_dynamic.saturating_add(1).min(127);
+        }
+    }
+    plans
+}
+
+/// A stable SDP session id for the file: FNV-1a over track ids and sample counts and durations, so the
+/// same file gives the same `o=` line (SDP only needs it unique per session description).
+fn session_id(tables: &MovieTables) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in &tables.tracks {
+        for word in [
+            u64::from(t.track_id),
+            t.samples.end_time(),
+            crate::mp4::reader::usize_to_u64(t.samples.len()),
+        ] {
+            for byte in word.to_be_bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    // Keep it within the 63 bits some SDP parsers store in a signed integer.
+    hash >> 1
 }

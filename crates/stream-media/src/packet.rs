@@ -1,9 +1,23 @@
-//! Packet sources: a cursor over one track's samples that yields RTP payloads in send order.
+//! Packet sources: a cursor over one track's samples, in decode order, yielding RTP payloads with their RTP
+//! timestamps and send times. Sample bytes are read on demand, one sample at a time.
+//!
+//! Timing: presentation time = composition time (decode time + `ctts`) + the edit-list shift; the RTP
+//! timestamp is presentation time in the RTP clock, modulo 2^32 (the server adds its random base), and the
+//! send time is the shifted decode time (clamped at zero) so B-frames go out in decode order.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::hint::{join, parse_hint_sample, Constructor};
+use crate::movie::{MediaKind, MovieTables, StreamPlan};
+use crate::mp4::sample_entry::Codec;
+use crate::rtp::nal::split_length_prefixed;
+use crate::rtp::{
+    aac, h264, h265, mp4v, mpa, Payload, DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD, MIN_MAX_PAYLOAD,
+};
 use crate::MediaError;
 
 /// One RTP packet's worth of data; the server writes the 12-byte header (SSRC, seq, timestamp + base, PT, M).
@@ -18,23 +32,116 @@ pub struct RtpPacketOut {
     pub payload: Bytes,
 }
 
+/// Options for [`crate::Movie::packets_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketOptions {
+    /// Largest RTP payload in bytes (clamped to 64..=65000). Hint tracks carry their own sizes.
+    pub max_payload: usize,
+}
+
+impl Default for PacketOptions {
+    fn default() -> Self {
+        PacketOptions {
+            max_payload: DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}
+
 /// Yields the RTP payloads of one track from a start position; reads sample bytes on demand.
 pub struct PacketSource {
-    clock_rate: u32,
-    payload_type: u8,
+    tables: Arc<MovieTables>,
+    plan: StreamPlan,
+    max_payload: usize,
+    next_sample: usize,
+    queue: VecDeque<RtpPacketOut>,
     start: Duration,
     start_rtp_timestamp: u32,
+    /// Last sample read from a track a hint references, since consecutive hint packets slice the same one.
+    referenced_sample: Option<(usize, usize, Bytes)>,
+}
+
+impl std::fmt::Debug for PacketSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketSource")
+            .field("track_id", &self.plan.track_id)
+            .field("next_sample", &self.next_sample)
+            .field("start", &self.start)
+            .finish()
+    }
 }
 
 impl PacketSource {
+    pub(crate) fn new(
+        tables: Arc<MovieTables>,
+        plan_idx: usize,
+        start: Duration,
+        options: PacketOptions,
+    ) -> Result<Self, MediaError> {
+        let plan = tables
+            .plans
+            .get(plan_idx)
+            .cloned()
+            .ok_or(MediaError::NoSuchTrack { track_id: 0 })?;
+        let track = tables
+            .tracks
+            .get(plan.track_idx)
+            .ok_or(MediaError::NoSuchTrack {
+                track_id: plan.track_id,
+            })?;
+        let samples = &track.samples;
+        // Position in media (decode) time: presentation time minus the edit shift.
+        let wanted = duration_to_media(start, track.timescale)
+            .saturating_sub(track.edit_shift)
+            .max(0);
+        let mut first = samples.sample_at_decode_time(u64::try_from(wanted).unwrap_or(0));
+        let seek_to_sync = plan.kind == MediaKind::Video || plan.hinted;
+        if seek_to_sync {
+            first = samples.sync_at_or_before(first);
+        }
+        let (start, start_rtp_timestamp) = if plan.hinted {
+            // Hint samples are stamped in RTP units already: the RTP time of this position is the sample's
+            // own (unshifted) time.
+            let dts = samples
+                .decode_time(first)
+                .and_then(|t| i64::try_from(t).ok())
+                .unwrap_or(0);
+            let actual =
+                media_to_duration(dts.saturating_add(track.edit_shift), track.timescale).min(start);
+            (actual, wrap_u32(i128::from(dts)))
+        } else {
+            // A sync sample at or before the wanted decode time is presented at or before the wanted time in
+            // ordinary files; `min` keeps the promise `start() <= requested` for odd ones.
+            let pts = samples
+                .composition_time(first)
+                .unwrap_or(0)
+                .saturating_add(track.edit_shift);
+            let actual = media_to_duration(pts, track.timescale).min(start);
+            (
+                actual,
+                wrap_u32(i128::from(duration_to_media(actual, plan.clock_rate))),
+            )
+        };
+        let max_payload = options.max_payload.clamp(MIN_MAX_PAYLOAD, MAX_MAX_PAYLOAD);
+        Ok(PacketSource {
+            tables,
+            plan,
+            max_payload,
+            next_sample: first,
+            queue: VecDeque::new(),
+            start,
+            start_rtp_timestamp,
+            referenced_sample: None,
+        })
+    }
+
     /// RTP clock rate of this track (90000 for video, the sample rate for most audio).
     pub fn clock_rate(&self) -> u32 {
-        self.clock_rate
+        self.plan.clock_rate
     }
 
     /// RTP payload type, as announced in the SDP.
     pub fn payload_type(&self) -> u8 {
-        self.payload_type
+        self.plan.payload_type
     }
 
     /// Media time of the first packet's sample; at or before the requested start.
@@ -49,6 +156,349 @@ impl PacketSource {
 
     /// The next packet, or `None` at the end of the track.
     pub fn next_packet(&mut self) -> Result<Option<RtpPacketOut>, MediaError> {
-        Ok(None)
+        // Bounded: each turn consumes one sample, and there are finitely many.
+        loop {
+            if let Some(packet) = self.queue.pop_front() {
+                return Ok(Some(packet));
+            }
+            let n_samples = self
+                .tables
+                .tracks
+                .get(self.plan.track_idx)
+                .map_or(0, |t| t.samples.len());
+            if self.next_sample >= n_samples {
+                return Ok(None);
+            }
+            let i = self.next_sample;
+            self.next_sample += 1;
+            if self.plan.hinted {
+                self.queue_hint_sample(i)?;
+            } else {
+                self.queue_media_sample(i)?;
+            }
+        }
+    }
+
+    fn queue_media_sample(&mut self, i: usize) -> Result<(), MediaError> {
+        let tables = Arc::clone(&self.tables);
+        let track = tables
+            .tracks
+            .get(self.plan.track_idx)
+            .ok_or(MediaError::NoSuchTrack {
+                track_id: self.plan.track_id,
+            })?;
+        let sample = tables.read_sample(self.plan.track_idx, i)?;
+        let dts = track
+            .samples
+            .decode_time(i)
+            .and_then(|t| i64::try_from(t).ok())
+            .unwrap_or(0);
+        let pts = track.samples.composition_time(i).unwrap_or(dts);
+        let send_time = media_to_duration(dts.saturating_add(track.edit_shift), track.timescale);
+        let timestamp = rescale_wrapping(
+            pts.saturating_add(track.edit_shift),
+            track.timescale,
+            self.plan.clock_rate,
+        );
+        let sample_error = |why: String| {
+            let offset = track.samples.location(i).map_or(0, |(o, _)| o);
+            MediaError::corrupt(
+                format!("sample {} of track {}", i + 1, track.track_id),
+                offset,
+                why,
+            )
+        };
+        let mut payloads: Vec<Payload> = Vec::new();
+        match &track.entry.codec {
+            Codec::H264 {
+                length_size,
+                sps,
+                pps,
+            } => {
+                let nals = split_length_prefixed(&sample, *length_size)
+                    .map_err(|e| sample_error(e.to_string()))?;
+                let mut pieces = Vec::new();
+                // In-band parameter sets before each IDR (as well as in SDP), so a client joining or seeking
+                // mid-file decodes even if it ignored sprop-parameter-sets.
+                let has_idr = nals
+                    .iter()
+                    .any(|n| h264::nal_type(n) == Some(h264::NAL_IDR));
+                let has_sps = nals
+                    .iter()
+                    .any(|n| h264::nal_type(n) == Some(h264::NAL_SPS));
+                if has_idr && !has_sps {
+                    for ps in sps.iter().chain(pps.iter()) {
+                        h264::packetize_nal(ps, self.max_payload, &mut pieces);
+                    }
+                }
+                for nal in &nals {
+                    h264::packetize_nal(nal, self.max_payload, &mut pieces);
+                }
+                payloads.extend(mark_last(pieces));
+            }
+            Codec::H265 {
+                length_size,
+                vps,
+                sps,
+                pps,
+            } => {
+                let nals = split_length_prefixed(&sample, *length_size)
+                    .map_err(|e| sample_error(e.to_string()))?;
+                let mut pieces = Vec::new();
+                let has_irap = nals
+                    .iter()
+                    .any(|n| h265::nal_type(n).is_some_and(h265::is_irap));
+                let has_vps = nals
+                    .iter()
+                    .any(|n| h265::nal_type(n) == Some(h265::NAL_VPS));
+                if has_irap && !has_vps {
+                    for ps in vps.iter().chain(sps.iter()).chain(pps.iter()) {
+                        h265::packetize_nal(ps, self.max_payload, &mut pieces);
+                    }
+                }
+                for nal in &nals {
+                    h265::packetize_nal(nal, self.max_payload, &mut pieces);
+                }
+                payloads.extend(mark_last(pieces));
+            }
+            Codec::Aac { .. } => aac::packetize_au(&sample, self.max_payload, &mut payloads)
+                .map_err(|e| sample_error(e.to_string()))?,
+            Codec::Mp4v { .. } => mp4v::packetize_frame(&sample, self.max_payload, &mut payloads),
+            Codec::Mpa => mpa::packetize_frame(&sample, self.max_payload, &mut payloads)
+                .map_err(|e| sample_error(e.to_string()))?,
+            Codec::Opus { .. } => {
+                // RFC 7587 §4.2: one Opus packet per RTP packet, never fragmented; Opus packets are at most
+                // 1275 bytes per frame, so a larger one goes out whole (and IP fragments it).
+                if !sample.is_empty() {
+                    payloads.push(Payload {
+                        marker: false,
+                        bytes: sample.clone(),
+                    });
+                }
+            }
+            Codec::RtpHint { .. } | Codec::Unknown(_) => {
+                return Err(MediaError::unsupported(format!(
+                    "track {} has no packetizer",
+                    track.track_id
+                )))
+            }
+        }
+        for p in payloads {
+            self.queue.push_back(RtpPacketOut {
+                send_time,
+                timestamp,
+                marker: p.marker,
+                payload: p.bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn queue_hint_sample(&mut self, i: usize) -> Result<(), MediaError> {
+        let tables = Arc::clone(&self.tables);
+        let hint_track = tables
+            .tracks
+            .get(self.plan.track_idx)
+            .ok_or(MediaError::NoSuchTrack {
+                track_id: self.plan.track_id,
+            })?;
+        let hint_sample = tables.read_sample(self.plan.track_idx, i)?;
+        let sample_offset = hint_track.samples.location(i).map_or(0, |(o, _)| o);
+        let dts = hint_track
+            .samples
+            .decode_time(i)
+            .and_then(|t| i64::try_from(t).ok())
+            .unwrap_or(0);
+        let send_time = media_to_duration(
+            dts.saturating_add(hint_track.edit_shift),
+            hint_track.timescale,
+        );
+        let packets = parse_hint_sample(&hint_sample, sample_offset)?;
+        for packet in packets {
+            let mut pieces = Vec::with_capacity(packet.constructors.len());
+            for constructor in &packet.constructors {
+                pieces.push(self.construct(
+                    &tables,
+                    i,
+                    &hint_sample,
+                    constructor,
+                    sample_offset,
+                )?);
+            }
+            let payload = join(pieces);
+            if payload.is_empty() {
+                continue;
+            }
+            let timestamp = wrap_u32(i128::from(dts) + i128::from(packet.timestamp_offset));
+            self.queue.push_back(RtpPacketOut {
+                send_time,
+                timestamp,
+                marker: packet.marker,
+                payload,
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytes one hint data constructor stands for.
+    fn construct(
+        &mut self,
+        tables: &MovieTables,
+        hint_sample_idx: usize,
+        hint_sample: &Bytes,
+        constructor: &Constructor,
+        sample_offset: u64,
+    ) -> Result<Bytes, MediaError> {
+        let corrupt = |why: String| {
+            MediaError::corrupt(
+                format!("hint sample {}", hint_sample_idx + 1),
+                sample_offset,
+                why,
+            )
+        };
+        let hint_track = tables
+            .tracks
+            .get(self.plan.track_idx)
+            .ok_or(MediaError::NoSuchTrack {
+                track_id: self.plan.track_id,
+            })?;
+        let referenced_track = |track_ref: i8| -> Result<usize, MediaError> {
+            if track_ref == -1 {
+                return Ok(self.plan.track_idx);
+            }
+            let k = usize::try_from(track_ref)
+                .map_err(|_| corrupt(format!("track reference {track_ref}")))?;
+            let id = hint_track
+                .hint_references
+                .get(k)
+                .ok_or_else(|| corrupt(format!("no track reference {k}")))?;
+            tables
+                .track_by_id(*id)
+                .map(|(idx, _)| idx)
+                .ok_or_else(|| corrupt(format!("referenced track {id} is missing")))
+        };
+        match constructor {
+            Constructor::Immediate(bytes) => Ok(bytes.clone()),
+            Constructor::Sample {
+                track_ref,
+                sample_number,
+                offset,
+                length,
+            } => {
+                let track_idx = referenced_track(*track_ref)?;
+                let idx = sample_number
+                    .checked_sub(1)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| corrupt("sample number 0".into()))?;
+                let sample = if track_idx == self.plan.track_idx && idx == hint_sample_idx {
+                    hint_sample.clone()
+                } else {
+                    match &self.referenced_sample {
+                        Some((t, s, bytes)) if *t == track_idx && *s == idx => bytes.clone(),
+                        _ => {
+                            let bytes = tables.read_sample(track_idx, idx)?;
+                            self.referenced_sample = Some((track_idx, idx, bytes.clone()));
+                            bytes
+                        }
+                    }
+                };
+                slice_checked(&sample, *offset, *length).ok_or_else(|| {
+                    corrupt(format!(
+                        "bytes {offset}+{length} of sample {sample_number} exceed its {} bytes",
+                        sample.len()
+                    ))
+                })
+            }
+            Constructor::SampleDescription {
+                track_ref,
+                description_index,
+                offset,
+                length,
+            } => {
+                let track_idx = referenced_track(*track_ref)?;
+                let track = tables
+                    .tracks
+                    .get(track_idx)
+                    .ok_or_else(|| corrupt("missing track".into()))?;
+                let description = description_index
+                    .checked_sub(1)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| track.sample_descriptions.get(n))
+                    .ok_or_else(|| corrupt(format!("no sample description {description_index}")))?;
+                slice_checked(description, *offset, *length).ok_or_else(|| {
+                    corrupt(format!(
+                        "bytes {offset}+{length} exceed sample description {description_index}"
+                    ))
+                })
+            }
+        }
+    }
+}
+
+fn slice_checked(bytes: &Bytes, offset: u32, length: u16) -> Option<Bytes> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::from(length))?;
+    (end <= bytes.len()).then(|| bytes.slice(start..end))
+}
+
+/// Video payloads of one access unit: the marker goes on the last one (RFC 6184 §5.1, RFC 7798 §4.1).
+fn mark_last(pieces: Vec<Bytes>) -> impl Iterator<Item = Payload> {
+    let n = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(move |(i, bytes)| Payload {
+            marker: i + 1 == n,
+            bytes,
+        })
+}
+
+/// Media time `t` (in `timescale` units, possibly negative) as a `Duration`, negative clamped to zero.
+pub(crate) fn media_to_duration(t: i64, timescale: u32) -> Duration {
+    if t <= 0 || timescale == 0 {
+        return Duration::ZERO;
+    }
+    let t = u128::from(t.unsigned_abs());
+    let nanos = t * 1_000_000_000 / u128::from(timescale);
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    let sub = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+    Duration::new(secs, sub)
+}
+
+/// A `Duration` in `timescale` units, rounded down, saturating.
+pub(crate) fn duration_to_media(d: Duration, timescale: u32) -> i64 {
+    let units = d.as_nanos().saturating_mul(u128::from(timescale)) / 1_000_000_000;
+    i64::try_from(units).unwrap_or(i64::MAX)
+}
+
+/// `t` in `from` units expressed in `to` units (floor), modulo 2^32: RTP timestamps wrap.
+pub(crate) fn rescale_wrapping(t: i64, from: u32, to: u32) -> u32 {
+    if from == 0 {
+        return 0;
+    }
+    let scaled = (i128::from(t) * i128::from(to)).div_euclid(i128::from(from));
+    wrap_u32(scaled)
+}
+
+fn wrap_u32(v: i128) -> u32 {
+    u32::try_from(v.rem_euclid(1i128 << 32)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_timestamps_wrap_and_handle_negative_times() {
+        assert_eq!(rescale_wrapping(12_800, 12_800, 90_000), 90_000);
+        assert_eq!(rescale_wrapping(-1024, 44_100, 44_100), u32::MAX - 1023);
+        assert_eq!(rescale_wrapping(1 << 40, 1, 1), 0);
+    }
+
+    #[test]
+    fn media_time_conversions_round_down_and_clamp() {
+        assert_eq!(media_to_duration(-5, 1000), Duration::ZERO);
+        assert_eq!(media_to_duration(1500, 1000), Duration::from_millis(1500));
+        assert_eq!(duration_to_media(Duration::from_millis(1999), 1), 1);
     }
 }

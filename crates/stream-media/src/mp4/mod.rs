@@ -1,0 +1,203 @@
+//! MP4/MOV (ISO 14496-12 / QuickTime) demuxing: find `moov` anywhere at top level, read it (bounded) into
+//! memory and parse its tracks. Sample bytes stay in the file and are read on demand by the packet sources.
+
+pub mod reader;
+pub mod sample_entry;
+pub mod sample_table;
+pub mod track;
+
+use reader::{usize_to_u64, BoxRef, Boxes, FourCc, Reader};
+use track::{parse_trak, sdp_text, Track};
+
+use crate::{MediaError, ReadAt};
+
+/// Largest `moov` we read into memory. Sample tables of a day-long file fit well below this.
+pub const MAX_MOOV_BYTES: u64 = 64 * 1024 * 1024;
+/// Top-level boxes we look at before giving up on finding `moov` (real files have fewer than ten).
+pub const MAX_TOP_LEVEL_BOXES: usize = 10_000;
+/// Tracks we parse from one movie.
+pub const MAX_TRACKS: usize = 64;
+
+/// What the demuxer learned from `moov`.
+pub struct ParsedMovie {
+    pub timescale: u32,
+    /// Movie duration in `timescale` units (`mvhd`).
+    pub duration: u64,
+    pub tracks: Vec<Track>,
+    /// Session-level SDP lines of a hinted movie (`moov/udta/hnti/rtp `).
+    pub hint_sdp: Option<String>,
+    /// Errors of tracks that could not be parsed at all (the rest of the movie can still play).
+    pub broken_tracks: Vec<String>,
+}
+
+/// Locate and parse `moov`.
+pub fn parse_movie(src: &dyn ReadAt) -> Result<ParsedMovie, MediaError> {
+    let (moov_offset, moov_len) = find_moov(src)?;
+    let len = usize::try_from(moov_len).map_err(|_| MediaError::LimitExceeded {
+        what: "moov bytes",
+        value: moov_len,
+        limit: MAX_MOOV_BYTES,
+    })?;
+    let mut moov = vec![0u8; len];
+    src.read_exact_at(&mut moov, moov_offset)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => MediaError::Truncated {
+                what: "moov",
+                offset: moov_offset,
+                need: moov_len,
+                have: src.len().saturating_sub(moov_offset),
+            },
+            _ => MediaError::Io(e),
+        })?;
+    let moov = BoxRef {
+        kind: FourCc::new(b"moov"),
+        body: &moov,
+        body_offset: moov_offset,
+    };
+    parse_moov(&moov)
+}
+
+/// Offset and length of the body of the top-level `moov`; refuses fragmented files.
+fn find_moov(src: &dyn ReadAt) -> Result<(u64, u64), MediaError> {
+    let file_len = src.len();
+    let mut offset: u64 = 0;
+    let mut moov = None;
+    for _ in 0..MAX_TOP_LEVEL_BOXES {
+        if file_len.saturating_sub(offset) < 8 {
+            break;
+        }
+        let mut header = [0u8; 16];
+        let header_len = if file_len - offset >= 16 { 16 } else { 8 };
+        let header_buf = header.get_mut(..header_len).unwrap_or(&mut []);
+        src.read_exact_at(header_buf, offset)?;
+        let mut r = Reader::new(&header, offset, "top-level box header");
+        let size32 = r.u32()?;
+        let kind = r.fourcc()?;
+        let (header_size, size) = match size32 {
+            0 => (8, file_len - offset),
+            1 if header_len == 16 => (16, r.u64()?),
+            1 => {
+                return Err(MediaError::Truncated {
+                    what: "64-bit box size",
+                    offset,
+                    need: 16,
+                    have: file_len - offset,
+                })
+            }
+            n => (8, u64::from(n)),
+        };
+        if size < header_size {
+            return Err(MediaError::corrupt(
+                kind.to_string(),
+                offset,
+                format!("declared size {size} is below its header"),
+            ));
+        }
+        match &kind.0 {
+            b"moof" | b"mfra" | b"sidx" | b"styp" => {
+                return Err(MediaError::unsupported(format!(
+                    "fragmented MP4 (`{kind}` box at offset {offset}) is not supported; remux with `ffmpeg -i in.mp4 -c copy out.mp4`"
+                )))
+            }
+            b"moov" => {
+                let body_len = size - header_size;
+                if body_len > MAX_MOOV_BYTES {
+                    return Err(MediaError::LimitExceeded { what: "moov bytes", value: body_len, limit: MAX_MOOV_BYTES });
+                }
+                if moov.is_none() {
+                    moov = Some((offset + header_size, body_len));
+                }
+            }
+            _ => {}
+        }
+        // A box running past the end of the file is only tolerated for the last box (e.g. a cut-off mdat);
+        // `moov` itself is checked when it is read.
+        offset = match offset.checked_add(size) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    moov.ok_or_else(|| {
+        MediaError::corrupt(
+            "moov",
+            0,
+            "no `moov` box found at the top level (not an MP4/MOV file?)",
+        )
+    })
+}
+
+fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
+    let mvhd = moov
+        .child(b"mvhd")?
+        .ok_or_else(|| moov.corrupt("no `mvhd` box"))?;
+    let mut r = mvhd.reader("mvhd");
+    let (version, _) = r.version_flags()?;
+    r.skip(if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?;
+    let duration = if version == 1 {
+        r.u64()?
+    } else {
+        u64::from(r.u32()?)
+    };
+    if timescale == 0 {
+        return Err(mvhd.corrupt("movie timescale is 0"));
+    }
+    if moov.child(b"mvex")?.is_some() {
+        return Err(MediaError::unsupported(
+            "fragmented MP4 (`mvex` in `moov`) is not supported; remux with `ffmpeg -i in.mp4 -c copy out.mp4`",
+        ));
+    }
+    let mut tracks = Vec::new();
+    let mut broken_tracks = Vec::new();
+    let mut hint_sdp = None;
+    for child in moov.children() {
+        let child = child?;
+        match &child.kind.0 {
+            b"trak" if tracks.len() + broken_tracks.len() < MAX_TRACKS => {
+                match parse_trak(&child, timescale) {
+                    Ok(track) => tracks.push(track),
+                    // One broken track (say, a timecode track we cannot read) must not hide the others.
+                    Err(e) => broken_tracks.push(format!(
+                        "track at offset {}: {e}",
+                        child.body_offset.saturating_sub(8)
+                    )),
+                }
+            }
+            b"udta" => hint_sdp = movie_hint_sdp(&child)?.or(hint_sdp),
+            _ => {}
+        }
+    }
+    let _ = usize_to_u64(0);
+    Ok(ParsedMovie {
+        timescale,
+        duration,
+        tracks,
+        hint_sdp,
+        broken_tracks,
+    })
+}
+
+/// `udta/hnti/rtp `: a 4-byte description format (`sdp `) followed by SDP text.
+fn movie_hint_sdp(udta: &BoxRef<'_>) -> Result<Option<String>, MediaError> {
+    let Some(hnti) = udta.child(b"hnti")? else {
+        return Ok(None);
+    };
+    let Some(rtp) = find(hnti.children(), b"rtp ")? else {
+        return Ok(None);
+    };
+    let mut r = rtp.reader("hnti rtp");
+    let format = r.fourcc()?;
+    if &format.0 != b"sdp " {
+        return Ok(None);
+    }
+    let text = BoxRef {
+        kind: rtp.kind,
+        body: r.rest(),
+        body_offset: r.offset(),
+    };
+    Ok(Some(sdp_text(&text)?))
+}
+
+fn find<'a>(boxes: Boxes<'a>, kind: &[u8; 4]) -> Result<Option<BoxRef<'a>>, MediaError> {
+    reader::find(boxes, kind)
+}

@@ -1,0 +1,193 @@
+//! One `trak` box: identity (`tkhd`), timing (`mdhd`, `elst`), kind (`hdlr`), codec (`stsd`), sample
+//! tables (`stbl`), hint references (`tref/hint`) and the hint SDP fragment (`udta/hnti/sdp `).
+
+use bytes::Bytes;
+
+use super::reader::{BoxRef, FourCc};
+use super::sample_entry::{parse_stsd, SampleEntry};
+use super::sample_table::{SampleTable, StblBoxes};
+use crate::MediaError;
+
+/// Longest hint-track SDP fragment we keep; DSS-era fragments are a few hundred bytes.
+pub const MAX_SDP_TEXT_BYTES: usize = 64 * 1024;
+
+/// A parsed track, with everything the packet sources need.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub track_id: u32,
+    pub handler: FourCc,
+    /// Media timescale (`mdhd`), units per second of every time in `samples`.
+    pub timescale: u32,
+    /// Added to decode and composition times to get presentation times (media timescale); from `elst`.
+    pub edit_shift: i64,
+    pub entry: SampleEntry,
+    /// Raw bytes of every sample description (hint packets may copy from them).
+    pub sample_descriptions: Vec<Bytes>,
+    pub samples: SampleTable,
+    /// Track IDs named by `tref/hint`: what a hint track's sample references point into.
+    pub hint_references: Vec<u32>,
+    /// `udta/hnti/sdp ` text of a hint track.
+    pub hint_sdp: Option<String>,
+}
+
+/// Parse one `trak`; `movie_timescale` converts the edit list's durations.
+pub fn parse_trak(trak: &BoxRef<'_>, movie_timescale: u32) -> Result<Track, MediaError> {
+    let tkhd = trak
+        .child(b"tkhd")?
+        .ok_or_else(|| trak.corrupt("no `tkhd` box"))?;
+    let mut r = tkhd.reader("tkhd");
+    let (version, _flags) = r.version_flags()?;
+    r.skip(if version == 1 { 16 } else { 8 })?; // creation and modification times
+    let track_id = r.u32()?;
+
+    let mdia = trak
+        .child(b"mdia")?
+        .ok_or_else(|| trak.corrupt("no `mdia` box"))?;
+    let mdhd = mdia
+        .child(b"mdhd")?
+        .ok_or_else(|| mdia.corrupt("no `mdhd` box"))?;
+    let mut r = mdhd.reader("mdhd");
+    let (version, _flags) = r.version_flags()?;
+    r.skip(if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?;
+    if timescale == 0 {
+        return Err(mdhd.corrupt("media timescale is 0"));
+    }
+
+    let hdlr = mdia
+        .child(b"hdlr")?
+        .ok_or_else(|| mdia.corrupt("no `hdlr` box"))?;
+    let mut r = hdlr.reader("hdlr");
+    r.version_flags()?;
+    r.skip(4)?; // pre_defined (QuickTime: component type)
+    let handler = r.fourcc()?;
+
+    let minf = mdia
+        .child(b"minf")?
+        .ok_or_else(|| mdia.corrupt("no `minf` box"))?;
+    let stbl = minf
+        .child(b"stbl")?
+        .ok_or_else(|| minf.corrupt("no `stbl` box"))?;
+    let mut tables = StblBoxes::default();
+    let mut stsd = None;
+    for child in stbl.children() {
+        let child = child?;
+        let slot = match &child.kind.0 {
+            b"stsd" => &mut stsd,
+            b"stsz" => &mut tables.stsz,
+            b"stz2" => &mut tables.stz2,
+            b"stco" => &mut tables.stco,
+            b"co64" => &mut tables.co64,
+            b"stsc" => &mut tables.stsc,
+            b"stts" => &mut tables.stts,
+            b"ctts" => &mut tables.ctts,
+            b"stss" => &mut tables.stss,
+            _ => continue,
+        };
+        slot.get_or_insert(child);
+    }
+    let stsd = stsd.ok_or_else(|| stbl.corrupt("no `stsd` box"))?;
+    let (entry, sample_descriptions) = parse_stsd(&stsd, handler)?;
+    let samples = SampleTable::build(&stbl, &tables)?;
+
+    let edit_shift = match trak.child(b"edts")? {
+        Some(edts) => match edts.child(b"elst")? {
+            Some(elst) => edit_shift(&elst, movie_timescale, timescale)?,
+            None => 0,
+        },
+        None => 0,
+    };
+
+    let mut hint_references = Vec::new();
+    if let Some(tref) = trak.child(b"tref")? {
+        if let Some(hint) = tref.child(b"hint")? {
+            let mut r = hint.reader("tref hint");
+            while r.remaining() >= 4 && hint_references.len() < 16 {
+                hint_references.push(r.u32()?);
+            }
+        }
+    }
+
+    let mut hint_sdp = None;
+    if let Some(udta) = trak.child(b"udta")? {
+        if let Some(hnti) = udta.child(b"hnti")? {
+            if let Some(sdp) = hnti.child(b"sdp ")? {
+                hint_sdp = Some(sdp_text(&sdp)?);
+            }
+        }
+    }
+
+    Ok(Track {
+        track_id,
+        handler,
+        timescale,
+        edit_shift,
+        entry,
+        sample_descriptions,
+        samples,
+        hint_references,
+        hint_sdp,
+    })
+}
+
+/// Text of an SDP-carrying box, bounded and required to be UTF-8 (SDP is text; RFC 8866 says UTF-8).
+pub fn sdp_text(b: &BoxRef<'_>) -> Result<String, MediaError> {
+    if b.body.len() > MAX_SDP_TEXT_BYTES {
+        return Err(MediaError::LimitExceeded {
+            what: "hint SDP bytes",
+            value: super::reader::usize_to_u64(b.body.len()),
+            limit: super::reader::usize_to_u64(MAX_SDP_TEXT_BYTES),
+        });
+    }
+    let text =
+        std::str::from_utf8(b.body).map_err(|e| b.corrupt(format!("SDP is not UTF-8: {e}")))?;
+    // Some writers NUL-terminate the text.
+    Ok(text.trim_end_matches('\0').to_string())
+}
+
+/// The shift from media time to presentation time given by an edit list (ISO 14496-12 §8.6.6).
+///
+/// Handles the cases writers produce: leading empty edits (a delay), then one edit starting at
+/// `media_time` (ffmpeg's B-frame and AAC-priming offsets). Later edits are ignored, so files that cut
+/// and splice with several edits play straight through their media.
+fn edit_shift(
+    elst: &BoxRef<'_>,
+    movie_timescale: u32,
+    media_timescale: u32,
+) -> Result<i64, MediaError> {
+    let mut r = elst.reader("elst");
+    let (version, _) = r.version_flags()?;
+    let n_entries = r.u32()?;
+    let mut empty_duration: u64 = 0; // movie timescale
+    for _ in 0..n_entries.min(1024) {
+        let (segment_duration, media_time) = if version == 1 {
+            (r.u64()?, r.i64()?)
+        } else {
+            (u64::from(r.u32()?), i64::from(r.i32()?))
+        };
+        r.skip(4)?; // media_rate
+        if media_time == -1 {
+            empty_duration = empty_duration.saturating_add(segment_duration);
+            continue;
+        }
+        if media_time < 0 {
+            return Err(elst.corrupt(format!("media_time {media_time} is negative")));
+        }
+        let delay = rescale(empty_duration, movie_timescale, media_timescale)
+            .ok_or_else(|| elst.corrupt("empty edit duration overflows"))?;
+        return delay
+            .checked_sub(media_time)
+            .ok_or_else(|| elst.corrupt("edit offset overflows"));
+    }
+    rescale(empty_duration, movie_timescale, media_timescale)
+        .ok_or_else(|| elst.corrupt("empty edit overflows"))
+}
+
+/// `value` in timescale `from` expressed in timescale `to`, rounded down; `None` on overflow or zero scale.
+pub fn rescale(value: u64, from: u32, to: u32) -> Option<i64> {
+    if from == 0 {
+        return None;
+    }
+    let scaled = u128::from(value).checked_mul(u128::from(to))? / u128::from(from);
+    i64::try_from(scaled).ok()
+}
