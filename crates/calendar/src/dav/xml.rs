@@ -169,7 +169,8 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
                 if let Ok(Some(ch)) = reference.resolve_char_ref() {
                     current.text.push(ch);
                 } else {
-                    let entity = match reference.as_ref() {
+                    let name: &[u8] = &reference;
+                    let entity = match name {
                         b"amp" => '&',
                         b"lt" => '<',
                         b"gt" => '>',

@@ -1,0 +1,201 @@
+//! Calendar storage behind [`CalendarStore`], with a SQLite implementation over core's store.
+//!
+//! Tables: collections (per owner, with their properties and a sync revision that doubles
+//! as the ctag), objects (UNIQUE (collection, uid) so a PUT never scans the calendar), an
+//! instance index of expanded occurrences for time-range queries and free-busy, and an
+//! append-only change log per collection for sync-collection. The trait is blocking; the
+//! HTTP layer calls it from `spawn_blocking`.
+
+mod sqlite;
+
+pub use sqlite::SqliteCalendarStore;
+
+use crate::dav::request::PropName;
+use crate::ical::expand::{BusyStatus, TimeRange};
+use crate::ical::ComponentKind;
+use crate::query::freebusy::BusyPeriod;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Core(#[from] serval_core::store::StoreError),
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// A calendar collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    pub id: i64,
+    pub owner: String,
+    /// Path segment under the owner's home.
+    pub name: String,
+    /// Components accepted (supported-calendar-component-set).
+    pub components: Vec<ComponentKind>,
+    /// Sync revision: bumped by every change; the ctag and sync-token derive from it.
+    pub revision: i64,
+    /// Properties set by clients (displayname, calendar-color, ...), value as text.
+    pub props: Vec<(PropName, String)>,
+}
+
+impl Collection {
+    pub fn prop(&self, ns: &str, name: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .find(|(n, _)| n.is(ns, name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Metadata of a stored calendar object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub href: String,
+    pub etag: String,
+    pub size: usize,
+    pub kind: ComponentKind,
+    pub modified_at: i64,
+}
+
+/// A stored calendar object with its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub meta: ObjectMeta,
+    pub uid: String,
+    pub data: String,
+}
+
+/// One indexed occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedInstance {
+    pub start: i64,
+    pub end: i64,
+    pub busy: BusyStatus,
+}
+
+/// Everything a PUT writes, computed before the store is touched.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub uid: String,
+    pub kind: ComponentKind,
+    pub etag: String,
+    pub data: String,
+    pub instances: Vec<IndexedInstance>,
+    /// Instances are indexed only for starts before this; `None` when all are indexed.
+    pub indexed_until: Option<i64>,
+}
+
+/// HTTP preconditions of a PUT (RFC 7232).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutCondition {
+    /// `If-Match`: the current ETag must equal this (quoted) value, or `*` for any.
+    pub if_match: Option<String>,
+    /// `If-None-Match: *`: the resource must not exist.
+    pub if_none_match_any: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created {
+        etag: String,
+    },
+    Updated {
+        etag: String,
+    },
+    PreconditionFailed,
+    /// Another resource in the collection has this UID (CALDAV:no-uid-conflict).
+    UidConflict {
+        existing_href: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    PreconditionFailed,
+}
+
+/// A change since a sync revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub href: String,
+    pub deleted: bool,
+}
+
+/// A delegation grant (CalendarServer calendar-proxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegate {
+    pub owner: String,
+    /// A user name, or `group:NAME`.
+    pub delegate: String,
+    pub write: bool,
+}
+
+pub trait CalendarStore: Send + Sync + 'static {
+    fn collections(&self, owner: &str) -> Result<Vec<Collection>, StoreError>;
+    fn collection(&self, owner: &str, name: &str) -> Result<Option<Collection>, StoreError>;
+    /// `None` when it already exists.
+    fn create_collection(
+        &self,
+        owner: &str,
+        name: &str,
+        components: &[ComponentKind],
+        props: &[(PropName, String)],
+        now: i64,
+    ) -> Result<Option<Collection>, StoreError>;
+    fn delete_collection(&self, id: i64) -> Result<(), StoreError>;
+    /// Sets (`Some`) or removes (`None`) properties; bumps the revision.
+    fn set_props(&self, id: i64, updates: &[(PropName, Option<String>)]) -> Result<(), StoreError>;
+
+    fn objects(&self, collection_id: i64) -> Result<Vec<ObjectMeta>, StoreError>;
+    fn object(&self, collection_id: i64, href: &str) -> Result<Option<StoredObject>, StoreError>;
+    fn put_object(
+        &self,
+        collection_id: i64,
+        href: &str,
+        object: &NewObject,
+        condition: &PutCondition,
+        now: i64,
+    ) -> Result<PutOutcome, StoreError>;
+    fn delete_object(
+        &self,
+        collection_id: i64,
+        href: &str,
+        if_match: Option<&str>,
+    ) -> Result<DeleteOutcome, StoreError>;
+
+    /// Objects of `kind` with an indexed instance overlapping `range`, plus objects whose
+    /// index stops before the range end (the caller re-expands those). Without a range:
+    /// every object of the kind. Returns (object, needs_check).
+    fn query(
+        &self,
+        collection_id: i64,
+        kind: Option<ComponentKind>,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<(StoredObject, bool)>, StoreError>;
+    /// Busy intervals from the index for free-busy; plus objects to re-expand.
+    fn busy(
+        &self,
+        collection_ids: &[i64],
+        range: TimeRange,
+    ) -> Result<(Vec<BusyPeriod>, Vec<String>), StoreError>;
+
+    /// Changes after `revision` (latest per href), or `None` if the revision is unknown.
+    fn changes_since(
+        &self,
+        collection_id: i64,
+        revision: i64,
+    ) -> Result<Option<Vec<Change>>, StoreError>;
+
+    fn delegates(&self, owner: &str) -> Result<Vec<Delegate>, StoreError>;
+    /// Owners who granted `delegate` (a user or `group:NAME`) read or write.
+    fn delegations_to(&self, delegates: &[String]) -> Result<Vec<Delegate>, StoreError>;
+    /// Replaces the owner's read (`write == false`) or write proxy list.
+    fn set_delegates(
+        &self,
+        owner: &str,
+        write: bool,
+        delegates: &[String],
+    ) -> Result<(), StoreError>;
+}
