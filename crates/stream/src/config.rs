@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+pub use serval_core::config::{HumanDuration, Listen, Problems};
 
 /// The `[stream]` table.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -18,7 +19,7 @@ use serde::Deserialize;
 pub struct StreamConfig {
     pub enabled: bool,
     /// RTSP listen addresses; one string or a list. 554 and 7070 are the classic ports.
-    pub listen: ListenAddrs,
+    pub listen: Listen,
     /// The movies folder; empty means `<data_dir>/media` (created at start if missing).
     pub media_dir: PathBuf,
     /// Server UDP ports for RTP (even) and RTCP (odd). A firewall range, not a session limit:
@@ -38,7 +39,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             enabled: true,
-            listen: ListenAddrs(vec![SocketAddr::from(([0, 0, 0, 0], 8554))]),
+            listen: Listen(vec![SocketAddr::from(([0, 0, 0, 0], 8554))]),
             media_dir: PathBuf::new(),
             rtp_ports: PortRange {
                 first: 6970,
@@ -55,24 +56,15 @@ impl Default for StreamConfig {
     }
 }
 
-/// One problem found by [`StreamConfig::validate`]: the dotted key and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    pub key: &'static str,
-    pub message: String,
-}
-
 /// Smallest payload we accept: below it H.264 FU-A overhead dominates.
 const MIN_PAYLOAD: u16 = 200;
 /// Largest payload that fits a 1500-byte Ethernet MTU with IPv4, UDP and RTP headers.
 const MAX_PAYLOAD: u16 = 1460;
 
 impl StreamConfig {
-    /// Every problem of the table, each naming its key (`stream.rtp_ports`, ...).
-    pub fn validate(&self) -> Vec<ConfigProblem> {
-        let mut problems = Vec::new();
-        let mut problem =
-            |key: &'static str, message: String| problems.push(ConfigProblem { key, message });
+    /// Adds every problem of the table to `problems`, each naming its key (`stream.rtp_ports`).
+    pub fn validate(&self, problems: &mut Problems) {
+        let mut problem = |key: &'static str, message: String| problems.error(key, message);
         if self.enabled && self.listen.0.is_empty() {
             problem(
                 "stream.listen",
@@ -124,26 +116,6 @@ impl StreamConfig {
                 format!("{} must be an absolute path", self.media_dir.display()),
             );
         }
-        problems
-    }
-}
-
-/// `listen = "0.0.0.0:8554"` or `listen = ["0.0.0.0:554", "[::]:554"]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenAddrs(pub Vec<SocketAddr>);
-
-impl<'de> Deserialize<'de> for ListenAddrs {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(SocketAddr),
-            Many(Vec<SocketAddr>),
-        }
-        Ok(match OneOrMany::deserialize(deserializer)? {
-            OneOrMany::One(addr) => ListenAddrs(vec![addr]),
-            OneOrMany::Many(addrs) => ListenAddrs(addrs),
-        })
     }
 }
 
@@ -194,43 +166,6 @@ impl TryFrom<String> for PortRange {
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-/// A duration written `"60s"`, `"2m"`, `"1h"` or `"500ms"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct HumanDuration(pub Duration);
-
-impl TryFrom<String> for HumanDuration {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(trimmed.len());
-        let (number, unit) = trimmed.split_at(split);
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration like \"60s\""))?;
-        let duration = match unit.trim() {
-            "ms" => Duration::from_millis(value),
-            "s" | "" => Duration::from_secs(value),
-            "m" | "min" => Duration::from_secs(value.saturating_mul(60)),
-            "h" => Duration::from_secs(value.saturating_mul(3600)),
-            other => {
-                return Err(format!(
-                    "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
-                ))
-            }
-        };
-        Ok(HumanDuration(duration))
-    }
-}
-
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}s", self.0.as_secs_f64())
     }
 }
 
@@ -299,13 +234,19 @@ mod tests {
         toml::from_str(text)
     }
 
+    fn problems_of(config: &StreamConfig) -> Vec<String> {
+        let mut problems = Problems::new();
+        config.validate(&mut problems);
+        problems.iter().map(|p| p.key.clone()).collect()
+    }
+
     #[test]
     fn empty_table_gives_the_documented_defaults() {
         let config = parse("").unwrap();
         assert_eq!(config, StreamConfig::default());
         assert_eq!(config.rtp_ports.pairs(), 15);
         assert_eq!(config.session_timeout.0, Duration::from_secs(60));
-        assert!(config.validate().is_empty());
+        assert!(problems_of(&config).is_empty());
     }
 
     #[test]
@@ -364,7 +305,7 @@ mod tests {
             "rtp_ports = \"6971-6971\"\nsession_timeout = \"1s\"\nmax_connections = 0\nmax_payload = 9000\nmedia_dir = \"rel\"\n",
         )
         .unwrap();
-        let keys: Vec<_> = config.validate().iter().map(|p| p.key).collect();
+        let keys = problems_of(&config);
         assert_eq!(
             keys,
             [

@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod library;
+pub mod movies;
+pub mod paths;
 pub mod rtp;
 pub mod rtsp;
 

@@ -1,1 +1,687 @@
+//! Tests of the protocol core with literal request bytes, a fake movie and a hand-cranked clock.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use rtsp_types::Response;
+
+use crate::library::{Catalog, CatalogError, MediaPacket, Presentation, TrackPackets};
+use crate::rtsp::framing::{decode, Decoded, FramingError, RejectStatus, MAX_HEAD_BYTES};
+use crate::rtsp::handler::{Connection, Effect, RtspServer, ServerSettings};
+use crate::rtsp::session::{OutgoingPacket, PacketKind, SEND_AHEAD};
+
+const VIDEO: u32 = 1;
+const AUDIO: u32 = 2;
+const GOP: Duration = Duration::from_secs(2);
+
+/// Ten seconds of "video" (one 1000-byte packet per 40 ms frame, keyframes every 2 s, 90 kHz)
+/// and "audio" (one 200-byte packet per 20 ms, 48 kHz).
+struct FakeMovie;
+
+struct FakeTrack {
+    frame: Duration,
+    clock_rate: u32,
+    payload_type: u8,
+    size: usize,
+    start: Duration,
+    next: Duration,
+}
+
+impl TrackPackets for FakeTrack {
+    fn clock_rate(&self) -> u32 {
+        self.clock_rate
+    }
+    fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+    fn start(&self) -> Duration {
+        self.start
+    }
+    fn start_rtp_timestamp(&self) -> u32 {
+        (self.start.as_secs_f64() * f64::from(self.clock_rate)).round() as u32
+    }
+    fn next_packet(&mut self) -> Result<Option<MediaPacket>, String> {
+        if self.next >= FakeMovie.duration() {
+            return Ok(None);
+        }
+        let at = self.next;
+        self.next += self.frame;
+        Ok(Some(MediaPacket {
+            send_time: at,
+            timestamp: (at.as_secs_f64() * f64::from(self.clock_rate)).round() as u32,
+            marker: true,
+            payload: Bytes::from(vec![0xAB; self.size]),
+        }))
+    }
+}
+
+impl Presentation for FakeMovie {
+    fn sdp(&self, session_name: &str, origin_addr: &str) -> String {
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 {origin_addr}\r\ns={session_name}\r\nt=0 0\r\na=range:npt=0-10\r\n\
+             m=video 0 RTP/AVP 96\r\na=control:trackID=1\r\nm=audio 0 RTP/AVP 97\r\na=control:trackID=2\r\n"
+        )
+    }
+    fn track_ids(&self) -> Vec<u32> {
+        vec![VIDEO, AUDIO]
+    }
+    fn duration(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+    fn file_size(&self) -> u64 {
+        1_250_000
+    }
+    fn codecs(&self) -> (Option<String>, Option<String>) {
+        (Some("aac".into()), Some("h264".into()))
+    }
+    fn packets(
+        &self,
+        track_id: u32,
+        start: Duration,
+    ) -> Result<Box<dyn TrackPackets>, CatalogError> {
+        let track = match track_id {
+            VIDEO => {
+                let gop_start = GOP * u32::try_from(start.as_millis() / GOP.as_millis()).unwrap();
+                FakeTrack {
+                    frame: Duration::from_millis(40),
+                    clock_rate: 90_000,
+                    payload_type: 96,
+                    size: 1000,
+                    start: gop_start,
+                    next: gop_start,
+                }
+            }
+            AUDIO => {
+                let start = Duration::from_millis(start.as_millis() as u64 / 20 * 20);
+                FakeTrack {
+                    frame: Duration::from_millis(20),
+                    clock_rate: 48_000,
+                    payload_type: 97,
+                    size: 200,
+                    start,
+                    next: start,
+                }
+            }
+            _ => return Err(CatalogError::NotFound(format!("track {track_id}"))),
+        };
+        Ok(Box::new(track))
+    }
+}
+
+struct FakeCatalog;
+
+impl Catalog for FakeCatalog {
+    fn open(&self, url_path: &str) -> Result<Arc<dyn Presentation>, CatalogError> {
+        match url_path {
+            "/movie.mp4" => Ok(Arc::new(FakeMovie)),
+            "/audio-only.aiff" => Err(CatalogError::Unsupported("no playable track".into())),
+            path if path.contains("..") => Err(CatalogError::Forbidden(path.into())),
+            path => Err(CatalogError::NotFound(path.into())),
+        }
+    }
+}
+
+struct Harness {
+    server: RtspServer,
+    connection: Connection,
+    t0: Instant,
+    wallclock: SystemTime,
+    effects: Vec<Effect>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with_bandwidth(100_000_000)
+    }
+
+    fn with_bandwidth(max_bandwidth_bps: u64) -> Harness {
+        let settings = ServerSettings {
+            session_timeout: Duration::from_secs(60),
+            max_bandwidth_bps,
+            udp_ports: Some((6970, 6971)),
+        };
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8554".parse().unwrap();
+        Harness {
+            server: RtspServer::new(settings, Arc::new(FakeCatalog), 7),
+            connection: Connection::new(1, peer, local),
+            t0: Instant::now(),
+            wallclock: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            effects: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes at `at` after t0; returns the response text.
+    fn send(&mut self, at: Duration, bytes: &str) -> String {
+        let mut responses = self.feed(at, bytes.as_bytes());
+        assert_eq!(
+            responses.len(),
+            1,
+            "one request, one response: {responses:?}"
+        );
+        responses.remove(0)
+    }
+
+    /// Feeds bytes as a connection would, returning every response.
+    fn feed(&mut self, at: Duration, mut buf: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            match decode(buf).unwrap() {
+                Decoded::Request { request, consumed } => {
+                    let (response, effects) = self.server.handle_request(
+                        &mut self.connection,
+                        self.t0 + at,
+                        self.wallclock + at,
+                        &request,
+                    );
+                    self.effects.extend(effects);
+                    out.push(text(&response));
+                    buf = &buf[consumed..];
+                }
+                Decoded::Rejected {
+                    status,
+                    cseq,
+                    consumed,
+                } => {
+                    out.push(format!("rejected {status:?} {cseq:?}"));
+                    buf = &buf[consumed..];
+                }
+                Decoded::Interleaved { consumed, .. } | Decoded::Skip { consumed } => {
+                    buf = &buf[consumed..]
+                }
+                Decoded::NeedMore => break,
+            }
+        }
+        out
+    }
+
+    fn setup_both(&mut self, transport: &str) -> String {
+        let first = self.send(
+            Duration::ZERO,
+            &format!("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nTransport: {transport}\r\n\r\n"),
+        );
+        let id = header(&first, "Session")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let transport = transport
+            .replace("5000-5001", "5002-5003")
+            .replace("interleaved=0-1", "interleaved=2-3");
+        let second = self.send(
+            Duration::ZERO,
+            &format!("SETUP rtsp://h/movie.mp4/trackID=2 RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\nTransport: {transport}\r\n\r\n"),
+        );
+        assert_eq!(status(&second), 200, "{second}");
+        id
+    }
+
+    fn session(&self) -> crate::rtsp::handler::SharedSession {
+        self.server.sessions().pop().expect("a session")
+    }
+
+    fn poll(&self, at: Duration) -> Vec<OutgoingPacket> {
+        let mut out = Vec::new();
+        crate::rtsp::handler::lock(&self.session()).poll_packets(
+            self.t0 + at,
+            self.wallclock + at,
+            &mut out,
+        );
+        out
+    }
+}
+
+fn text(response: &Response<Vec<u8>>) -> String {
+    String::from_utf8(crate::rtsp::handler::response_bytes(response)).unwrap()
+}
+
+fn status(response: &str) -> u16 {
+    response.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn header<'a>(response: &'a str, name: &str) -> &'a str {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {response}"))
+}
+
+const UDP: &str = "RTP/AVP;unicast;client_port=5000-5001";
+
+#[test]
+fn options_lists_what_is_served() {
+    let mut h = Harness::new();
+    let response = h.send(Duration::ZERO, "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    assert_eq!(status(&response), 200);
+    assert_eq!(header(&response, "CSeq"), "1");
+    assert_eq!(
+        header(&response, "Public"),
+        "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
+    );
+}
+
+#[test]
+fn describe_returns_sdp_with_content_base() {
+    let mut h = Harness::new();
+    let response = h.send(
+        Duration::ZERO,
+        "DESCRIBE rtsp://h:8554/movie.mp4 RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n",
+    );
+    assert_eq!(status(&response), 200);
+    assert_eq!(
+        header(&response, "Content-Base"),
+        "rtsp://h:8554/movie.mp4/"
+    );
+    assert_eq!(header(&response, "Content-Type"), "application/sdp");
+    assert!(response.contains("a=control:trackID=1"));
+    assert!(response.contains("o=- 0 0 IN IP4 127.0.0.1"));
+    assert!(response.contains("s=movie.mp4"));
+}
+
+#[test]
+fn status_codes_for_each_refusal() {
+    let mut h = Harness::new();
+    let cases: &[(&str, u16)] = &[
+        ("DESCRIBE rtsp://h/missing.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n", 404),
+        ("DESCRIBE rtsp://h/audio-only.aiff RTSP/1.0\r\nCSeq: 1\r\n\r\n", 415),
+        ("PLAY rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\nSession: NOSUCH\r\n\r\n", 454),
+        ("PLAY rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n", 454),
+        ("TEARDOWN rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\nSession: NOSUCH\r\n\r\n", 454),
+        ("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast\r\n\r\n", 461),
+        ("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 1\r\n\r\n", 461),
+        ("SETUP rtsp://h/movie.mp4/trackID=9 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n", 404),
+        ("SETUP rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n", 459),
+        ("RECORD rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n", 501),
+        ("FROB rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n", 501),
+        ("OPTIONS * RTSP/1.0\r\nUser-Agent: no-cseq\r\n\r\n", 400),
+        ("SET_PARAMETER rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 5\r\n\r\nx: 1\n", 451),
+    ];
+    for (request, expected) in cases {
+        let response = h.send(Duration::ZERO, request);
+        assert_eq!(status(&response), *expected, "{request}\n{response}");
+    }
+    assert_eq!(
+        h.feed(Duration::ZERO, b"OPTIONS * RTSP/2.0\r\nCSeq: 4\r\n\r\n"),
+        ["rejected VersionNotSupported Some(\"4\")"]
+    );
+    assert_eq!(
+        h.feed(Duration::ZERO, b"OPTIONS * RTSP/1.1\r\nCSeq: 5\r\n\r\n"),
+        ["rejected VersionNotSupported Some(\"5\")"]
+    );
+    assert_eq!(
+        h.feed(Duration::ZERO, b"GARBAGE\r\n\r\n"),
+        ["rejected BadRequest None"]
+    );
+}
+
+#[test]
+fn setup_play_pause_resume_teardown_over_udp() {
+    let mut h = Harness::new();
+    let id = h.setup_both(UDP);
+    assert_eq!(h.server.session_count(), 1);
+    assert!(matches!(
+        h.effects.as_slice(),
+        [Effect::Created {
+            connection: None,
+            ..
+        }]
+    ));
+
+    let play = h.send(Duration::ZERO, &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\nRange: npt=0.000-\r\n\r\n"));
+    assert_eq!(status(&play), 200, "{play}");
+    assert_eq!(header(&play, "Range"), "npt=0.000-");
+    let rtp_info = header(&play, "RTP-Info");
+    assert!(
+        rtp_info.starts_with("url=rtsp://h/movie.mp4/trackID=1;seq="),
+        "{rtp_info}"
+    );
+    assert!(
+        rtp_info.contains(",url=rtsp://h/movie.mp4/trackID=2;seq="),
+        "{rtp_info}"
+    );
+
+    // At t0 the first SEND_AHEAD of media leaves at once, plus one SR per track.
+    let burst = h.poll(Duration::ZERO);
+    let video = burst
+        .iter()
+        .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
+        .count();
+    let audio = burst
+        .iter()
+        .filter(|p| p.track_index == 1 && p.kind == PacketKind::Rtp)
+        .count();
+    assert_eq!(video, 7, "0..=240 ms of 40 ms frames");
+    assert_eq!(audio, 13, "0..=240 ms of 20 ms frames");
+    assert_eq!(
+        burst.iter().filter(|p| p.kind == PacketKind::Rtcp).count(),
+        2
+    );
+    // Nothing more is due until time moves.
+    assert!(h.poll(Duration::ZERO).is_empty());
+    // The RTP seq of the first packet matches RTP-Info.
+    let first_seq = u16::from_be_bytes([burst[0].bytes[2], burst[0].bytes[3]]);
+    assert!(rtp_info.contains(&format!("seq={first_seq};")));
+    let one_second = h.poll(Duration::from_secs(1));
+    assert_eq!(
+        one_second
+            .iter()
+            .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
+            .count(),
+        25
+    );
+
+    // PAUSE at 1.5 s; nothing flows while paused.
+    let pause = h.send(
+        Duration::from_millis(1500),
+        &format!("PAUSE rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 5\r\nSession: {id}\r\n\r\n"),
+    );
+    assert_eq!(status(&pause), 200, "{pause}");
+    assert_eq!(
+        header(&pause, "Range"),
+        "npt=1.260-",
+        "first unsent packet after 1 s + SEND_AHEAD"
+    );
+    assert!(h.poll(Duration::from_secs(5)).is_empty());
+    let again = h.send(
+        Duration::from_secs(5),
+        &format!("PAUSE rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 6\r\nSession: {id}\r\n\r\n"),
+    );
+    assert_eq!(status(&again), 455);
+
+    // Resume without Range continues from the pause point with the next sequence numbers.
+    let resume = h.send(
+        Duration::from_secs(6),
+        &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 7\r\nSession: {id}\r\n\r\n"),
+    );
+    assert_eq!(status(&resume), 200);
+    assert_eq!(header(&resume, "Range"), "npt=1.260-");
+    let resumed = h.poll(Duration::from_secs(6));
+    let next_seq = u16::from_be_bytes([resumed[0].bytes[2], resumed[0].bytes[3]]);
+    assert!(header(&resume, "RTP-Info").contains(&format!("seq={next_seq};")));
+
+    let teardown = h.send(
+        Duration::from_secs(7),
+        &format!("TEARDOWN rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 8\r\nSession: {id}\r\n\r\n"),
+    );
+    assert_eq!(status(&teardown), 200);
+    assert_eq!(h.server.session_count(), 0);
+    assert!(matches!(h.effects.last(), Some(Effect::Closed(_))));
+}
+
+#[test]
+fn play_with_range_seeks_to_the_keyframe_and_maps_rtptime() {
+    let mut h = Harness::new();
+    let id = h.setup_both(UDP);
+    let play = h.send(Duration::ZERO, &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\nRange: npt=5-\r\n\r\n"));
+    // Video restarts at the 4 s keyframe; the range reports it.
+    assert_eq!(header(&play, "Range"), "npt=4.000-");
+    let packets = h.poll(Duration::ZERO);
+    let ts_of =
+        |p: &OutgoingPacket| u32::from_be_bytes([p.bytes[4], p.bytes[5], p.bytes[6], p.bytes[7]]);
+    let first_video = packets
+        .iter()
+        .find(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
+        .unwrap();
+    assert!(header(&play, "RTP-Info").contains(&format!("rtptime={}", ts_of(first_video))));
+    // Seek while playing: a new Range moves at once, sequence numbers continue.
+    let last_seq = u16::from_be_bytes([
+        packets.last().unwrap().bytes[2],
+        packets.last().unwrap().bytes[3],
+    ]);
+    let seek = h.send(Duration::from_millis(100), &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 5\r\nSession: {id}\r\nRange: npt=8.5-\r\n\r\n"));
+    assert_eq!(status(&seek), 200);
+    assert_eq!(header(&seek, "Range"), "npt=8.000-");
+    let _ = last_seq;
+    let beyond = h.send(Duration::from_millis(200), &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 6\r\nSession: {id}\r\nRange: npt=30-\r\n\r\n"));
+    assert_eq!(status(&beyond), 457);
+    let scaled = h.send(
+        Duration::from_millis(200),
+        &format!(
+            "PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 7\r\nSession: {id}\r\nScale: 2.0\r\n\r\n"
+        ),
+    );
+    assert_eq!(status(&scaled), 456);
+    let track_only = h.send(
+        Duration::from_millis(200),
+        &format!("PLAY rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 8\r\nSession: {id}\r\n\r\n"),
+    );
+    assert_eq!(status(&track_only), 460);
+    let new_track_while_playing = h.send(Duration::from_millis(200), &format!("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 9\r\nSession: {id}\r\nTransport: {UDP}\r\n\r\n"));
+    assert_eq!(
+        status(&new_track_while_playing),
+        200,
+        "re-SETUP of a known track is allowed"
+    );
+}
+
+#[test]
+fn end_of_movie_sends_bye_once_and_keeps_the_session() {
+    let mut h = Harness::new();
+    let id = h.setup_both(UDP);
+    h.send(Duration::ZERO, &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\nRange: npt=9-\r\n\r\n"));
+    let mut all = h.poll(Duration::ZERO);
+    all.extend(h.poll(Duration::from_secs(2)));
+    let rtp_video = all
+        .iter()
+        .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
+        .count();
+    assert_eq!(rtp_video, 50, "from the 8 s keyframe: 8.00..=9.96");
+    let byes: Vec<_> = all
+        .iter()
+        .filter(|p| p.kind == PacketKind::Rtcp && p.bytes.windows(2).any(|w| w == [0x81, 203]))
+        .collect();
+    assert_eq!(byes.len(), 2);
+    assert!(h.poll(Duration::from_secs(3)).is_empty());
+    assert!(crate::rtsp::handler::lock(&h.session()).is_finished());
+    assert_eq!(h.server.session_count(), 1);
+}
+
+#[test]
+fn silence_times_out_and_keepalives_and_rtcp_extend() {
+    let mut h = Harness::new();
+    let id = h.setup_both(UDP);
+    assert!(h.server.expire(h.t0 + Duration::from_secs(59)).is_empty());
+    let keepalive = h.send(
+        Duration::from_secs(50),
+        &format!("GET_PARAMETER rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 9\r\nSession: {id}\r\n\r\n"),
+    );
+    assert_eq!(status(&keepalive), 200);
+    assert!(h.server.expire(h.t0 + Duration::from_secs(100)).is_empty());
+    // A receiver report on the shared RTCP port, from the client's RTCP address, counts too.
+    let ssrc = crate::rtsp::handler::lock(&h.session()).tracks[0].ssrc;
+    let mut rr = vec![0x81, 201, 0, 7, 0x11, 0x11, 0x11, 0x11];
+    rr.extend_from_slice(&ssrc.to_be_bytes());
+    rr.extend_from_slice(&[
+        25, 0, 0, 3, 0, 0, 0x10, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    assert_eq!(
+        h.server.udp_rtcp(
+            "127.0.0.1:5001".parse().unwrap(),
+            h.t0 + Duration::from_secs(105),
+            &rr
+        ),
+        Some(id.clone())
+    );
+    assert_eq!(
+        h.server
+            .udp_rtcp("127.0.0.1:9999".parse().unwrap(), h.t0, &rr),
+        None
+    );
+    let receiver = crate::rtsp::handler::lock(&h.session()).tracks[0].receiver;
+    assert_eq!(
+        (
+            receiver.cumulative_lost,
+            receiver.jitter,
+            receiver.fraction_lost
+        ),
+        (3, 9, 25)
+    );
+    assert!(h.server.expire(h.t0 + Duration::from_secs(164)).is_empty());
+    let expired = h.server.expire(h.t0 + Duration::from_secs(166));
+    assert_eq!(expired.len(), 1);
+    assert_eq!(h.server.session_count(), 0);
+    // Its RTCP route is gone with it.
+    assert_eq!(
+        h.server
+            .udp_rtcp("127.0.0.1:5001".parse().unwrap(), h.t0, &rr),
+        None
+    );
+}
+
+#[test]
+fn tcp_interleaved_sessions_end_with_their_connection() {
+    let mut h = Harness::new();
+    let id = h.setup_both("RTP/AVP/TCP;unicast;interleaved=0-1");
+    assert!(matches!(
+        h.effects.as_slice(),
+        [Effect::Created {
+            connection: Some(1),
+            ..
+        }]
+    ));
+    let mixed = h.send(Duration::ZERO, &format!("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 9\r\nSession: {id}\r\nTransport: {UDP}\r\n\r\n"));
+    assert_eq!(status(&mixed), 461);
+    let closed = h.server.connection_closed(&h.connection, h.t0);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(h.server.session_count(), 0);
+}
+
+#[test]
+fn bandwidth_budget_refuses_with_453() {
+    // The fake movie is 1 Mbit/s; allow one session's worth.
+    let mut h = Harness::with_bandwidth(1_500_000);
+    h.setup_both(UDP);
+    let second = h.send(
+        Duration::ZERO,
+        &format!(
+            "SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 9\r\nTransport: {UDP}\r\n\r\n"
+        ),
+    );
+    assert_eq!(status(&second), 453);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut h = Harness::new();
+    let responses = h.feed(
+        Duration::ZERO,
+        b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\nDESCRIBE rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 2\r\n\r\n$\x01\x00\x02hi\r\nOPTIONS * RTSP/1.0\r\nCSeq: 3\r\n\r\n",
+    );
+    let cseqs: Vec<_> = responses
+        .iter()
+        .map(|r| header(r, "CSeq").to_owned())
+        .collect();
+    assert_eq!(cseqs, ["1", "2", "3"]);
+}
+
+#[test]
+fn every_split_point_of_a_request_decodes_the_same() {
+    let request = b"SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n$\x01\x00\x03abcSET_PARAMETER rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 3\r\nContent-Length: 4\r\n\r\nab\r\n";
+    for split in 0..request.len() {
+        let mut buffer = Vec::new();
+        let mut units = Vec::new();
+        for chunk in [&request[..split], &request[split..]] {
+            buffer.extend_from_slice(chunk);
+            loop {
+                let decoded = decode(&buffer).unwrap();
+                let consumed = decoded.consumed();
+                match decoded {
+                    Decoded::NeedMore => break,
+                    Decoded::Request { request, .. } => {
+                        units.push(format!("{:?}", request.method()))
+                    }
+                    Decoded::Interleaved {
+                        channel, payload, ..
+                    } => units.push(format!("${channel}:{payload:?}")),
+                    other => units.push(format!("{other:?}")),
+                }
+                buffer.drain(..consumed);
+            }
+        }
+        assert_eq!(
+            units,
+            ["Setup", "$1:[97, 98, 99]", "SetParameter"],
+            "split at {split}"
+        );
+        assert!(buffer.is_empty());
+    }
+}
+
+#[test]
+fn framing_limits_are_enforced() {
+    let huge = format!(
+        "OPTIONS * RTSP/1.0\r\nX: {}\r\n",
+        "a".repeat(MAX_HEAD_BYTES)
+    );
+    assert_eq!(
+        decode(huge.as_bytes()).unwrap_err(),
+        FramingError::HeadTooLarge {
+            limit: MAX_HEAD_BYTES
+        }
+    );
+    let many = format!("OPTIONS * RTSP/1.0\r\n{}\r\n", "X: 1\r\n".repeat(65));
+    assert!(matches!(
+        decode(many.as_bytes()),
+        Err(FramingError::TooManyHeaders { .. })
+    ));
+    let big_body = b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999\r\n\r\n";
+    assert!(matches!(
+        decode(big_body),
+        Err(FramingError::BodyTooLarge { .. })
+    ));
+    let negative = b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: -1\r\n\r\n";
+    assert!(matches!(
+        decode(negative),
+        Err(FramingError::BadContentLength { .. })
+    ));
+    assert!(matches!(
+        decode(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"),
+        Err(FramingError::UnexpectedResponse)
+    ));
+    // A partial interleaved frame waits for its bytes.
+    assert!(matches!(
+        decode(b"$\x00\xff\xff abc"),
+        Ok(Decoded::NeedMore)
+    ));
+    assert!(matches!(
+        decode(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n"),
+        Ok(Decoded::NeedMore)
+    ));
+    assert!(matches!(decode(b"\r\n"), Ok(Decoded::Skip { consumed: 2 })));
+    assert!(matches!(
+        decode(b"OPTIONS * HTTP/1.1\r\n\r\n"),
+        Ok(Decoded::Rejected {
+            status: RejectStatus::BadRequest,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn pacing_never_runs_ahead_of_the_send_window() {
+    let mut h = Harness::new();
+    let id = h.setup_both(UDP);
+    h.send(
+        Duration::ZERO,
+        &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\n\r\n"),
+    );
+    let mut sent_video = 0usize;
+    let mut now = Duration::ZERO;
+    while now < Duration::from_secs(3) {
+        sent_video += h
+            .poll(now)
+            .iter()
+            .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
+            .count();
+        // Frames with send_time <= now + SEND_AHEAD, and no more.
+        let allowed = ((now + SEND_AHEAD).as_millis() / 40 + 1) as usize;
+        assert_eq!(sent_video, allowed, "at {now:?}");
+        let wakeup = crate::rtsp::handler::lock(&h.session())
+            .next_wakeup()
+            .unwrap();
+        assert!(wakeup > h.t0 + now || sent_video == allowed);
+        now += Duration::from_millis(20);
+    }
+}
