@@ -249,7 +249,12 @@ fn kind_of(handler: FourCc) -> MediaKind {
 
 fn track_info(track: &Track, tables: &MovieTables) -> TrackInfo {
     let kind = kind_of(track.handler);
-    let end = i64::try_from(track.samples.end_time()).unwrap_or(i64::MAX);
+    let end = match track.edit_duration {
+        Some(d) => i64::try_from(d).unwrap_or(i64::MAX),
+        None => i64::try_from(track.samples.end_time())
+            .unwrap_or(i64::MAX)
+            .saturating_add(track.edit_shift),
+    };
     TrackInfo {
         track_id: track.track_id,
         kind,

@@ -89,14 +89,52 @@ impl PacketSource {
                 track_id: plan.track_id,
             })?;
         let samples = &track.samples;
-        // Position in media (decode) time: presentation time minus the edit shift.
-        let wanted = duration_to_media(start, track.timescale)
-            .saturating_sub(track.edit_shift)
-            .max(0);
-        let mut first = samples.sample_at_decode_time(u64::try_from(wanted).unwrap_or(0));
-        let seek_to_sync = plan.kind == MediaKind::Video || plan.hinted;
-        if seek_to_sync {
+        let wanted_pts = duration_to_media(start, track.timescale);
+        let wanted_dts = wanted_pts.saturating_sub(track.edit_shift).max(0);
+        let pts_of = |i: usize| {
+            samples
+                .composition_time(i)
+                .unwrap_or(0)
+                .saturating_add(track.edit_shift)
+        };
+        let mut first = if start.is_zero() {
+            // From the top means the whole track, including samples an edit list places before zero (AAC
+            // priming frames), which decoders need.
+            0
+        } else {
+            samples.sample_at_decode_time(u64::try_from(wanted_dts).unwrap_or(0))
+        };
+        if plan.kind == MediaKind::Video || plan.hinted {
             first = samples.sync_at_or_before(first);
+            // With B-frames a sync sample decoded before the wanted time can be presented after it: step back
+            // to earlier sync samples. Bounded: `first` strictly decreases or the loop ends.
+            while !plan.hinted && first > 0 && pts_of(first) > wanted_pts {
+                let previous = samples.sync_at_or_before(first - 1);
+                if previous >= first {
+                    break;
+                }
+                first = previous;
+            }
+        }
+        let past_end =
+            !start.is_zero() && u64::try_from(wanted_dts).unwrap_or(0) >= samples.end_time();
+        if past_end {
+            // Nothing left to send; the position reported is the end of the track.
+            let end = i64::try_from(samples.end_time())
+                .unwrap_or(i64::MAX)
+                .saturating_add(track.edit_shift);
+            let actual = media_to_duration(end, track.timescale).min(start);
+            let rtp = wrap_u32(i128::from(duration_to_media(actual, plan.clock_rate)));
+            let max_payload = options.max_payload.clamp(MIN_MAX_PAYLOAD, MAX_MAX_PAYLOAD);
+            let n_samples = samples.len();
+            return Ok(PacketSource::at(
+                tables,
+                plan,
+                max_payload,
+                n_samples,
+                actual,
+                rtp,
+            ));
         }
         let (start, start_rtp_timestamp) = if plan.hinted {
             // Hint samples are stamped in RTP units already: the RTP time of this position is the sample's
@@ -109,29 +147,52 @@ impl PacketSource {
                 media_to_duration(dts.saturating_add(track.edit_shift), track.timescale).min(start);
             (actual, wrap_u32(i128::from(dts)))
         } else {
-            // A sync sample at or before the wanted decode time is presented at or before the wanted time in
-            // ordinary files; `min` keeps the promise `start() <= requested` for odd ones.
-            let pts = samples
-                .composition_time(first)
-                .unwrap_or(0)
-                .saturating_add(track.edit_shift);
-            let actual = media_to_duration(pts, track.timescale).min(start);
-            (
-                actual,
-                wrap_u32(i128::from(duration_to_media(actual, plan.clock_rate))),
-            )
+            let pts = pts_of(first);
+            let pts_time = media_to_duration(pts, track.timescale);
+            if pts >= 0 && pts_time <= start {
+                (
+                    pts_time,
+                    rescale_wrapping(pts, track.timescale, plan.clock_rate),
+                )
+            } else {
+                // The first sample is presented before zero (priming) or, in odd files, after the wanted
+                // time; keep the promise `start() <= requested` and give the RTP time of `start()` itself.
+                let actual = pts_time.min(start);
+                (
+                    actual,
+                    wrap_u32(i128::from(duration_to_media(actual, plan.clock_rate))),
+                )
+            }
         };
         let max_payload = options.max_payload.clamp(MIN_MAX_PAYLOAD, MAX_MAX_PAYLOAD);
-        Ok(PacketSource {
+        Ok(PacketSource::at(
             tables,
             plan,
             max_payload,
-            next_sample: first,
+            first,
+            start,
+            start_rtp_timestamp,
+        ))
+    }
+
+    fn at(
+        tables: Arc<MovieTables>,
+        plan: StreamPlan,
+        max_payload: usize,
+        next_sample: usize,
+        start: Duration,
+        start_rtp_timestamp: u32,
+    ) -> Self {
+        PacketSource {
+            tables,
+            plan,
+            max_payload,
+            next_sample,
             queue: VecDeque::new(),
             start,
             start_rtp_timestamp,
             referenced_sample: None,
-        })
+        }
     }
 
     /// RTP clock rate of this track (90000 for video, the sample rate for most audio).

@@ -20,6 +20,8 @@ pub struct Track {
     pub timescale: u32,
     /// Added to decode and composition times to get presentation times (media timescale); from `elst`.
     pub edit_shift: i64,
+    /// Presentation duration the edit list gives (media timescale), when it has one.
+    pub edit_duration: Option<u64>,
     pub entry: SampleEntry,
     /// Raw bytes of every sample description (hint packets may copy from them).
     pub sample_descriptions: Vec<Bytes>,
@@ -90,12 +92,12 @@ pub fn parse_trak(trak: &BoxRef<'_>, movie_timescale: u32) -> Result<Track, Medi
     let (entry, sample_descriptions) = parse_stsd(&stsd, handler)?;
     let samples = SampleTable::build(&stbl, &tables)?;
 
-    let edit_shift = match trak.child(b"edts")? {
+    let (edit_shift, edit_duration) = match trak.child(b"edts")? {
         Some(edts) => match edts.child(b"elst")? {
-            Some(elst) => edit_shift(&elst, movie_timescale, timescale)?,
-            None => 0,
+            Some(elst) => read_edit_list(&elst, movie_timescale, timescale)?,
+            None => (0, None),
         },
-        None => 0,
+        None => (0, None),
     };
 
     let mut hint_references = Vec::new();
@@ -122,6 +124,7 @@ pub fn parse_trak(trak: &BoxRef<'_>, movie_timescale: u32) -> Result<Track, Medi
         handler,
         timescale,
         edit_shift,
+        edit_duration,
         entry,
         sample_descriptions,
         samples,
@@ -145,16 +148,17 @@ pub fn sdp_text(b: &BoxRef<'_>) -> Result<String, MediaError> {
     Ok(text.trim_end_matches('\0').to_string())
 }
 
-/// The shift from media time to presentation time given by an edit list (ISO 14496-12 §8.6.6).
+/// The shift from media time to presentation time given by an edit list (ISO 14496-12 §8.6.6), and the
+/// presentation duration it covers (media timescale).
 ///
 /// Handles the cases writers produce: leading empty edits (a delay), then one edit starting at
 /// `media_time` (ffmpeg's B-frame and AAC-priming offsets). Later edits are ignored, so files that cut
 /// and splice with several edits play straight through their media.
-fn edit_shift(
+fn read_edit_list(
     elst: &BoxRef<'_>,
     movie_timescale: u32,
     media_timescale: u32,
-) -> Result<i64, MediaError> {
+) -> Result<(i64, Option<u64>), MediaError> {
     let mut r = elst.reader("elst");
     let (version, _) = r.version_flags()?;
     let n_entries = r.u32()?;
@@ -175,12 +179,18 @@ fn edit_shift(
         }
         let delay = rescale(empty_duration, movie_timescale, media_timescale)
             .ok_or_else(|| elst.corrupt("empty edit duration overflows"))?;
-        return delay
+        let shift = delay
             .checked_sub(media_time)
-            .ok_or_else(|| elst.corrupt("edit offset overflows"));
+            .ok_or_else(|| elst.corrupt("edit offset overflows"))?;
+        let total = empty_duration.saturating_add(segment_duration);
+        let duration =
+            rescale(total, movie_timescale, media_timescale).and_then(|d| u64::try_from(d).ok());
+        // A zero segment duration means "to the end of the media" in files written by some tools.
+        return Ok((shift, duration.filter(|&d| d > 0)));
     }
-    rescale(empty_duration, movie_timescale, media_timescale)
-        .ok_or_else(|| elst.corrupt("empty edit overflows"))
+    let delay = rescale(empty_duration, movie_timescale, media_timescale)
+        .ok_or_else(|| elst.corrupt("empty edit overflows"))?;
+    Ok((delay, None))
 }
 
 /// `value` in timescale `from` expressed in timescale `to`, rounded down; `None` on overflow or zero scale.
