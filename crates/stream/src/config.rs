@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 pub use serval_core::config::{HumanDuration, Listen, Problems};
 
 /// The `[stream]` table.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamConfig {
     pub enabled: bool,
@@ -319,5 +319,19 @@ mod tests {
         );
         assert!(parse("rtp_ports = \"9-3\"").is_err());
         assert!(parse("session_timeout = \"5 fortnights\"").is_err());
+    }
+}
+
+// Serialized as the text an operator writes, so `serval config default` prints "6970-6999" and
+// "100Mbit" rather than their parts (added by the lead for `config default`).
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for Bandwidth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }

@@ -1,0 +1,610 @@
+//! The tokio driver: accepts RTSP connections, feeds their bytes to the protocol core, writes
+//! responses and interleaved packets, runs one sender task per session (waking at the next
+//! packet's send time), shares one UDP port pair among all UDP sessions, and expires idle
+//! sessions. It decides nothing about the protocol.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::access_log::{AccessLog, AccessRecord};
+use crate::metrics::StreamMetrics;
+use crate::rtsp::framing::{decode, Decoded, RejectStatus};
+use crate::rtsp::handler::{
+    lock, response_bytes, status_response, ClosedSession, Connection, Effect, RtspServer,
+    SharedSession,
+};
+use crate::rtsp::session::{OutgoingPacket, PacketKind};
+use crate::rtsp::transport::ChosenTransport;
+
+/// Frames queued for one TCP connection's writer. Beyond it the client is not reading as fast
+/// as the movie plays and is dropped rather than buffered without limit (about 5.6 MB of
+/// 1400-byte packets: several seconds of a high-bitrate movie).
+const TCP_QUEUE_FRAMES: usize = 4096;
+/// Bytes gathered into one write of the TCP writer, so a frame's packets leave in one syscall.
+const MAX_WRITE_BATCH: usize = 64 * 1024;
+/// Shortest sleep of a sender task: packets are sent in ticks, not one wake-up each.
+const MIN_TICK: Duration = Duration::from_millis(10);
+/// How often idle sessions are looked for.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest datagram read on the RTCP port (RTCP compounds are a few hundred bytes).
+const MAX_RTCP_DATAGRAM: usize = 2048;
+/// Read buffer of a connection; grows up to the framing limits only.
+const READ_CHUNK: usize = 4096;
+
+/// The bound server UDP port pair shared by every UDP session.
+pub struct UdpPair {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+}
+
+struct SenderHandle {
+    notify: Arc<Notify>,
+    cancel: CancellationToken,
+}
+
+/// State shared by every task of the service.
+pub struct Shared {
+    pub server: RtspServer,
+    pub metrics: StreamMetrics,
+    pub access_log: AccessLog,
+    pub udp: Option<UdpPair>,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    senders: Mutex<HashMap<String, SenderHandle>>,
+    connections: Mutex<HashMap<u64, ConnectionHandle>>,
+    next_connection_id: AtomicU64,
+    connection_slots: Arc<Semaphore>,
+    bytes_sent_total: AtomicU64,
+}
+
+#[derive(Clone)]
+struct ConnectionHandle {
+    frames: mpsc::Sender<Bytes>,
+    drop_slow: CancellationToken,
+}
+
+impl Shared {
+    pub fn new(
+        server: RtspServer,
+        metrics: StreamMetrics,
+        access_log: AccessLog,
+        udp: Option<UdpPair>,
+        shutdown: CancellationToken,
+        max_connections: usize,
+    ) -> Shared {
+        Shared {
+            server,
+            metrics,
+            access_log,
+            udp,
+            shutdown,
+            tracker: TaskTracker::new(),
+            senders: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
+            next_connection_id: AtomicU64::new(1),
+            connection_slots: Arc::new(Semaphore::new(max_connections)),
+            bytes_sent_total: AtomicU64::new(0),
+        }
+    }
+
+    /// RTP bytes sent since start (for the load summary's bitrate).
+    pub fn bytes_sent_total(&self) -> u64 {
+        self.bytes_sent_total.load(Ordering::Relaxed)
+    }
+
+    /// Ends a session on the admin's request.
+    pub fn end_session(self: &Arc<Self>, id: &str) -> bool {
+        let now = Instant::now().into_std();
+        match self
+            .server
+            .close(id, now, crate::rtsp::handler::CloseReason::EndedByAdmin)
+        {
+            Some(closed) => {
+                self.finish(closed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn apply(self: &Arc<Self>, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Created {
+                    session,
+                    connection,
+                } => self.start_sender(session, connection),
+                Effect::Wake { session_id } => {
+                    if let Some(handle) = self
+                        .senders
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&session_id)
+                    {
+                        handle.notify.notify_one();
+                    }
+                }
+                Effect::Closed(closed) => self.finish(closed),
+            }
+        }
+    }
+
+    fn start_sender(self: &Arc<Self>, session: SharedSession, connection: Option<u64>) {
+        let (id, client) = {
+            let guard = lock(&session);
+            (guard.id.clone(), guard.client)
+        };
+        let sink = match connection {
+            Some(connection_id) => {
+                match self
+                    .connections
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&connection_id)
+                    .cloned()
+                {
+                    Some(handle) => Sink::Tcp(handle),
+                    None => return,
+                }
+            }
+            None => Sink::Udp,
+        };
+        let handle = SenderHandle {
+            notify: Arc::new(Notify::new()),
+            cancel: self.shutdown.child_token(),
+        };
+        let task = run_sender(
+            self.clone(),
+            session,
+            sink,
+            handle.notify.clone(),
+            handle.cancel.clone(),
+        );
+        self.senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), handle);
+        self.metrics.sessions_open.inc();
+        self.metrics.sessions_total.inc();
+        info!(target: "serval_stream::session", session = %id, %client, "session created");
+        self.tracker
+            .spawn(task.instrument(tracing::info_span!("session", session = %id, %client)));
+    }
+
+    /// Stops a closed session's sender, logs it and writes its access log line.
+    fn finish(self: &Arc<Self>, closed: ClosedSession) {
+        // Counted before locking the session: the table lock is always taken first.
+        let total_clients = self.server.session_count();
+        let session = lock(&closed.session);
+        if let Some(handle) = self
+            .senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session.id)
+        {
+            handle.cancel.cancel();
+            self.metrics.sessions_open.dec();
+        }
+        let (bytes_sent, packets_sent) = session.totals();
+        let packets_lost: i64 = session
+            .tracks
+            .iter()
+            .map(|t| i64::from(t.receiver.cumulative_lost.max(0)))
+            .sum();
+        self.metrics
+            .rtcp_packets_lost
+            .inc_by(u64::try_from(packets_lost).unwrap_or(0));
+        let (audio_codec, video_codec) = session.presentation.codecs();
+        let transport = session
+            .tracks
+            .first()
+            .map_or("-", |t| t.transport.lower_name());
+        let lasted = closed
+            .closed_at
+            .saturating_duration_since(session.created_at);
+        info!(target: "serval_stream::session", session = %session.id, client = %session.client,
+              movie = %session.movie_path, reason = ?closed.reason, bytes_sent, packets_sent, packets_lost,
+              seconds = lasted.as_secs(), "session closed");
+        let server_ip = self
+            .udp
+            .as_ref()
+            .and_then(|u| u.rtp.local_addr().ok())
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        self.access_log.write(&AccessRecord {
+            client_ip: session.client.ip(),
+            ended_at: SystemTime::now(),
+            uri_stem: session.movie_path.clone(),
+            start_position: session.first_play_start.unwrap_or_default(),
+            duration: lasted,
+            user_agent: session.user_agent.clone(),
+            file_length: session.presentation.duration(),
+            file_size: session.presentation.file_size(),
+            transport,
+            audio_codec,
+            video_codec,
+            bytes_sent,
+            packets_sent,
+            packets_lost,
+            server_ip,
+            total_clients,
+        });
+    }
+}
+
+/// Where a session's packets go.
+enum Sink {
+    Udp,
+    Tcp(ConnectionHandle),
+}
+
+/// Accepts connections until shutdown.
+pub async fn run_listener(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(target: "serval_stream::net", %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = shared.connection_slots.clone().try_acquire_owned() else {
+            debug!(target: "serval_stream::net", %peer, "connection limit reached, answering 503");
+            shared.tracker.spawn(refuse_busy(stream));
+            continue;
+        };
+        let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("rtsp", %peer, connection = id);
+        let task = serve_connection(shared.clone(), stream, peer, id);
+        shared.tracker.spawn(
+            async move {
+                task.await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn refuse_busy(mut stream: TcpStream) {
+    let response = status_response(None, rtsp_types::StatusCode::ServiceUnavailable);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        stream.write_all(&response_bytes(&response)),
+    )
+    .await;
+}
+
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (mut reader, writer) = stream.into_split();
+    let (frames, queued) = mpsc::channel::<Bytes>(TCP_QUEUE_FRAMES);
+    let handle = ConnectionHandle {
+        frames: frames.clone(),
+        drop_slow: CancellationToken::new(),
+    };
+    shared
+        .connections
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, handle.clone());
+    shared.metrics.connections_open.inc();
+    let writer_task = shared
+        .tracker
+        .spawn(write_frames(writer, queued).in_current_span());
+    debug!(target: "serval_stream::net", "connection open");
+
+    let mut connection = Connection::new(id, peer, local);
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    'connection: loop {
+        buffer.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = handle.drop_slow.cancelled() => {
+                warn!(target: "serval_stream::net", "client reads too slowly, dropping the connection");
+                shared.metrics.slow_readers_dropped.inc();
+                break;
+            }
+            read = reader.read_buf(&mut buffer) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        loop {
+            let now = Instant::now().into_std();
+            let decoded = match decode(&buffer) {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    debug!(target: "serval_stream::rtsp", %error, "unrecoverable framing error, closing");
+                    let response = status_response(None, rtsp_types::StatusCode::BadRequest);
+                    let _ = frames.send(Bytes::from(response_bytes(&response))).await;
+                    break 'connection;
+                }
+            };
+            let consumed = decoded.consumed();
+            match decoded {
+                Decoded::NeedMore => break,
+                Decoded::Skip { .. } => {}
+                Decoded::Interleaved {
+                    channel, payload, ..
+                } => {
+                    shared.metrics.rtcp_reports_received.inc();
+                    shared
+                        .server
+                        .interleaved(&connection, now, channel, payload);
+                }
+                Decoded::Rejected { status, cseq, .. } => {
+                    let status = match status {
+                        RejectStatus::VersionNotSupported => {
+                            rtsp_types::StatusCode::RTSPVersionNotSupported
+                        }
+                        RejectStatus::BadRequest => rtsp_types::StatusCode::BadRequest,
+                    };
+                    let response = status_response(cseq.as_deref(), status);
+                    if frames
+                        .send(Bytes::from(response_bytes(&response)))
+                        .await
+                        .is_err()
+                    {
+                        break 'connection;
+                    }
+                }
+                Decoded::Request { request, .. } => {
+                    let (response, effects) = shared.server.handle_request(
+                        &mut connection,
+                        now,
+                        SystemTime::now(),
+                        &request,
+                    );
+                    debug!(target: "serval_stream::rtsp", method = ?request.method(),
+                           url = %request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
+                           status = u16::from(response.status()), "request");
+                    // The response goes out before any packet the request starts.
+                    if frames
+                        .send(Bytes::from(response_bytes(&response)))
+                        .await
+                        .is_err()
+                    {
+                        break 'connection;
+                    }
+                    shared.apply(effects);
+                }
+            }
+            buffer.advance(consumed);
+        }
+    }
+    shared
+        .connections
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    shared.metrics.connections_open.dec();
+    let now = Instant::now().into_std();
+    for closed in shared.server.connection_closed(&connection, now) {
+        shared.finish(closed);
+    }
+    drop(frames);
+    drop(handle);
+    // Let queued responses drain (the writer ends when every sender is gone); don't wait forever.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    debug!(target: "serval_stream::net", "connection closed");
+}
+
+/// Writes queued responses and interleaved frames, gathering what is queued into one write.
+async fn write_frames(mut writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Bytes>) {
+    let mut batch = BytesMut::with_capacity(MAX_WRITE_BATCH);
+    while let Some(first) = queued.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < MAX_WRITE_BATCH {
+            match queued.try_recv() {
+                Ok(next) => batch.extend_from_slice(&next),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// One session's sender: polls the session for due packets, sends them, sleeps until the next.
+async fn run_sender(
+    shared: Arc<Shared>,
+    session: SharedSession,
+    sink: Sink,
+    notify: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let mut batch: Vec<OutgoingPacket> = Vec::new();
+    let mut frame = BytesMut::new();
+    loop {
+        let now = Instant::now();
+        let (wakeup, client_ip, transports) = {
+            let mut guard = lock(&session);
+            guard.poll_packets(now.into_std(), SystemTime::now(), &mut batch);
+            let transports: Vec<ChosenTransport> =
+                guard.tracks.iter().map(|t| t.transport).collect();
+            (guard.next_wakeup(), guard.client.ip(), transports)
+        };
+        let mut rtp_bytes = 0u64;
+        let mut rtp_packets = 0u64;
+        for packet in batch.drain(..) {
+            let Some(transport) = transports.get(packet.track_index) else {
+                continue;
+            };
+            if packet.kind == PacketKind::Rtp {
+                rtp_bytes += packet.bytes.len() as u64;
+                rtp_packets += 1;
+            }
+            match (&sink, transport, &shared.udp) {
+                (
+                    Sink::Udp,
+                    ChosenTransport::Udp {
+                        client_rtp,
+                        client_rtcp,
+                        ..
+                    },
+                    Some(udp),
+                ) => {
+                    let (socket, port) = match packet.kind {
+                        PacketKind::Rtp => (&udp.rtp, *client_rtp),
+                        PacketKind::Rtcp => (&udp.rtcp, *client_rtcp),
+                    };
+                    // A full socket buffer or an unreachable client loses this packet only;
+                    // RTP over UDP tolerates loss and the client's RTCP reports it.
+                    let _ = socket
+                        .send_to(&packet.bytes, SocketAddr::new(client_ip, port))
+                        .await;
+                }
+                (
+                    Sink::Tcp(connection),
+                    ChosenTransport::Interleaved {
+                        rtp_channel,
+                        rtcp_channel,
+                    },
+                    _,
+                ) => {
+                    let channel = match packet.kind {
+                        PacketKind::Rtp => *rtp_channel,
+                        PacketKind::Rtcp => *rtcp_channel,
+                    };
+                    let Ok(len) = u16::try_from(packet.bytes.len()) else {
+                        continue;
+                    };
+                    frame.reserve(4 + packet.bytes.len());
+                    frame.put_u8(b'$');
+                    frame.put_u8(channel);
+                    frame.put_u16(len);
+                    frame.extend_from_slice(&packet.bytes);
+                    if connection.frames.try_send(frame.split().freeze()).is_err() {
+                        connection.drop_slow.cancel();
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if rtp_packets > 0 {
+            shared.metrics.rtp_packets_sent.inc_by(rtp_packets);
+            shared.metrics.rtp_bytes_sent.inc_by(rtp_bytes);
+            shared
+                .bytes_sent_total
+                .fetch_add(rtp_bytes, Ordering::Relaxed);
+        }
+        let sleep_until = match wakeup {
+            Some(at) => Instant::from_std(at).max(now + MIN_TICK),
+            // Idle (paused, ended, or not yet playing) until a request wakes us.
+            None => now + Duration::from_secs(3600),
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = notify.notified() => {}
+            () = tokio::time::sleep_until(sleep_until) => {}
+        }
+    }
+}
+
+/// Reads RTCP from clients on the shared RTCP port and routes it by source address.
+pub async fn run_rtcp_receiver(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut datagram = vec![0u8; MAX_RTCP_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            received = socket.recv_from(&mut datagram) => received,
+        };
+        let Ok((len, from)) = received else { continue };
+        let Some(bytes) = datagram.get(..len) else {
+            continue;
+        };
+        if shared
+            .server
+            .udp_rtcp(from, Instant::now().into_std(), bytes)
+            .is_some()
+        {
+            shared.metrics.rtcp_reports_received.inc();
+        }
+    }
+}
+
+/// Drains the shared RTP port: clients send a few packets there to open NAT bindings.
+pub async fn run_rtp_drain(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut datagram = vec![0u8; MAX_RTCP_DATAGRAM];
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = socket.recv_from(&mut datagram) => {}
+        }
+    }
+}
+
+/// Expires silent sessions every second; on shutdown, closes every session.
+pub async fn run_sweeper(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        for closed in shared.server.expire(Instant::now().into_std()) {
+            shared.finish(closed);
+        }
+    }
+    let now = Instant::now().into_std();
+    for closed in shared
+        .server
+        .close_all(now, crate::rtsp::handler::CloseReason::Shutdown)
+    {
+        shared.finish(closed);
+    }
+}
+
+/// Binds the first free (even RTP, odd RTCP) pair of `range` on `ip`.
+pub async fn bind_udp_pair(
+    ip: std::net::IpAddr,
+    range: crate::config::PortRange,
+) -> Result<UdpPair, crate::error::StreamError> {
+    let mut last_error = String::from("empty range");
+    for rtp_port in range.rtp_ports() {
+        let rtp = match UdpSocket::bind(SocketAddr::new(ip, rtp_port)).await {
+            Ok(socket) => socket,
+            Err(error) => {
+                last_error = format!("{ip}:{rtp_port}: {error}");
+                continue;
+            }
+        };
+        match UdpSocket::bind(SocketAddr::new(ip, rtp_port + 1)).await {
+            Ok(rtcp) => {
+                return Ok(UdpPair {
+                    rtp: Arc::new(rtp),
+                    rtcp: Arc::new(rtcp),
+                })
+            }
+            Err(error) => last_error = format!("{ip}:{}: {error}", rtp_port + 1),
+        }
+    }
+    Err(crate::error::StreamError::NoRtpPortPair { range, last_error })
+}

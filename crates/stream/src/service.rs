@@ -1,0 +1,173 @@
+//! Binding the service: every socket and file is claimed in [`bind`], which fails with a clear
+//! error (port in use, no free RTP port pair, unwritable folder) before anything serves; then
+//! the serving tasks run until `ctx.shutdown`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serval_core::config::Problems;
+use serval_core::service::{AdminPanel, RunningService, StartContext};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::access_log::AccessLog;
+use crate::admin::StreamAdminPanel;
+use crate::config::StreamConfig;
+use crate::error::StreamError;
+use crate::metrics::StreamMetrics;
+use crate::movies::MovieLibrary;
+use crate::net::{self, Shared};
+use crate::rtsp::handler::{RtspServer, ServerSettings};
+
+/// Binds the RTSP listeners and the shared UDP port pair, opens the movies folder and the
+/// access log, registers metrics, and spawns the serving tasks.
+pub async fn bind(
+    ctx: StartContext<'_>,
+    config: StreamConfig,
+) -> Result<Arc<dyn RunningService>, StreamError> {
+    let mut problems = Problems::new();
+    config.validate(&mut problems);
+    if problems.has_errors() {
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        return Err(StreamError::Config(text.join("; ")));
+    }
+    let media_dir = if config.media_dir.as_os_str().is_empty() {
+        ctx.data_dir.join("media")
+    } else {
+        config.media_dir.clone()
+    };
+    std::fs::create_dir_all(&media_dir).map_err(|source| StreamError::MediaDir {
+        path: media_dir.clone(),
+        source,
+    })?;
+    let library =
+        Arc::new(
+            MovieLibrary::new(&media_dir).map_err(|source| StreamError::MediaDir {
+                path: media_dir.clone(),
+                source,
+            })?,
+        );
+
+    let mut listeners = Vec::new();
+    for addr in &config.listen.0 {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StreamError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        listeners.push(listener);
+    }
+    let listen_addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    // RTP leaves from the unspecified address of the first listener's family.
+    let udp_ip = match config.listen.0.first() {
+        Some(SocketAddr::V6(_)) => std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => std::net::IpAddr::from([0, 0, 0, 0]),
+    };
+    let udp = net::bind_udp_pair(udp_ip, config.rtp_ports).await?;
+    let udp_ports = match (udp.rtp.local_addr(), udp.rtcp.local_addr()) {
+        (Ok(rtp), Ok(rtcp)) => Some((rtp.port(), rtcp.port())),
+        _ => None,
+    };
+    let access_log_path = ctx.data_dir.join("logs").join("stream-access.log");
+    let access_log = AccessLog::open(&access_log_path, SystemTime::now())?;
+    let metrics = StreamMetrics::register(ctx.metrics);
+
+    let settings = ServerSettings {
+        session_timeout: config.session_timeout.0,
+        max_bandwidth_bps: config.max_bandwidth.bits_per_second,
+        udp_ports,
+    };
+    let server = RtspServer::new(settings, library.clone(), rand::random());
+    let rtp_socket = udp.rtp.clone();
+    let rtcp_socket = udp.rtcp.clone();
+    let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
+    let shared = Arc::new(Shared::new(
+        server,
+        metrics,
+        access_log,
+        Some(udp),
+        ctx.shutdown.clone(),
+        max_connections,
+    ));
+    for listener in listeners {
+        shared
+            .tracker
+            .spawn(net::run_listener(shared.clone(), listener));
+    }
+    shared
+        .tracker
+        .spawn(net::run_rtcp_receiver(shared.clone(), rtcp_socket));
+    shared
+        .tracker
+        .spawn(net::run_rtp_drain(shared.clone(), rtp_socket));
+    shared.tracker.spawn(net::run_sweeper(shared.clone()));
+    info!(target: "serval_stream", listen = ?listen_addrs, media_dir = %media_dir.display(),
+          rtp_ports = ?udp_ports, "streaming service bound");
+    Ok(Arc::new(StreamService {
+        panel: Arc::new(StreamAdminPanel {
+            shared: shared.clone(),
+            library,
+        }),
+        shared,
+        listen_addrs,
+        started_at: SystemTime::now(),
+        started_instant: Instant::now(),
+        udp_ports,
+    }))
+}
+
+/// The running streaming service.
+pub struct StreamService {
+    shared: Arc<Shared>,
+    panel: Arc<StreamAdminPanel>,
+    listen_addrs: Vec<SocketAddr>,
+    started_at: SystemTime,
+    started_instant: Instant,
+    udp_ports: Option<(u16, u16)>,
+}
+
+impl StreamService {
+    /// The shared server RTP/RTCP ports actually bound.
+    pub fn udp_ports(&self) -> Option<(u16, u16)> {
+        self.udp_ports
+    }
+}
+
+impl RunningService for StreamService {
+    fn name(&self) -> &'static str {
+        "stream"
+    }
+    fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listen_addrs.clone()
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+    fn connections(&self) -> u64 {
+        u64::try_from(self.shared.server.session_count()).unwrap_or(u64::MAX)
+    }
+    fn load_summary(&self) -> String {
+        let secs = self.started_instant.elapsed().as_secs_f64().max(1.0);
+        let mbits = self.shared.bytes_sent_total() as f64 * 8.0 / secs / 1e6;
+        format!(
+            "{} sessions, {:.1} Mbit/s average since start",
+            self.connections(),
+            mbits
+        )
+    }
+    fn admin_panel(&self) -> Option<Arc<dyn AdminPanel>> {
+        Some(self.panel.clone())
+    }
+    fn wait(&self) -> futures::future::BoxFuture<'static, ()> {
+        let tracker = self.shared.tracker.clone();
+        Box::pin(async move {
+            tracker.close();
+            tracker.wait().await;
+        })
+    }
+}
