@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: ffprobe queries and RTP depacketizing for comparisons.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: ffprobe queries and RTP depacketizing for comparisons.#![allow(dead_code)]
+
+pub mod builder;
 
 use std::path::Path;
 use std::process::Command;
