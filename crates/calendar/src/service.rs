@@ -1,0 +1,125 @@
+//! Starting the service: bind listeners, open the store, serve until shutdown.
+
+use crate::config::CalendarConfig;
+use crate::http::{self, AppState, Metrics};
+use crate::store::{SqliteCalendarStore, StoreError};
+use serval_core::service::{RunningService, StartContext};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalendarError {
+    #[error(transparent)]
+    Bind(#[from] serval_core::http_server::BindError),
+    #[error("calendar store: {0}")]
+    Store(#[from] StoreError),
+    #[error("calendar.tls_listen is set but [tls] is not configured")]
+    TlsMissing,
+}
+
+struct Running {
+    addrs: Vec<SocketAddr>,
+    started_at: SystemTime,
+    connections: Arc<AtomicU64>,
+    tasks: Mutex<Option<tokio::task::JoinSet<()>>>,
+}
+
+impl RunningService for Running {
+    fn name(&self) -> &'static str {
+        "calendar"
+    }
+    fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.clone()
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+    fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+    fn wait(&self) -> futures::future::BoxFuture<'static, ()> {
+        let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
+        Box::pin(async move {
+            if let Some(mut tasks) = tasks {
+                while tasks.join_next().await.is_some() {}
+            }
+        })
+    }
+}
+
+/// Binds the CalDAV listeners and starts serving.
+pub async fn bind(
+    ctx: StartContext<'_>,
+    config: CalendarConfig,
+) -> Result<Arc<dyn RunningService>, CalendarError> {
+    let store = SqliteCalendarStore::open(ctx.store.clone())?;
+    let plain =
+        serval_core::http_server::bind_all(config.listen.addrs(), "calendar (CalDAV)").await?;
+    let tls_listeners = if config.tls_listen.addrs().is_empty() {
+        Vec::new()
+    } else {
+        if ctx.tls.is_none() {
+            return Err(CalendarError::TlsMissing);
+        }
+        serval_core::http_server::bind_all(config.tls_listen.addrs(), "calendar (CalDAV over TLS)")
+            .await?
+    };
+    let mut addrs = Vec::new();
+    for listener in plain.iter().chain(tls_listeners.iter()) {
+        if let Ok(addr) = listener.local_addr() {
+            addrs.push(addr);
+        }
+    }
+    let metrics = Metrics::new();
+    let sub = ctx.metrics.sub_registry_with_prefix("calendar");
+    sub.register(
+        "requests",
+        "CalDAV requests by method and status",
+        metrics.requests.clone(),
+    );
+    sub.register(
+        "request_duration_seconds",
+        "CalDAV request latency by method",
+        metrics.duration.clone(),
+    );
+    let state = Arc::new(AppState {
+        store: Arc::new(store),
+        directory: ctx.directory.clone(),
+        config,
+        metrics,
+    });
+    let connections = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let limits = serval_core::http_server::HttpLimits::default();
+    if !plain.is_empty() {
+        let router = http::router(state.clone(), false);
+        tasks.spawn(serval_core::http_server::serve(
+            plain,
+            router,
+            limits,
+            None,
+            ctx.shutdown.clone(),
+            connections.clone(),
+        ));
+    }
+    if !tls_listeners.is_empty() {
+        let router = http::router(state.clone(), true);
+        tasks.spawn(serval_core::http_server::serve(
+            tls_listeners,
+            router,
+            limits,
+            ctx.tls.clone(),
+            ctx.shutdown.clone(),
+            connections.clone(),
+        ));
+    }
+    tracing::info!(?addrs, "calendar service listening");
+    Ok(Arc::new(Running {
+        addrs,
+        started_at: SystemTime::now(),
+        connections,
+        tasks: Mutex::new(Some(tasks)),
+    }))
+}
