@@ -332,6 +332,14 @@ impl Serialize for PortRange {
 
 impl Serialize for Bandwidth {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let b = self.bits_per_second;
+        let text = match b {
+            0 => "0kbit".to_string(),
+            b if b % 1_000_000_000 == 0 => format!("{}Gbit", b / 1_000_000_000),
+            b if b % 1_000_000 == 0 => format!("{}Mbit", b / 1_000_000),
+            b if b % 1000 == 0 => format!("{}kbit", b / 1000),
+            b => format!("{b}bit"),
+        };
+        s.serialize_str(&text)
     }
 }

@@ -1,0 +1,166 @@
+//! A real Serval streaming service on 127.0.0.1 for interop tests, and helpers to run
+//! third-party clients against it (a missing client fails the test naming its Debian package).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use serval_core::config::{DirectoryConfig, Listen};
+use serval_core::service::{RunningService, StartContext};
+use serval_core::{Directory, Store};
+use serval_stream::config::PortRange;
+use serval_stream::StreamConfig;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub service: Arc<dyn RunningService>,
+    pub media_dir: PathBuf,
+    pub data_dir: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    pub runtime: tokio::runtime::Runtime,
+    pub registry: Registry,
+}
+
+impl TestServer {
+    /// Starts a server whose media folder holds `movies` (name in the folder, source path).
+    pub fn start(movies: &[(&str, &Path)]) -> TestServer {
+        TestServer::start_with(movies, |_| {})
+    }
+
+    pub fn start_with(
+        movies: &[(&str, &Path)],
+        adjust: impl FnOnce(&mut StreamConfig),
+    ) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let media_dir = data_dir.path().join("media");
+        std::fs::create_dir_all(&media_dir).unwrap();
+        for (name, source) in movies {
+            let target = media_dir.join(name);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).unwrap();
+            }
+            std::fs::copy(source, &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut registry = Registry::default();
+        let shutdown = CancellationToken::new();
+        let store = Store::open(&data_dir.path().join("serval.db")).expect("store");
+        let directory = Directory::new(store.clone(), &DirectoryConfig::default());
+        // Parallel tests each need a free RTP pair: pick a random even base in a high range;
+        // bind() walks the 64-port range past ports in use.
+        let base = 20_000 + 2 * (rand::random::<u16>() % 10_000);
+        let mut config = StreamConfig {
+            listen: Listen(vec!["127.0.0.1:0".parse().unwrap()]),
+            rtp_ports: PortRange {
+                first: base,
+                last: base + 63,
+            },
+            ..StreamConfig::default()
+        };
+        adjust(&mut config);
+        let ctx = StartContext {
+            data_dir: data_dir.path().to_path_buf(),
+            store,
+            directory,
+            metrics: &mut registry,
+            tls: None,
+            shutdown: shutdown.clone(),
+        };
+        let service = runtime
+            .block_on(serval_stream::bind(ctx, config))
+            .expect("bind stream service");
+        let addr = service.listen_addrs()[0];
+        TestServer {
+            addr,
+            service,
+            media_dir,
+            data_dir,
+            shutdown,
+            runtime,
+            registry,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("rtsp://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("logs/stream-access.log"))
+            .unwrap_or_default()
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let wait = self.service.wait();
+        let _ = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), wait).await });
+    }
+}
+
+/// Runs a client program with a deadline; panics naming the Debian package when it is missing.
+pub fn run_client(program: &str, package: &str, args: &[&str], deadline: Duration) -> Output {
+    let mut command = Command::new("timeout");
+    command
+        .arg("--kill-after=5")
+        .arg(format!("{}", deadline.as_secs()))
+        .arg(program)
+        .args(args);
+    match Command::new(program).arg("--version").output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{program} not found: install Debian package {package}")
+        }
+        _ => {}
+    }
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `ffmpeg -f framemd5` lines of one stream: (pts, hash) per frame.
+pub fn framemd5(input_args: &[&str], input: &str, map: &str) -> Vec<(i64, String)> {
+    let mut args: Vec<&str> = vec!["-nostdin", "-hide_banner", "-loglevel", "error"];
+    args.extend_from_slice(input_args);
+    args.extend_from_slice(&["-i", input, "-map", map, "-f", "framemd5", "-"]);
+    let output = run_client("ffmpeg", "ffmpeg", &args, Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        stderr(&output)
+    );
+    stdout(&output)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(',').map(str::trim).collect();
+            Some((fields.get(2)?.parse().ok()?, fields.get(5)?.to_string()))
+        })
+        .collect()
+}
