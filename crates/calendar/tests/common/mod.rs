@@ -1,0 +1,124 @@
+//! Test harness: the real calendar service on 127.0.0.1 port 0 with a temporary store and
+//! directory (users ann, bob, carol; group staff = {bob, carol}).
+
+#![allow(dead_code)]
+
+use serval_calendar::CalendarConfig;
+use serval_core::config::{DirectoryConfig, Listen};
+use serval_core::directory::NewUser;
+use serval_core::{Directory, Store};
+use std::net::SocketAddr;
+use std::process::Command;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "correct horse";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("serval.db")).expect("store");
+        let directory = Directory::new(store.clone(), &DirectoryConfig::default());
+        for (name, email) in [
+            ("ann", "ann@example.com"),
+            ("bob", "bob@example.com"),
+            ("carol", "carol@example.com"),
+        ] {
+            directory
+                .add_user(&NewUser {
+                    name,
+                    password: Some(PASSWORD),
+                    full_name: name,
+                    email,
+                    kind: None,
+                })
+                .expect("add user");
+        }
+        directory.add_group("staff").expect("group");
+        directory.add_member("staff", "bob").expect("member");
+        directory.add_member("staff", "carol").expect("member");
+        let shutdown = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let data_dir = dir.path().to_path_buf();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut registry = prometheus_client::registry::Registry::default();
+                let ctx = serval_core::service::StartContext {
+                    data_dir,
+                    store,
+                    directory,
+                    metrics: &mut registry,
+                    tls: None,
+                    shutdown: token.clone(),
+                };
+                let config = CalendarConfig {
+                    listen: Listen(vec!["127.0.0.1:0".parse().unwrap()]),
+                    ..CalendarConfig::default()
+                };
+                let running = serval_calendar::bind(ctx, config).await.expect("bind");
+                tx.send(running.listen_addrs()[0]).expect("send addr");
+                token.cancelled().await;
+                running.wait().await;
+            });
+        });
+        let addr = rx.recv().expect("server address");
+        Self {
+            addr,
+            shutdown,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs a Python script from tests/python with the server URL; fails naming the package
+/// when python or the module is missing.
+pub fn run_python(script: &str, server: &TestServer, user: &str, module: &str) -> String {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let check = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output();
+    match check {
+        Ok(out) if out.status.success() => {}
+        _ => panic!("python3 with the `{module}` module is required: pip install {module}"),
+    }
+    let output = Command::new("python3")
+        .arg(&path)
+        .env("CALDAV_URL", server.url("/"))
+        .env("CALDAV_USER", user)
+        .env("CALDAV_PASSWORD", PASSWORD)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    stdout
+}

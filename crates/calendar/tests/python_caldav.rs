@@ -1,0 +1,14 @@
+//! python `caldav` (PyPI) drives the real service over loopback through a calendar's life:
+//! discovery, MKCALENDAR, events (simple, all-day, weekly with a moved instance, TZID
+//! Europe/Berlin), time-range search with server-side expansion, multiget, ETag 412s,
+//! sync-collection, delete and free-busy.
+
+mod common;
+
+#[test]
+fn python_caldav_lifecycle() {
+    let server = common::TestServer::start();
+    let out = common::run_python("lifecycle.py", &server, "ann", "caldav");
+    println!("{out}");
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+}
