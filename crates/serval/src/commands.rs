@@ -1,0 +1,351 @@
+//! The command-line commands other than `serve`: check, user, group, status, backup, restore.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use serval_core::directory::{NewUser, PrincipalKind};
+use serval_core::{Directory, Store};
+
+use crate::config::{self, Loaded};
+use crate::datadir;
+use crate::{GroupCmd, UserCmd};
+
+pub fn check(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(config_path);
+    let has_errors = config::report(&loaded, &mut std::io::stdout());
+    let (errors, warnings) = loaded
+        .problems
+        .iter()
+        .fold((0, 0), |(e, w), p| match p.severity {
+            serval_core::config::Severity::Error => (e + 1, w),
+            serval_core::config::Severity::Warning => (e, w + 1),
+        });
+    println!(
+        "{}: {errors} error(s), {warnings} warning(s)",
+        loaded.describe_source()
+    );
+    Ok(if has_errors {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Loads the config for a command that needs the store; config errors stop it.
+fn load_for_store(config_path: Option<&Path>) -> anyhow::Result<Loaded> {
+    let loaded = config::load(config_path);
+    if loaded.problems.has_errors() {
+        config::report(&loaded, &mut std::io::stderr());
+        bail!("the config has errors (listed above)");
+    }
+    Ok(loaded)
+}
+
+fn open_directory(loaded: &Loaded) -> anyhow::Result<Directory> {
+    datadir::ensure(&loaded.data_dir)?;
+    let store =
+        Store::open(&datadir::store_path(&loaded.data_dir)).context("cannot open the store")?;
+    Ok(Directory::new(store, &loaded.config.directory))
+}
+
+/// Reads a password from stdin (one line) or prompts twice on a terminal.
+fn read_password(from_stdin: bool, what: &str) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if password.is_empty() {
+            bail!("standard input held no password");
+        }
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for the password; pass --password-stdin and pipe it in");
+    }
+    let first = rpassword::prompt_password(format!("Password for {what}: "))?;
+    let second = rpassword::prompt_password("Again: ")?;
+    if first != second {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+pub fn user(config_path: Option<&Path>, cmd: UserCmd) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    let directory = open_directory(&loaded)?;
+    match cmd {
+        UserCmd::Add {
+            name,
+            password,
+            full_name,
+            email,
+            kind,
+        } => {
+            let kind: PrincipalKind = kind.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            serval_core::directory::check_name(&name)?;
+            if directory.user(&name)?.is_some() {
+                bail!("user `{name}` already exists");
+            }
+            let secret = if kind == PrincipalKind::Person || password.password_stdin {
+                Some(read_password(password.password_stdin, &name)?)
+            } else {
+                None
+            };
+            directory.add_user(&NewUser {
+                name: &name,
+                password: secret.as_deref(),
+                full_name: full_name.as_deref().unwrap_or(""),
+                email: email.as_deref().unwrap_or(""),
+                kind: Some(kind),
+            })?;
+            println!("added {} `{name}`", kind.as_str());
+        }
+        UserCmd::Passwd { name, password } => {
+            if directory.user(&name)?.is_none() {
+                bail!("no user named `{name}`");
+            }
+            let secret = read_password(password.password_stdin, &name)?;
+            directory.set_password(&name, &secret)?;
+            println!("password of `{name}` changed");
+        }
+        UserCmd::Del { name } => {
+            directory.delete_user(&name)?;
+            println!("deleted user `{name}`");
+        }
+        UserCmd::List { json } => {
+            let users = directory.list_users()?;
+            let groups = directory.list_groups()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!(
+                    "{:<20} {:<9} {:<24} {:<28} GROUPS",
+                    "NAME", "KIND", "FULL NAME", "E-MAIL"
+                );
+                for u in users {
+                    let member_of: Vec<&str> = groups
+                        .iter()
+                        .filter(|g| g.members.contains(&u.name))
+                        .map(|g| g.name.as_str())
+                        .collect();
+                    println!(
+                        "{:<20} {:<9} {:<24} {:<28} {}",
+                        u.name,
+                        u.kind.as_str(),
+                        u.full_name,
+                        u.email,
+                        member_of.join(",")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn group(config_path: Option<&Path>, cmd: GroupCmd) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    let directory = open_directory(&loaded)?;
+    match cmd {
+        GroupCmd::Add { name } => {
+            directory.add_group(&name)?;
+            println!("added group `{name}`");
+        }
+        GroupCmd::Del { name } => {
+            if name == serval_core::directory::ADMIN_GROUP {
+                bail!("the admin group is built in and cannot be deleted");
+            }
+            directory.delete_group(&name)?;
+            println!("deleted group `{name}`");
+        }
+        GroupCmd::AddMember { group, user } => {
+            directory.add_member(&group, &user)?;
+            println!("`{user}` is now a member of `{group}`");
+        }
+        GroupCmd::RemoveMember { group, user } => {
+            directory.remove_member(&group, &user)?;
+            println!("`{user}` is no longer a member of `{group}`");
+        }
+        GroupCmd::List { json } => {
+            let groups = directory.list_groups()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&groups)?);
+            } else {
+                println!("{:<20} MEMBERS", "GROUP");
+                for g in groups {
+                    println!("{:<20} {}", g.name, g.members.join(","));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(config_path: Option<&Path>, raw_json: bool) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    let admin = &loaded.config.admin;
+    let Some(addr) = admin.listen.addrs().first().copied() else {
+        bail!("admin.listen is empty: the server has no admin API to ask");
+    };
+    // A wildcard listener is reachable on loopback.
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    // The running server records its real address (port 0 resolved); fall back to the config.
+    let base = datadir::read_admin_url(&loaded.data_dir).unwrap_or_else(|| {
+        format!(
+            "{}://{}",
+            if admin.tls { "https" } else { "http" },
+            std::net::SocketAddr::new(host, addr.port())
+        )
+    });
+    let url = format!("{base}/api/v1/status");
+    let token = datadir::read_token(&loaded.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let doc: serde_json::Value = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            // The admin site may use the self-signed certificate; the bearer token, not the
+            // certificate, proves who we talk to on this machine.
+            .danger_accept_invalid_certs(host.is_loopback())
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let response = client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .with_context(|| format!("no server answers at {url} (is `serval serve` running?)"))?;
+        if !response.status().is_success() {
+            bail!("{url} answered {}", response.status());
+        }
+        Ok::<_, anyhow::Error>(response.json().await?)
+    })?;
+    if raw_json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let uptime = doc["uptime_seconds"].as_u64().unwrap_or(0);
+    println!(
+        "Serval {} up {} · RSS {:.1} MiB · CPU {:.1} s",
+        doc["version"].as_str().unwrap_or("?"),
+        human(uptime),
+        doc["process"]["rss_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
+        doc["process"]["cpu_seconds"].as_f64().unwrap_or(0.0)
+    );
+    let list = |v: &serde_json::Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "{:<10} {:<28} {:<10} {:>11}  LOAD",
+        "SERVICE", "LISTEN", "UP", "CONNECTIONS"
+    );
+    println!(
+        "{:<10} {:<28} {:<10} {:>11}  -",
+        "admin",
+        list(&doc["admin"]["listen"]),
+        human(uptime),
+        "-"
+    );
+    let now = serval_core::now_unix();
+    for s in doc["services"].as_array().into_iter().flatten() {
+        let since = now.saturating_sub(s["started_at"].as_u64().unwrap_or(now));
+        println!(
+            "{:<10} {:<28} {:<10} {:>11}  {}",
+            s["name"].as_str().unwrap_or("?"),
+            list(&s["listen"]),
+            human(since),
+            s["connections"].as_u64().unwrap_or(0),
+            s["load"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} pages")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub fn backup(config_path: Option<&Path>, dest: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    let store_path = datadir::store_path(&loaded.data_dir);
+    if !store_path.is_file() {
+        bail!("there is no store at {} to back up", store_path.display());
+    }
+    if dest.exists() {
+        bail!("{} already exists; choose a new file name", dest.display());
+    }
+    let store = Store::open(&store_path).context("cannot open the store")?;
+    let bar = progress_bar("backup");
+    store
+        .backup_to(dest, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .with_context(|| format!("backup to {} failed", dest.display()))?;
+    bar.finish_and_clear();
+    let size = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({size} bytes), a consistent snapshot of {}",
+        dest.display(),
+        store_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn restore(config_path: Option<&Path>, backup_file: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    if !backup_file.is_file() {
+        bail!("{} does not exist", backup_file.display());
+    }
+    datadir::ensure(&loaded.data_dir)?;
+    let _lock = datadir::lock(&loaded.data_dir).context("restore refused")?;
+    let store_path = datadir::store_path(&loaded.data_dir);
+    serval_core::store::restore_from(backup_file, &store_path)
+        .with_context(|| format!("cannot restore from {}", backup_file.display()))?;
+    // Opening applies any migrations this version has beyond the backup's.
+    Store::open(&store_path).context("the restored store does not open")?;
+    println!(
+        "restored {} from {}",
+        store_path.display(),
+        backup_file.display()
+    );
+    let _ = std::io::stdout().flush();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,136 @@
+//! Comments for `serval config default`: one per table and per key. A test fails when a key of the
+//! default config has no comment here, so new keys get documented where they are printed.
+
+pub const HEADER: &str = "\
+# Serval configuration. Every key is shown with its default value.
+# Run `serval check --config FILE` after editing; it names every problem at once.
+# Relative paths: `data_dir` is relative to this file's folder; other paths are relative to data_dir.
+
+";
+
+/// (dotted key, comment). Tables are keyed by their name.
+pub const DOCS: &[(&str, &str)] = &[
+    ("data_dir", "Folder for the store (serval.db), TLS material, logs and, by default, the movies folder."),
+    ("admin", "Web admin page, JSON API (/api/v1/), Prometheus /metrics and /healthz.\nOnly members of the `admin` group can log in: `serval user add admin`, then\n`serval group add-member admin admin`, or open the page from this machine on first run."),
+    ("admin.enabled", "Serve the admin site."),
+    ("admin.listen", "Address or list of addresses, e.g. \"127.0.0.1:1220\" or [\"127.0.0.1:1220\", \"[::1]:1220\"].\n1220 was the QuickTime Streaming Server admin port."),
+    ("admin.tls", "Serve the admin site over HTTPS with the [tls] certificate (cookies then get `Secure`)."),
+    ("admin.max_connections", "Concurrent admin connections; more wait for a free slot."),
+    ("admin.session_idle_timeout", "A login unused for this long ends."),
+    ("admin.public_metrics", "Serve /metrics without a login (for Prometheus). Keep admin.listen private when on."),
+    ("log", "Logging to standard error; the admin page shows the recent lines."),
+    ("log.level", "Default level: off, error, warn, info, debug or trace."),
+    ("log.format", "\"text\" for people, \"json\" for log collectors."),
+    ("log.access_log_dir", "Access logs, one file per protocol (e.g. stream-access.log in the old streaming server's W3C format)."),
+    ("log.services", "Per-service levels that override log.level, e.g.\n  stream = \"debug\"\n  calendar = \"warn\""),
+    ("tls", "Certificate for every TLS listener (admin.tls, RTSPS, CalDAV over HTTPS).\nGive PEM files:\n  cert = \"/etc/serval/fullchain.pem\"\n  key = \"/etc/serval/privkey.pem\"\nor set self_signed = true to generate one in data_dir/tls/ (kept across restarts)."),
+    ("tls.self_signed", "Generate and reuse a self-signed certificate when cert/key are not given."),
+    ("directory", "The user directory shared by every service. Manage it with `serval user ...` and `serval group ...`."),
+    ("directory.realm", "Realm of HTTP/RTSP Digest logins. Digest hashes are computed per realm when a password is set,\nso after changing this, users must set their passwords again for Digest clients."),
+    ("directory.max_failed_logins", "Failed logins from one address within failed_login_window before it is refused for a while."),
+    ("directory.failed_login_window", "Window for counting failed logins."),
+    ("stream", "On-demand RTSP/RTP streaming of the MP4/MOV files in media_dir (QuickTime Streaming Server's job).\nrtsp://HOST:PORT/sub/movie.mp4 plays media_dir/sub/movie.mp4."),
+    ("stream.enabled", "Run the streaming service."),
+    ("stream.listen", "RTSP addresses. 554 is the standard RTSP port and 7070 the old alternative (both below 1024\nneed root or CAP_NET_BIND_SERVICE except 7070); 8554 needs no privilege."),
+    ("stream.media_dir", "The movies folder; empty means data_dir/media (created at start)."),
+    ("stream.rtp_ports", "Server UDP ports for RTP (even) and RTCP (odd), a range to open in the firewall.\nSessions share the pairs, so this is not a session limit."),
+    ("stream.session_timeout", "A session with no RTSP request and no RTCP report for this long is closed."),
+    ("stream.max_connections", "Concurrent RTSP connections; beyond this new ones are refused."),
+    ("stream.max_bandwidth", "Total bitrate of playing sessions; a SETUP beyond it is answered 453 Not Enough Bandwidth."),
+    ("stream.max_payload", "Largest RTP payload in bytes; keep packets under the network MTU."),
+];
+
+/// Adds the comments to a serialized default config.
+pub fn annotate(doc: &mut toml_edit::DocumentMut) {
+    let root = doc.as_table_mut();
+    let keys: Vec<String> = root.iter().map(|(k, _)| k.to_string()).collect();
+    for key in keys {
+        let Some(comment) = doc_of(&key) else {
+            continue;
+        };
+        let is_table = root.get(&key).is_some_and(|i| i.is_table());
+        if is_table {
+            if let Some(table) = root.get_mut(&key).and_then(|i| i.as_table_mut()) {
+                table
+                    .decor_mut()
+                    .set_prefix(format!("\n{}", comment_lines(comment)));
+                annotate_table(table, &key);
+            }
+        } else if let Some(mut k) = root.key_mut(&key) {
+            k.leaf_decor_mut().set_prefix(comment_lines(comment));
+        }
+    }
+}
+
+fn annotate_table(table: &mut toml_edit::Table, prefix: &str) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
+    for key in keys {
+        let path = format!("{prefix}.{key}");
+        let Some(comment) = doc_of(&path) else {
+            continue;
+        };
+        if let Some(sub) = table.get_mut(&key).and_then(|i| i.as_table_mut()) {
+            sub.decor_mut()
+                .set_prefix(format!("\n{}", comment_lines(comment)));
+            sub.set_implicit(false);
+            continue;
+        }
+        if let Some(mut k) = table.key_mut(&key) {
+            k.leaf_decor_mut().set_prefix(comment_lines(comment));
+        }
+    }
+}
+
+fn doc_of(path: &str) -> Option<&'static str> {
+    DOCS.iter().find(|(k, _)| *k == path).map(|(_, d)| *d)
+}
+
+fn comment_lines(text: &str) -> String {
+    text.lines().map(|l| format!("# {l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(table: &toml_edit::Table, prefix: &str, out: &mut Vec<String>) {
+        for (k, item) in table.iter() {
+            let path = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            out.push(path.clone());
+            if let Some(t) = item.as_table() {
+                paths(t, &path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_key_has_a_comment() {
+        let doc: toml_edit::DocumentMut = toml::to_string(&crate::config::Config::default())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut all = Vec::new();
+        paths(doc.as_table(), "", &mut all);
+        let missing: Vec<&String> = all.iter().filter(|p| doc_of(p).is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "keys without a comment in config_docs.rs: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_comment_names_a_real_key() {
+        let text = crate::config::default_toml();
+        for (key, _) in DOCS {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(
+                text.contains(leaf),
+                "config_docs.rs documents `{key}`, which the default config lacks"
+            );
+        }
+    }
+}

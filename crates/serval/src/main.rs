@@ -1,0 +1,148 @@
+//! `serval`: one binary for the services of Mac OS X Server. This crate is the command line and the
+//! wiring; everything else lives in `serval-core` and the service crates.
+
+mod commands;
+mod config;
+mod config_docs;
+mod datadir;
+mod serve;
+mod services;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "serval",
+    version,
+    about = "Streaming, calendars and more for a small office, in one binary",
+    propagate_version = true
+)]
+struct Cli {
+    /// Config file (default: ./serval.toml if present, else the built-in defaults).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start every enabled service and the admin site.
+    Serve,
+    /// Print or inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Validate a config: name every problem and warn about risky settings. Exit status 1 on errors.
+    Check,
+    /// Manage users of the directory.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage groups of the directory.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Ask the running server what runs, where, since when and with what load.
+    Status {
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent snapshot of the store (safe while the server runs).
+    Backup {
+        /// Destination file (must not exist).
+        file: PathBuf,
+    },
+    /// Replace the store with a backup. Refuses while a server runs on the same data directory.
+    Restore {
+        /// A file written by `serval backup`.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the complete default config, every key commented.
+    Default,
+}
+
+#[derive(Args)]
+struct PasswordArgs {
+    /// Read the password from standard input (one line) instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (prompts for the password on a terminal).
+    Add {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long)]
+        full_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// person, room or resource (rooms and resources have calendars but no password).
+        #[arg(long, default_value = "person")]
+        kind: String,
+    },
+    /// Set a user's password.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Delete a user.
+    Del { name: String },
+    /// List users (never prints password hashes).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Add a group.
+    Add { name: String },
+    /// Delete a group.
+    Del { name: String },
+    /// Add a user to a group.
+    AddMember { group: String, user: String },
+    /// Remove a user from a group.
+    RemoveMember { group: String, user: String },
+    /// List groups and their members.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => serve::run(cli.config.as_deref()),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", config::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => commands::check(cli.config.as_deref()),
+        Command::User(cmd) => commands::user(cli.config.as_deref(), cmd),
+        Command::Group(cmd) => commands::group(cli.config.as_deref(), cmd),
+        Command::Status { json } => commands::status(cli.config.as_deref(), json),
+        Command::Backup { file } => commands::backup(cli.config.as_deref(), &file),
+        Command::Restore { file } => commands::restore(cli.config.as_deref(), &file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("serval: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) use {GroupCommand as GroupCmd, UserCommand as UserCmd};

