@@ -177,9 +177,9 @@ async fn dispatch(
         .max(crate::dav::xml::MAX_XML_BYTES)
         + 1;
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match read_body(body, limit).await {
         Ok(body) => body,
-        Err(_) => {
+        Err(()) => {
             let e = DavError::Precondition {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 ns: crate::dav::xml::NS_CALDAV,
@@ -198,6 +198,34 @@ async fn dispatch(
     };
     let result = route(state, &caller, target, req).await;
     (result.unwrap_or_else(IntoResponse::into_response), user)
+}
+
+/// Past the limit, this much more is read and dropped so the client, still sending, gets
+/// our 413 instead of a reset connection.
+const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes; `Err` when it is larger.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ()> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    let mut drained = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return Err(()) };
+        if drained > 0 || buffer.len() + chunk.len() > limit {
+            drained += chunk.len();
+            if drained > MAX_DRAIN_BYTES {
+                return Err(());
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    if drained > 0 {
+        Err(())
+    } else {
+        Ok(Bytes::from(buffer))
+    }
 }
 
 fn options_response() -> Response {

@@ -1,0 +1,444 @@
+//! Raw HTTP against the real service: every CalDAV precondition, privacy between users,
+//! and calendar-proxy delegation as CalendarServer defines it.
+
+mod common;
+
+use common::{TestServer, PASSWORD};
+use reqwest::{Method, StatusCode};
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    user: &'static str,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Client {
+    fn new(server: &TestServer, user: &'static str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: server.url(""),
+            user,
+        }
+    }
+
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut req = self
+            .http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{}", self.base, path),
+            )
+            .basic_auth(self.user, Some(PASSWORD))
+            .body(body.to_owned());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let response = req.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn put(&self, path: &str, ics: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut all = vec![("Content-Type", "text/calendar")];
+        all.extend_from_slice(headers);
+        self.send("PUT", path, &all, ics).await
+    }
+}
+
+fn event(uid: &str, summary: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+const MKCAL_EVENTS_ONLY: &str = r#"<?xml version="1.0"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><D:displayname>Work</D:displayname><C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"#;
+
+async fn setup(server: &TestServer) -> Client {
+    let ann = Client::new(server, "ann");
+    let r = ann
+        .send(
+            "MKCALENDAR",
+            "/calendars/users/ann/work/",
+            &[],
+            MKCAL_EVENTS_ONLY,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = ann
+        .put(
+            "/calendars/users/ann/work/a.ics",
+            &event("a@test", "Secret meeting"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    ann
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_basics() {
+    let server = TestServer::start();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(server.url("/.well-known/caldav"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.headers()["location"], "/");
+    let r = http
+        .request(Method::OPTIONS, server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    let dav = r.headers()["dav"].to_str().unwrap().to_owned();
+    assert!(
+        dav.contains("calendar-access") && dav.contains("calendar-proxy"),
+        "{dav}"
+    );
+    assert!(
+        !dav.contains("calendar-auto-schedule"),
+        "scheduling is not implemented, so not advertised"
+    );
+    let r = http
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let wrong = http
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), server.url("/"))
+        .basic_auth("ann", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let ann = Client::new(&server, "ann");
+    let r = ann
+        .send("PROPFIND", "/", &[("Depth", "0")], r#"<d:propfind xmlns:d="DAV:"><d:prop><d:current-user-principal/></d:prop></d:propfind>"#)
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS);
+    assert!(
+        r.body.contains("<D:href>/principals/users/ann/</D:href>"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preconditions() {
+    let server = TestServer::start();
+    let ann = setup(&server).await;
+    let cal = "/calendars/users/ann/work";
+
+    let r = ann
+        .put(&format!("{cal}/bad.ics"), "this is not iCalendar", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("valid-calendar-data"), "{}", r.body);
+
+    let no_uid = event("x", "y").replace("UID:x\r\n", "");
+    let r = ann.put(&format!("{cal}/nouid.ics"), &no_uid, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("valid-calendar-object-resource"),
+        "{}",
+        r.body
+    );
+
+    let r = ann
+        .put(&format!("{cal}/dup.ics"), &event("a@test", "again"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("no-uid-conflict") && r.body.contains("/calendars/users/ann/work/a.ics"),
+        "{}",
+        r.body
+    );
+
+    let todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:t@test\r\nSUMMARY:x\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+    let r = ann.put(&format!("{cal}/todo.ics"), todo, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("supported-calendar-component"),
+        "{}",
+        r.body
+    );
+
+    let huge = event("big@test", &"x".repeat(2 * 1024 * 1024));
+    let r = ann.put(&format!("{cal}/big.ics"), &huge, &[]).await;
+    assert!(
+        r.status == StatusCode::FORBIDDEN || r.status == StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        r.status
+    );
+    assert!(r.body.contains("max-resource-size"), "{}", r.body);
+
+    let r = ann
+        .put(
+            &format!("{cal}/a.ics"),
+            &event("a@test", "x"),
+            &[("If-None-Match", "*")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = ann
+        .put(
+            &format!("{cal}/a.ics"),
+            &event("a@test", "x"),
+            &[("If-Match", "\"stale\"")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = ann
+        .send(
+            "DELETE",
+            &format!("{cal}/a.ics"),
+            &[("If-Match", "\"stale\"")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = ann
+        .send(
+            "PUT",
+            &format!("{cal}/a.ics"),
+            &[("Content-Type", "text/plain")],
+            &event("a@test", "x"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("supported-calendar-data"), "{}", r.body);
+
+    let r = ann.send("GET", &format!("{cal}/a.ics"), &[], "").await;
+    let etag = r.headers["etag"].to_str().unwrap().to_owned();
+    assert!(
+        r.body.contains("Secret meeting"),
+        "rejected PUTs stored nothing"
+    );
+    let r = ann
+        .put(
+            &format!("{cal}/a.ics"),
+            &event("a@test", "Updated"),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_ne!(r.headers["etag"].to_str().unwrap(), etag);
+
+    let r = ann.send("MKCALENDAR", &format!("{cal}/"), &[], "").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let sync = r#"<d:sync-collection xmlns:d="DAV:"><d:sync-token>http://serval.invalid/ns/sync/1-999</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
+    let r = ann.send("REPORT", &format!("{cal}/"), &[], sync).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("valid-sync-token"), "{}", r.body);
+
+    let r = ann
+        .send(
+            "PROPFIND",
+            &format!("{cal}/"),
+            &[],
+            "<d:propfind xmlns:d='DAV:'><d:prop>",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("malformed XML"), "{}", r.body);
+
+    let bad_collation = r#"<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:prop-filter name="SUMMARY"><C:text-match collation="i;nope">x</C:text-match></C:prop-filter></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"#;
+    let r = ann
+        .send("REPORT", &format!("{cal}/"), &[], bad_collation)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("supported-collation"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_without_a_grant() {
+    let server = TestServer::start();
+    let _ann = setup(&server).await;
+    let bob = Client::new(&server, "bob");
+    let query = r#"<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>"#;
+    for (method, path, body) in [
+        ("PROPFIND", "/calendars/users/ann/", ""),
+        ("PROPFIND", "/calendars/users/ann/work/", ""),
+        ("GET", "/calendars/users/ann/work/a.ics", ""),
+        ("REPORT", "/calendars/users/ann/work/", query),
+        ("DELETE", "/calendars/users/ann/work/a.ics", ""),
+        (
+            "PROPFIND",
+            "/principals/users/ann/calendar-proxy-write/",
+            "",
+        ),
+        ("MKCALENDAR", "/calendars/users/ann/other/", ""),
+    ] {
+        let r = bob.send(method, path, &[("Depth", "1")], body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.body
+        );
+        assert!(!r.body.contains("Secret"), "{method} {path} leaked data");
+    }
+    let r = bob
+        .put(
+            "/calendars/users/ann/work/b.ics",
+            &event("b@test", "x"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Bob's view of Ann's principal says nothing about her delegates.
+    let r = bob
+        .send("PROPFIND", "/principals/users/ann/", &[("Depth", "0")], "")
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS);
+    assert!(!r.body.contains("calendar-proxy"), "{}", r.body);
+}
+
+fn member_set(hrefs: &[&str]) -> String {
+    let hrefs: String = hrefs
+        .iter()
+        .map(|h| format!("<D:href>{h}</D:href>"))
+        .collect();
+    format!(
+        r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:group-member-set>{hrefs}</D:group-member-set></D:prop></D:set></D:propertyupdate>"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_proxy_delegation() {
+    let server = TestServer::start();
+    let ann = setup(&server).await;
+    let bob = Client::new(&server, "bob");
+    let carol = Client::new(&server, "carol");
+
+    // Read proxy: Bob.
+    let r = ann
+        .send(
+            "PROPPATCH",
+            "/principals/users/ann/calendar-proxy-read/",
+            &[],
+            &member_set(&["/principals/users/bob/"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert!(r.body.contains("200 OK"), "{}", r.body);
+    let r = ann
+        .send(
+            "PROPFIND",
+            "/principals/users/ann/calendar-proxy-read/",
+            &[("Depth", "0")],
+            "",
+        )
+        .await;
+    assert!(
+        r.body.contains("<D:href>/principals/users/bob/</D:href>"),
+        "{}",
+        r.body
+    );
+    let r = bob.send("PROPFIND", "/principals/users/bob/", &[("Depth", "0")], r#"<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:calendar-proxy-read-for/><CS:calendar-proxy-write-for/></D:prop></D:propfind>"#).await;
+    assert!(r.body.contains("<CS:calendar-proxy-read-for><D:href>/principals/users/ann/</D:href></CS:calendar-proxy-read-for>"), "{}", r.body);
+    let r = bob
+        .send("GET", "/calendars/users/ann/work/a.ics", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Secret meeting"));
+    let r = bob
+        .put(
+            "/calendars/users/ann/work/b.ics",
+            &event("b@test", "x"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "read proxies cannot write");
+    let r = bob
+        .send("DELETE", "/calendars/users/ann/work/a.ics", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = carol
+        .send("GET", "/calendars/users/ann/work/a.ics", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "Carol has no grant yet");
+
+    // Write proxy: the group staff (Bob and Carol).
+    let r = ann
+        .send(
+            "PROPPATCH",
+            "/principals/users/ann/calendar-proxy-write/",
+            &[],
+            &member_set(&["/principals/groups/staff/"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    let r = carol
+        .put(
+            "/calendars/users/ann/work/c.ics",
+            &event("c@test", "Booked by Carol"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = bob
+        .put(
+            "/calendars/users/ann/work/b.ics",
+            &event("b@test", "x"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "write via the group beats read"
+    );
+
+    // Only the owner manages delegates.
+    let r = bob
+        .send(
+            "PROPPATCH",
+            "/principals/users/ann/calendar-proxy-write/",
+            &[],
+            &member_set(&["/principals/users/bob/"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Removing the grants removes access.
+    ann.send(
+        "PROPPATCH",
+        "/principals/users/ann/calendar-proxy-write/",
+        &[],
+        &member_set(&[]),
+    )
+    .await;
+    ann.send(
+        "PROPPATCH",
+        "/principals/users/ann/calendar-proxy-read/",
+        &[],
+        &member_set(&[]),
+    )
+    .await;
+    let r = carol
+        .send("GET", "/calendars/users/ann/work/c.ics", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
