@@ -218,11 +218,9 @@ impl Shared {
         info!(target: "serval_stream::session", session = %session.id, client = %session.client,
               movie = %session.movie_path, reason = ?closed.reason, bytes_sent, packets_sent, packets_lost,
               seconds = lasted.as_secs(), "session closed");
-        let server_ip = self
-            .udp
-            .as_ref()
-            .and_then(|u| u.rtp.local_addr().ok())
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let server_ip = session
+            .server_ip
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
         self.access_log.write(&AccessRecord {
             client_ip: session.client.ip(),
             ended_at: SystemTime::now(),

@@ -304,6 +304,7 @@ impl RtspServer {
                     movie_path.clone(),
                     presentation.clone(),
                 );
+                session.server_ip = Some(connection.local.ip());
                 session.user_agent = request
                     .header(&headers::USER_AGENT)
                     .map(|v| v.as_str().chars().take(200).collect());

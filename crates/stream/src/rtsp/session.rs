@@ -132,6 +132,8 @@ pub struct Session {
     pub movie_path: String,
     pub presentation: Arc<dyn Presentation>,
     pub client: SocketAddr,
+    /// Our address on the client's RTSP connection (access log `s-ip`).
+    pub server_ip: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
     pub tracks: Vec<TrackStream>,
     pub created_at: Instant,
@@ -163,6 +165,7 @@ impl Session {
             movie_path,
             presentation,
             client,
+            server_ip: None,
             user_agent: None,
             tracks: Vec::new(),
             created_at: now,
