@@ -24,6 +24,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub directory: DirectoryConfig,
     pub stream: serval_stream::StreamConfig,
+    pub calendar: serval_calendar::CalendarConfig,
 }
 
 impl Default for Config {
@@ -35,6 +36,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             directory: DirectoryConfig::default(),
             stream: serval_stream::StreamConfig::default(),
+            calendar: serval_calendar::CalendarConfig::default(),
         }
     }
 }
@@ -125,6 +127,7 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
     config.tls.validate(data_dir, &mut problems);
     config.directory.validate(&mut problems);
     validate_stream(config, data_dir, &mut problems);
+    config.calendar.validate(&mut problems);
     check_listen_conflicts(config, &mut problems);
     problems
 }
@@ -160,6 +163,10 @@ fn check_listen_conflicts(config: &Config, problems: &mut Problems) {
     }
     if config.stream.enabled {
         tables.push(("stream.listen", config.stream.listen.0.clone()));
+    }
+    if config.calendar.enabled {
+        tables.push(("calendar.listen", config.calendar.listen.0.clone()));
+        tables.push(("calendar.tls_listen", config.calendar.tls_listen.0.clone()));
     }
     for (key, addrs) in &tables {
         for addr in addrs {
@@ -234,7 +241,7 @@ mod tests {
             .filter(|(_, i)| i.is_table())
             .map(|(k, _)| k.to_string())
             .collect();
-        assert!(tables.len() >= 5, "{tables:?}");
+        assert!(tables.len() >= 6, "{tables:?}");
         for table in tables {
             let mut doc = doc.clone();
             doc[&table]["no_such_key"] = toml_edit::value(1);

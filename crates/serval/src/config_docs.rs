@@ -37,6 +37,13 @@ pub const DOCS: &[(&str, &str)] = &[
     ("stream.session_timeout", "A session with no RTSP request and no RTCP report for this long is closed."),
     ("stream.max_connections", "Concurrent RTSP connections; beyond this new ones are refused."),
     ("stream.max_bandwidth", "Total bitrate of playing sessions; a SETUP beyond it is answered 453 Not Enough Bandwidth."),
+    ("calendar", "CalDAV calendars with delegation and sharing (iCal Server's job). Clients: Apple Calendar,\nThunderbird, DAVx5, Evolution; discovery at http://HOST:8008/.well-known/caldav."),
+    ("calendar.enabled", "Run the calendar service."),
+    ("calendar.listen", "CalDAV addresses over plain HTTP."),
+    ("calendar.tls_listen", "CalDAV addresses over HTTPS with the [tls] certificate (8443 was iCal Server's)."),
+    ("calendar.max_resource_size", "Largest calendar object in bytes (CalDAV max-resource-size)."),
+    ("calendar.max_instances", "Most occurrences one recurring event may expand to in queries and free-busy."),
+    ("calendar.allow_insecure_auth", "Accept passwords over plain HTTP from other hosts (off: only loopback may log in without TLS)."),
     ("stream.max_payload", "Largest RTP payload in bytes; keep packets under the network MTU."),
 ];
 

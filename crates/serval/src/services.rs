@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use serval_core::service::StartContext;
 use serval_core::{Directory, Store};
@@ -23,7 +24,7 @@ pub async fn bind_all(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Services> {
-    let services: Services = Vec::new();
+    let mut services: Services = Vec::new();
     let shared = Shared {
         data_dir,
         store,
@@ -31,7 +32,18 @@ pub async fn bind_all(
         tls,
         shutdown,
     };
-    let _ = (shared.context(registry), config);
+    if config.stream.enabled {
+        let stream = serval_stream::bind(shared.context(registry), config.stream.clone())
+            .await
+            .context("the stream service cannot start")?;
+        services.push(stream);
+    }
+    if config.calendar.enabled {
+        let calendar = serval_calendar::bind(shared.context(registry), config.calendar.clone())
+            .await
+            .context("the calendar service cannot start")?;
+        services.push(calendar);
+    }
     Ok(services)
 }
 
@@ -62,6 +74,9 @@ pub fn changed_tables(running: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if running.stream != new.stream {
         changed.push("[stream]");
+    }
+    if running.calendar != new.calendar {
+        changed.push("[calendar]");
     }
     changed
 }
