@@ -10,6 +10,8 @@ pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod library;
 pub mod metrics;
 pub mod movies;
