@@ -50,6 +50,7 @@ fn unauthorized() -> ApiError {
 /// Authorizes an API request; `changes` demands CSRF proof when a cookie session is used.
 pub(super) async fn authorize(
     state: &AdminState,
+    peer: std::net::IpAddr,
     headers: &HeaderMap,
     changes: bool,
 ) -> Result<String, ApiError> {
@@ -68,9 +69,6 @@ pub(super) async fn authorize(
         }
         if let Some(creds) = crate::auth::parse_basic(value) {
             let st = state.clone();
-            // The API has no peer address here; Basic via the API is for scripts on the admin
-            // network, rate limited under the unspecified address.
-            let peer = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
             let ok = blocking(move || -> Result<Option<String>, String> {
                 let user = st
                     .inner
@@ -161,17 +159,19 @@ pub(super) fn status(state: &AdminState) -> Value {
 
 async fn status_handler(
     State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, false).await?;
+    authorize(&state, peer.ip(), &headers, false).await?;
     Ok(Json(status(&state)))
 }
 
 async fn list_users(
     State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, false).await?;
+    authorize(&state, peer.ip(), &headers, false).await?;
     let st = state.clone();
     let users = blocking(move || st.inner.directory.list_users())
         .await
@@ -193,11 +193,11 @@ struct NewUserJson {
 
 async fn add_user(
     State(state): State<AdminState>,
-    ConnectInfo(_peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(body): Json<NewUserJson>,
 ) -> Result<Response, ApiError> {
-    let actor = authorize(&state, &headers, true).await?;
+    let actor = authorize(&state, peer.ip(), &headers, true).await?;
     let st = state.clone();
     let result = blocking(move || {
         st.inner.directory.add_user(&NewUser {
@@ -227,10 +227,11 @@ async fn add_user(
 
 async fn delete_user(
     State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let actor = authorize(&state, &headers, true).await?;
+    let actor = authorize(&state, peer.ip(), &headers, true).await?;
     let st = state.clone();
     let n = name.clone();
     match blocking(move || st.inner.directory.delete_user(&n))
@@ -250,9 +251,10 @@ async fn delete_user(
 
 async fn list_groups(
     State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, false).await?;
+    authorize(&state, peer.ip(), &headers, false).await?;
     let st = state.clone();
     let groups = blocking(move || st.inner.directory.list_groups())
         .await
@@ -263,10 +265,11 @@ async fn list_groups(
 
 async fn service_json(
     State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, false).await?;
+    authorize(&state, peer.ip(), &headers, false).await?;
     let service = state
         .service(&name)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no service named `{name}`")))?;

@@ -265,8 +265,16 @@ struct MessageQuery {
     msg: Option<String>,
 }
 
-async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    if !state.inner.public_metrics && api::authorize(&state, &headers, false).await.is_err() {
+async fn metrics(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.inner.public_metrics
+        && api::authorize(&state, peer.ip(), &headers, false)
+            .await
+            .is_err()
+    {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let body = {
