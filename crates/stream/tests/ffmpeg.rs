@@ -117,3 +117,59 @@ fn hinted_file_plays_over_udp() {
     let expected = framemd5(&[], movie.to_str().unwrap(), "0:v");
     assert_eq!(frames.len(), expected.len());
 }
+
+fn codec_names(input_args: &[&str], input: &str) -> Vec<String> {
+    let mut args = vec!["-v", "error"];
+    args.extend_from_slice(input_args);
+    args.extend_from_slice(&[
+        "-show_entries",
+        "stream=codec_name",
+        "-of",
+        "csv=p=0",
+        input,
+    ]);
+    let output = run_client("ffprobe", "ffmpeg", &args, Duration::from_secs(30));
+    assert!(
+        output.status.success(),
+        "ffprobe {input}: {}",
+        stderr(&output)
+    );
+    stdout(&output)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_codec_fixture_is_described_with_the_files_codecs() {
+    let fixtures = [
+        testing::H265_AAC,
+        testing::MPEG4_AAC51,
+        testing::H264_MP3_MOV,
+        testing::OPUS_MP4,
+        testing::H264_AAC_FASTSTART,
+    ];
+    let paths: Vec<_> = fixtures.iter().map(|f| (f.name, f.path())).collect();
+    let movies: Vec<(&str, &std::path::Path)> = paths
+        .iter()
+        .map(|(name, path)| (*name, path.as_path()))
+        .collect();
+    let server = TestServer::start(&movies);
+    for (name, path) in &paths {
+        let from_file = codec_names(&[], path.to_str().unwrap());
+        let over_rtsp = codec_names(&["-rtsp_transport", "tcp"], &server.url(name));
+        assert_eq!(over_rtsp, from_file, "{name}");
+    }
+}
+
+#[test]
+fn h265_decodes_bit_exact_over_udp() {
+    let movie = testing::H265_AAC.path();
+    let server = TestServer::start(&[("h265.mp4", &movie)]);
+    let file = framemd5(&[], movie.to_str().unwrap(), "0:v");
+    let rtsp = framemd5(&["-rtsp_transport", "udp"], &server.url("h265.mp4"), "0:v");
+    let hashes =
+        |frames: &[(i64, String)]| frames.iter().map(|(_, h)| h.clone()).collect::<Vec<_>>();
+    assert_eq!(hashes(&rtsp), hashes(&file));
+}
