@@ -199,6 +199,15 @@ impl Movie {
         &self.infos
     }
 
+    /// Heap bytes held by the sample tables of all tracks (for memory accounting in a movie cache).
+    pub fn sample_table_bytes(&self) -> usize {
+        self.tables
+            .tracks
+            .iter()
+            .map(|t| t.samples.heap_bytes())
+            .sum()
+    }
+
     /// Track IDs streamed, in SDP order; never empty (opening fails with `NoPlayableTrack` instead).
     pub fn selected_tracks(&self) -> &[u32] {
         &self.selected

@@ -70,7 +70,8 @@ fn sample_counts_and_durations_match_ffprobe_for_every_fixture() {
 
 #[test]
 fn codecs_and_parameters_are_recognised() {
-    let expect: &[(&Fixture, &[(&str, Option<u32>, Option<u16>)])] = &[
+    type Expected<'a> = &'a [(&'a str, Option<u32>, Option<u16>)];
+    let expect: &[(&Fixture, Expected)] = &[
         (
             &testing::H264_AAC,
             &[("h264", None, None), ("aac", Some(44_100), Some(2))],
@@ -238,7 +239,7 @@ fn h264_payloads_rebuild_the_nal_units_ffmpeg_extracts() {
     let ours = depacketize_h264(&packets);
     let theirs = split_annexb(&ffmpeg_annexb(&path, "h264_mp4toannexb", "h264"));
     // ffmpeg and we both repeat SPS/PPS before IDRs, possibly in different places; compare the rest.
-    let not_ps = |n: &Vec<u8>| !matches!(n[0] & 0x1F, 7 | 8 | 9);
+    let not_ps = |n: &Vec<u8>| !matches!(n[0] & 0x1F, 7..=9);
     let ours_vcl: Vec<_> = ours.iter().filter(|n| not_ps(n)).collect();
     let theirs_vcl: Vec<_> = theirs.iter().filter(|n| not_ps(n)).collect();
     assert_eq!(ours_vcl.len(), theirs_vcl.len());
@@ -607,4 +608,38 @@ fn corrupted_movies_never_panic() {
             serval_stream_media::fuzzing::mp4_demux(&bytes);
         }
     }
+}
+
+#[test]
+fn unusable_hint_tracks_fall_back_to_our_packetizers() {
+    let mut bytes = std::fs::read(testing::H264_AAC_HINTED.path()).unwrap();
+    // Rename every track-level `sdp ` box so the hint tracks lose their SDP fragments.
+    let mut renamed = 0;
+    let mut i = 0;
+    while let Some(pos) = bytes[i..].windows(4).position(|w| w == b"sdp ") {
+        let at = i + pos;
+        // The movie-level box is `rtp ` followed by the format `sdp `; leave that one alone.
+        if &bytes[at - 4..at] != b"rtp " {
+            bytes[at..at + 4].copy_from_slice(b"xdp ");
+            renamed += 1;
+        }
+        i = at + 4;
+    }
+    assert!(renamed >= 2, "renamed {renamed}");
+    let movie = Movie::from_source(std::sync::Arc::new(bytes::Bytes::from(bytes))).unwrap();
+    let hints: Vec<_> = movie
+        .tracks()
+        .iter()
+        .filter(|t| t.kind == MediaKind::Hint)
+        .collect();
+    assert!(
+        hints
+            .iter()
+            .all(|t| t.playable.as_ref().is_err_and(|why| why.contains("sdp"))),
+        "{hints:?}"
+    );
+    assert_eq!(movie.selected_tracks(), &[1, 2]);
+    assert!(movie
+        .sdp("s", "127.0.0.1")
+        .contains("a=rtpmap:97 mpeg4-generic/44100/2\r\n"));
 }

@@ -45,7 +45,6 @@ pub enum Codec {
     /// RTP hint track sample entry (`rtp `).
     RtpHint {
         timescale: u32,
-        max_packet_size: u32,
     },
     /// Anything else; the string says what and why we cannot stream it.
     Unknown(String),
@@ -244,17 +243,14 @@ fn parse_hint(entry: &BoxRef<'_>, out: &mut SampleEntry) -> Result<(), MediaErro
     let mut r = entry.reader("rtp hint sample entry");
     r.skip(8)?; // reserved(6) data_reference_index(2)
     r.skip(4)?; // hinttrackversion(2) highestcompatibleversion(2)
-    let max_packet_size = r.u32()?;
+    r.skip(4)?; // maxpacketsize: advisory; each hint packet's size is checked as it is built
     let tims = find(Boxes::new(r.rest(), r.offset()), b"tims")?
         .ok_or_else(|| entry.corrupt("no `tims` box"))?;
     let timescale = tims.reader("tims").u32()?;
     if timescale == 0 {
         return Err(tims.corrupt("RTP timescale is 0"));
     }
-    out.codec = Codec::RtpHint {
-        timescale,
-        max_packet_size,
-    };
+    out.codec = Codec::RtpHint { timescale };
     Ok(())
 }
 

@@ -95,13 +95,6 @@ impl SampleTable {
         self.end_time
     }
 
-    pub fn is_sync(&self, i: usize) -> bool {
-        match &self.sync_samples {
-            None => true,
-            Some(sync) => u32::try_from(i).is_ok_and(|i| sync.binary_search(&i).is_ok()),
-        }
-    }
-
     /// Index of the last sample whose decode time is at or before `time` (0 when `time` precedes all).
     pub fn sample_at_decode_time(&self, time: u64) -> usize {
         self.decode_times
@@ -122,11 +115,6 @@ impl SampleTable {
                     .unwrap_or(0)
             }
         }
-    }
-
-    /// Largest sample, for sizing read buffers.
-    pub fn max_sample_size(&self) -> u32 {
-        self.sizes.iter().copied().max().unwrap_or(0)
     }
 
     /// Bytes of heap used by the tables, for the memory figure in the docs and tests.

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: ffprobe queries and RTP depacketizing for comparisons.#![allow(dead_code)]
+//! Helpers shared by the integration tests: ffprobe queries and RTP depacketizing for comparisons.
+#![allow(dead_code)]
 
 pub mod builder;
 
