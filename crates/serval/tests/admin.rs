@@ -408,3 +408,84 @@ fn metrics_and_healthz() {
         "OpenMetrics ends with # EOF"
     );
 }
+
+#[test]
+fn admin_over_tls_with_a_self_signed_certificate_kept_across_restarts() {
+    let t = TestDir::new("[tls]\nself_signed = true\n");
+    let config = std::fs::read_to_string(t.config()).unwrap();
+    std::fs::write(
+        t.config(),
+        config.replace("[admin]\n", "[admin]\ntls = true\n"),
+    )
+    .unwrap();
+    t.add_user("root", "rootpw", true);
+    let client = Client::builder()
+        .danger_accept_invalid_certs(true)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cert_path = t.data_dir().join("tls/self-signed.crt");
+    let first_cert = {
+        let server = t.serve();
+        assert!(
+            server.admin_url.starts_with("https://"),
+            "{}",
+            server.admin_url
+        );
+        let page = client
+            .get(format!("{}/login", server.admin_url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let r = client
+            .post(format!("{}/login", server.admin_url))
+            .form(&[
+                ("csrf", csrf_of(&page).as_str()),
+                ("username", "root"),
+                ("password", "rootpw"),
+            ])
+            .send()
+            .unwrap();
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            cookie.contains("; Secure"),
+            "cookies over TLS are Secure: {cookie}"
+        );
+        let key_mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(t.data_dir().join("tls/self-signed.key"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(key_mode & 0o077, 0, "the private key is private");
+        std::fs::read(&cert_path).unwrap()
+    };
+    let server = t.serve();
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", server.admin_url))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        std::fs::read(&cert_path).unwrap(),
+        first_cert,
+        "the certificate is reused, not regenerated"
+    );
+    assert!(
+        Client::new()
+            .get(format!("{}/healthz", server.admin_url))
+            .send()
+            .is_err(),
+        "an unknown self-signed cert is not trusted by default"
+    );
+}
