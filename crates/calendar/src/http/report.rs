@@ -106,24 +106,37 @@ pub(super) async fn report(
                     hrefs.len()
                 )));
             }
-            let mut ms = Multistatus::new();
-            for href in hrefs {
-                let path = href
-                    .find("://")
-                    .and_then(|i| href.get(i + 3..))
-                    .and_then(|r| r.find('/').and_then(|j| r.get(j..)))
-                    .unwrap_or(&href);
-                let object = match paths::parse(path) {
-                    Some(Target::Object {
-                        owner: o,
-                        calendar: c,
-                        object,
-                    }) if o == *owner && c == *calendar => {
-                        let id = collection.id;
-                        blocking(state, move |store| store.object(id, &object)).await?
+            // All lookups in one blocking call: hrefs outside this calendar are simply 404.
+            let (id, owner_name, calendar_name) = (collection.id, owner.clone(), calendar.clone());
+            let store = state.store.clone();
+            let found = tokio::task::spawn_blocking(
+                move || -> Result<Vec<(String, Option<StoredObject>)>, DavError> {
+                    let mut found = Vec::with_capacity(hrefs.len());
+                    for href in hrefs {
+                        let path = href
+                            .find("://")
+                            .and_then(|i| href.get(i + 3..))
+                            .and_then(|r| r.find('/').and_then(|j| r.get(j..)))
+                            .unwrap_or(&href);
+                        let object = match paths::parse(path) {
+                            Some(Target::Object {
+                                owner: o,
+                                calendar: c,
+                                object,
+                            }) if o == owner_name && c == calendar_name => {
+                                store.object(id, &object)?
+                            }
+                            _ => None,
+                        };
+                        found.push((href, object));
                     }
-                    _ => None,
-                };
+                    Ok(found)
+                },
+            )
+            .await
+            .map_err(|e| DavError::Internal(e.to_string()))??;
+            let mut ms = Multistatus::new();
+            for (href, object) in found {
                 match object {
                     Some(object) => {
                         let parsed = if data.expand.is_some() {
