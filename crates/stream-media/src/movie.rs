@@ -213,7 +213,9 @@ impl Movie {
         &self.selected
     }
 
-    /// The SDP (RFC 4566) for DESCRIBE; see [`crate::sdp`] for the layout.
+    /// The SDP (RFC 4566) for DESCRIBE: `v=0`, `o=- <id> <id> IN IP4 <origin_addr>`, `s=<session_name>`,
+    /// `c=IN IP4 0.0.0.0`, `t=0 0`, `a=control:*`, `a=range:npt=0-<duration>`, then per selected track an
+    /// `m=` section with `a=rtpmap`, `a=fmtp` and `a=control:trackID=<id>` (hint tracks: their own text).
     pub fn sdp(&self, session_name: &str, origin_addr: &str) -> String {
         crate::sdp::write_sdp(
             &self.tables,

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::Payload;
 
-/// `profile-level-id` from the visual_object_sequence header (00 00 01 B0 <level>) if the config has one;
+/// `profile-level-id` from the visual_object_sequence header (`00 00 01 B0 <level>`) if the config has one;
 /// RFC 6416 §7.1 says to assume 1 (Simple Profile/Level 1) when absent.
 pub fn profile_level_id(config: &[u8]) -> u8 {
     config
