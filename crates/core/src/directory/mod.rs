@@ -17,7 +17,6 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use md5::{Digest as _, Md5};
-use rusqlite::{params, OptionalExtension};
 use sha2::Sha256;
 
 use crate::config::DirectoryConfig;
@@ -28,38 +27,65 @@ pub const ADMIN_GROUP: &str = "admin";
 /// Longest accepted password; bounds the work an attacker can make argon2 do per attempt.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE users (
-        name TEXT PRIMARY KEY,
-        full_name TEXT NOT NULL DEFAULT '',
-        email TEXT NOT NULL DEFAULT '',
-        kind TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'room', 'resource')),
-        password_hash TEXT,
-        legacy_crypt TEXT,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE user_digest (
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        realm TEXT NOT NULL,
-        algorithm TEXT NOT NULL CHECK (algorithm IN ('MD5', 'SHA-256')),
-        ha1 TEXT NOT NULL,
-        PRIMARY KEY (user, realm, algorithm)
-    );
-    CREATE TABLE groups (
-        name TEXT PRIMARY KEY,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE group_members (
-        grp TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE,
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        PRIMARY KEY (grp, user)
-    );
-    CREATE INDEX group_members_by_user ON group_members(user);
-    INSERT INTO groups (name, created_at) VALUES ('admin', strftime('%s','now'));
-"];
+mod sqlite;
+
+pub use sqlite::SqliteDirectoryStore;
 
 pub(crate) fn migrate(store: &Store) -> Result<(), StoreError> {
-    store.migrate("directory", MIGRATIONS)
+    sqlite::migrate(store)
+}
+
+/// Where the directory keeps its entries: the embedded SQLite store today; a PostgreSQL engine can
+/// implement the same trait. Pure storage: validation, hashing and rate limiting stay in
+/// [`Directory`].
+pub trait DirectoryStore: Send + Sync {
+    /// Inserts a user; `false` when the name is taken.
+    fn insert_user(
+        &self,
+        user: &User,
+        hashes: Option<&PasswordHashes>,
+        realm: &str,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the password hash and Digest HA1 values; `false` when there is no such user.
+    fn set_password(
+        &self,
+        name: &str,
+        hashes: &PasswordHashes,
+        realm: &str,
+    ) -> Result<bool, StoreError>;
+    fn import_digest(
+        &self,
+        name: &str,
+        realm: &str,
+        md5_ha1: &str,
+        legacy_crypt: Option<&str>,
+    ) -> Result<(), StoreError>;
+    fn delete_user(&self, name: &str) -> Result<bool, StoreError>;
+    fn update_user(
+        &self,
+        name: &str,
+        full_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// `None`: no such user; `Some(None)`: a user without a password (room, imported account).
+    fn password_hash(&self, name: &str) -> Result<Option<Option<String>>, StoreError>;
+    fn digest_ha1(
+        &self,
+        name: &str,
+        realm: &str,
+        algorithm: &str,
+    ) -> Result<Option<String>, StoreError>;
+    fn insert_group(&self, name: &str) -> Result<bool, StoreError>;
+    fn delete_group(&self, name: &str) -> Result<bool, StoreError>;
+    fn group_exists(&self, name: &str) -> Result<bool, StoreError>;
+    fn set_member(&self, group: &str, user: &str, member: bool) -> Result<(), StoreError>;
+    fn list_groups(&self) -> Result<Vec<Group>, StoreError>;
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError>;
+    fn group_members(&self, group: &str) -> Result<Vec<String>, StoreError>;
+    fn is_member(&self, group: &str, user: &str) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +143,7 @@ impl PrincipalKind {
             PrincipalKind::Resource => "resource",
         }
     }
-    fn from_db(s: &str) -> PrincipalKind {
+    pub(crate) fn from_db(s: &str) -> PrincipalKind {
         match s {
             "room" => PrincipalKind::Room,
             "resource" => PrincipalKind::Resource,
@@ -199,6 +225,7 @@ pub fn digest_ha1(algorithm: DigestAlgorithm, user: &str, realm: &str, password:
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
+    backend: Arc<dyn DirectoryStore>,
     realm: Arc<str>,
     limiter: Arc<LoginLimiter>,
     verified: Arc<Mutex<HashMap<String, VerifiedPassword>>>,
@@ -229,6 +256,7 @@ impl Directory {
         let mut cache_key = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut cache_key);
         Directory {
+            backend: Arc::new(SqliteDirectoryStore::new(store.clone())),
             store,
             realm: config.realm.as_str().into(),
             limiter: Arc::new(LoginLimiter::new(
@@ -255,53 +283,27 @@ impl Directory {
             Some(p) => Some(self.hash_password(new.name, p)?),
             None => None,
         };
-        let kind = new.kind.unwrap_or(PrincipalKind::Person);
-        let name = new.name.to_string();
-        let (full_name, email) = (new.full_name.to_string(), new.email.to_string());
-        let realm = self.realm.to_string();
-        self.store.write(move |tx| {
-            let exists: bool = tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [&name], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if exists {
-                return Ok(Err(DirectoryError::UserExists(name)));
-            }
-            tx.execute(
-                "INSERT INTO users (name, full_name, email, kind, password_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%s','now'))",
-                params![
-                    name,
-                    full_name,
-                    email,
-                    kind.as_str(),
-                    hashes.as_ref().map(|h| &h.phc)
-                ],
-            )?;
-            if let Some(h) = &hashes {
-                write_digests(tx, &name, &realm, h)?;
-            }
-            Ok(Ok(()))
-        })??;
+        let user = User {
+            name: new.name.to_string(),
+            full_name: new.full_name.to_string(),
+            email: new.email.to_string(),
+            kind: new.kind.unwrap_or(PrincipalKind::Person),
+            created_at: 0,
+            has_password: hashes.is_some(),
+        };
+        if !self
+            .backend
+            .insert_user(&user, hashes.as_ref(), &self.realm)?
+        {
+            return Err(DirectoryError::UserExists(user.name));
+        }
         self.user(new.name)?
             .ok_or_else(|| DirectoryError::NoSuchUser(new.name.to_string()))
     }
 
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), DirectoryError> {
         let hashes = self.hash_password(name, password)?;
-        let (name_owned, realm) = (name.to_string(), self.realm.to_string());
-        let changed = self.store.write(move |tx| {
-            let n = tx.execute(
-                "UPDATE users SET password_hash = ?2, legacy_crypt = NULL WHERE name = ?1",
-                params![name_owned, hashes.phc],
-            )?;
-            if n > 0 {
-                tx.execute("DELETE FROM user_digest WHERE user = ?1", [&name_owned])?;
-                write_digests(tx, &name_owned, &realm, &hashes)?;
-            }
-            Ok(n)
-        })?;
-        if changed == 0 {
+        if !self.backend.set_password(name, &hashes, &self.realm)? {
             return Err(DirectoryError::NoSuchUser(name.to_string()));
         }
         self.forget_verified(name);
@@ -319,35 +321,15 @@ impl Directory {
         legacy_crypt: Option<&str>,
     ) -> Result<(), DirectoryError> {
         check_name(name)?;
-        let (name, realm, ha1) = (
-            name.to_string(),
-            realm.to_string(),
-            md5_ha1.to_ascii_lowercase(),
-        );
-        let crypt = legacy_crypt.map(str::to_string);
-        self.store.write(move |tx| {
-            tx.execute(
-                "INSERT INTO users (name, legacy_crypt, created_at) VALUES (?1, ?2, strftime('%s','now'))
-                 ON CONFLICT(name) DO UPDATE SET legacy_crypt = COALESCE(users.legacy_crypt, excluded.legacy_crypt)",
-                params![name, crypt],
-            )?;
-            tx.execute(
-                "INSERT INTO user_digest (user, realm, algorithm, ha1) VALUES (?1, ?2, 'MD5', ?3)
-                 ON CONFLICT(user, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1",
-                params![name, realm, ha1],
-            )?;
-            Ok(())
-        })?;
+        self.backend
+            .import_digest(name, realm, &md5_ha1.to_ascii_lowercase(), legacy_crypt)?;
         Ok(())
     }
 
     pub fn delete_user(&self, name: &str) -> Result<(), DirectoryError> {
-        let owned = name.to_string();
-        let n = self
-            .store
-            .write(move |tx| tx.execute("DELETE FROM users WHERE name = ?1", [owned]))?;
+        let deleted = self.backend.delete_user(name)?;
         self.forget_verified(name);
-        if n == 0 {
+        if !deleted {
             return Err(DirectoryError::NoSuchUser(name.to_string()));
         }
         Ok(())
@@ -359,80 +341,35 @@ impl Directory {
         full_name: Option<&str>,
         email: Option<&str>,
     ) -> Result<(), DirectoryError> {
-        let (owned, full_name, email) = (
-            name.to_string(),
-            full_name.map(str::to_string),
-            email.map(str::to_string),
-        );
-        let n = self.store.write(move |tx| {
-            tx.execute(
-                "UPDATE users SET full_name = COALESCE(?2, full_name), email = COALESCE(?3, email) WHERE name = ?1",
-                params![owned, full_name, email],
-            )
-        })?;
-        if n == 0 {
+        if !self.backend.update_user(name, full_name, email)? {
             return Err(DirectoryError::NoSuchUser(name.to_string()));
         }
         Ok(())
     }
 
     pub fn user(&self, name: &str) -> Result<Option<User>, DirectoryError> {
-        let name = name.to_string();
-        Ok(self.store.read(move |c| {
-            c.query_row(
-                "SELECT name, full_name, email, kind, created_at, password_hash IS NOT NULL FROM users WHERE name = ?1",
-                [name],
-                row_to_user,
-            )
-            .optional()
-        })?)
+        Ok(self.backend.user(name)?)
     }
 
     /// Finds a user by e-mail address (case-insensitive), e.g. for a `mailto:` calendar address.
     pub fn user_by_email(&self, email: &str) -> Result<Option<User>, DirectoryError> {
-        let email = email.to_string();
-        Ok(self.store.read(move |c| {
-            c.query_row(
-                "SELECT name, full_name, email, kind, created_at, password_hash IS NOT NULL FROM users
-                 WHERE email = ?1 COLLATE NOCASE AND email != '' LIMIT 1",
-                [email],
-                row_to_user,
-            )
-            .optional()
-        })?)
+        Ok(self.backend.user_by_email(email)?)
     }
 
     pub fn list_users(&self) -> Result<Vec<User>, DirectoryError> {
-        Ok(self.store.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT name, full_name, email, kind, created_at, password_hash IS NOT NULL FROM users ORDER BY name",
-            )?;
-            let rows = stmt.query_map([], row_to_user)?;
-            rows.collect()
-        })?)
+        Ok(self.backend.list_users()?)
     }
 
     pub fn add_group(&self, name: &str) -> Result<(), DirectoryError> {
         check_name(name)?;
-        let owned = name.to_string();
-        let inserted = self.store.write(move |tx| {
-            tx.execute(
-                "INSERT INTO groups (name, created_at) VALUES (?1, strftime('%s','now')) ON CONFLICT DO NOTHING",
-                [owned],
-            )
-        })?;
-        if inserted == 0 {
+        if !self.backend.insert_group(name)? {
             return Err(DirectoryError::GroupExists(name.to_string()));
         }
         Ok(())
     }
 
     pub fn delete_group(&self, name: &str) -> Result<(), DirectoryError> {
-        let owned = name.to_string();
-        let n = self
-            .store
-            .write(move |tx| tx.execute("DELETE FROM groups WHERE name = ?1", [owned]))?;
-        if n == 0 {
+        if !self.backend.delete_group(name)? {
             return Err(DirectoryError::NoSuchGroup(name.to_string()));
         }
         Ok(())
@@ -440,93 +377,32 @@ impl Directory {
 
     pub fn add_member(&self, group: &str, user: &str) -> Result<(), DirectoryError> {
         self.require_group_and_user(group, user)?;
-        let (g, u) = (group.to_string(), user.to_string());
-        self.store.write(move |tx| {
-            tx.execute(
-                "INSERT INTO group_members (grp, user) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                [g, u],
-            )
-        })?;
-        Ok(())
+        Ok(self.backend.set_member(group, user, true)?)
     }
 
     pub fn remove_member(&self, group: &str, user: &str) -> Result<(), DirectoryError> {
         self.require_group_and_user(group, user)?;
-        let (g, u) = (group.to_string(), user.to_string());
-        self.store.write(move |tx| {
-            tx.execute(
-                "DELETE FROM group_members WHERE grp = ?1 AND user = ?2",
-                [g, u],
-            )
-        })?;
-        Ok(())
+        Ok(self.backend.set_member(group, user, false)?)
     }
 
     pub fn group_exists(&self, group: &str) -> Result<bool, DirectoryError> {
-        let g = group.to_string();
-        Ok(self
-            .store
-            .read(move |c| {
-                c.query_row("SELECT 1 FROM groups WHERE name = ?1", [g], |_| Ok(()))
-                    .optional()
-            })?
-            .is_some())
+        Ok(self.backend.group_exists(group)?)
     }
 
     pub fn list_groups(&self) -> Result<Vec<Group>, DirectoryError> {
-        Ok(self.store.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT g.name, m.user FROM groups g LEFT JOIN group_members m ON m.grp = g.name ORDER BY g.name, m.user",
-            )?;
-            let mut groups: Vec<Group> = Vec::new();
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let name: String = row.get(0)?;
-                let member: Option<String> = row.get(1)?;
-                if groups.last().is_none_or(|g| g.name != name) {
-                    groups.push(Group { name, members: Vec::new() });
-                }
-                if let (Some(m), Some(g)) = (member, groups.last_mut()) {
-                    g.members.push(m);
-                }
-            }
-            Ok(groups)
-        })?)
+        Ok(self.backend.list_groups()?)
     }
 
     pub fn groups_of(&self, user: &str) -> Result<Vec<String>, DirectoryError> {
-        let u = user.to_string();
-        Ok(self.store.read(move |c| {
-            let mut stmt =
-                c.prepare("SELECT grp FROM group_members WHERE user = ?1 ORDER BY grp")?;
-            let rows = stmt.query_map([u], |r| r.get(0))?;
-            rows.collect()
-        })?)
+        Ok(self.backend.groups_of(user)?)
     }
 
     pub fn group_members(&self, group: &str) -> Result<Vec<String>, DirectoryError> {
-        let g = group.to_string();
-        Ok(self.store.read(move |c| {
-            let mut stmt =
-                c.prepare("SELECT user FROM group_members WHERE grp = ?1 ORDER BY user")?;
-            let rows = stmt.query_map([g], |r| r.get(0))?;
-            rows.collect()
-        })?)
+        Ok(self.backend.group_members(group)?)
     }
 
     pub fn is_member(&self, group: &str, user: &str) -> Result<bool, DirectoryError> {
-        let (g, u) = (group.to_string(), user.to_string());
-        Ok(self
-            .store
-            .read(move |c| {
-                c.query_row(
-                    "SELECT 1 FROM group_members WHERE grp = ?1 AND user = ?2",
-                    [g, u],
-                    |_| Ok(()),
-                )
-                .optional()
-            })?
-            .is_some())
+        Ok(self.backend.is_member(group, user)?)
     }
 
     pub fn is_admin(&self, user: &str) -> Result<bool, DirectoryError> {
@@ -574,30 +450,14 @@ impl Directory {
         realm: &str,
         algorithm: DigestAlgorithm,
     ) -> Result<Option<String>, DirectoryError> {
-        let (u, r) = (name.to_string(), realm.to_string());
-        Ok(self.store.read(move |c| {
-            c.query_row(
-                "SELECT ha1 FROM user_digest WHERE user = ?1 AND realm = ?2 AND algorithm = ?3",
-                params![u, r, algorithm.as_str()],
-                |row| row.get(0),
-            )
-            .optional()
-        })?)
+        Ok(self.backend.digest_ha1(name, realm, algorithm.as_str())?)
     }
 
     fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>, DirectoryError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
-        let owned = name.to_string();
-        let stored: Option<Option<String>> = self.store.read(move |c| {
-            c.query_row(
-                "SELECT password_hash FROM users WHERE name = ?1",
-                [owned],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
+        let stored = self.backend.password_hash(name)?;
         let Some(Some(stored)) = stored else {
             // Spend about the same time as a real check so response timing does not reveal
             // which names exist.
@@ -683,37 +543,12 @@ impl Directory {
     }
 }
 
-struct PasswordHashes {
-    phc: String,
-    md5_ha1: String,
-    sha256_ha1: String,
-}
-
-fn write_digests(
-    tx: &rusqlite::Transaction<'_>,
-    name: &str,
-    realm: &str,
-    h: &PasswordHashes,
-) -> rusqlite::Result<()> {
-    for (algorithm, ha1) in [("MD5", &h.md5_ha1), ("SHA-256", &h.sha256_ha1)] {
-        tx.execute(
-            "INSERT INTO user_digest (user, realm, algorithm, ha1) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(user, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1",
-            params![name, realm, algorithm, ha1],
-        )?;
-    }
-    Ok(())
-}
-
-fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        name: r.get(0)?,
-        full_name: r.get(1)?,
-        email: r.get(2)?,
-        kind: PrincipalKind::from_db(&r.get::<_, String>(3)?),
-        created_at: r.get(4)?,
-        has_password: r.get(5)?,
-    })
+/// What setting a password stores: the argon2id PHC string and the Digest HA1 values for the
+/// directory realm.
+pub struct PasswordHashes {
+    pub phc: String,
+    pub md5_ha1: String,
+    pub sha256_ha1: String,
 }
 
 /// Names are used in URLs (`/principals/users/NAME/`) and file names, so they are restricted.
