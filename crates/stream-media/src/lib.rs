@@ -23,7 +23,8 @@
 //! (`moof`/`mvex`) is refused with [`MediaError::Unsupported`]. Hint `tsro`/`snro` offsets are not
 //! applied: the server randomizes timestamp and sequence bases itself.
 //!
-//! Limits (named constants): [`MAX_MOOV_BYTES`], [`MAX_SAMPLES_PER_TRACK`], [`MAX_SAMPLE_BYTES`];
+//! Limits (named constants): [`MAX_MOOV_BYTES`], [`MAX_SAMPLES_PER_TRACK`], [`MAX_SAMPLES_PER_MOVIE`],
+//! [`MAX_SAMPLE_BYTES`];
 //! sample tables cost about 20-24 bytes per sample (see `mp4::sample_table`).
 
 mod error;
@@ -38,7 +39,7 @@ mod source;
 
 pub use error::MediaError;
 pub use movie::{MediaKind, Movie, TrackInfo};
-pub use mp4::sample_table::{MAX_SAMPLES_PER_TRACK, MAX_SAMPLE_BYTES};
+pub use mp4::sample_table::{MAX_SAMPLES_PER_MOVIE, MAX_SAMPLES_PER_TRACK, MAX_SAMPLE_BYTES};
 pub use mp4::MAX_MOOV_BYTES;
 pub use packet::{PacketOptions, PacketSource, RtpPacketOut};
 pub use rtp::DEFAULT_MAX_PAYLOAD;

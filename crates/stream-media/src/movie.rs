@@ -115,6 +115,7 @@ pub struct Movie {
     infos: Vec<TrackInfo>,
     selected: Vec<u32>,
     sdp_session_id: u64,
+    problems: Vec<String>,
 }
 
 impl std::fmt::Debug for Movie {
@@ -164,7 +165,7 @@ impl Movie {
                         .map(|why| format!("track {}: {why}", i.track_id))
                 })
                 .collect();
-            reasons.extend(broken_tracks);
+            reasons.extend(broken_tracks.iter().cloned());
             if reasons.is_empty() {
                 reasons.push("the movie has no audio or video track".into());
             }
@@ -186,6 +187,7 @@ impl Movie {
             infos,
             selected,
             sdp_session_id,
+            problems: broken_tracks,
         })
     }
 
@@ -197,6 +199,12 @@ impl Movie {
     /// Every track in the file.
     pub fn tracks(&self) -> &[TrackInfo] {
         &self.infos
+    }
+
+    /// Tracks that could not be parsed at all and are missing from [`Movie::tracks`], one line each;
+    /// worth a warning in the server log (the rest of the movie still plays).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// Heap bytes held by the sample tables of all tracks (for memory accounting in a movie cache).
@@ -448,4 +456,28 @@ fn session_id(tables: &MovieTables) -> u64 {
     }
     // Keep it within the 63 bits some SDP parsers store in a signed integer.
     hash >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn movie_is_shareable_and_packet_sources_move_between_threads() {
+        assert_send_sync::<Movie>();
+        assert_send::<PacketSource>();
+    }
+
+    #[test]
+    fn hint_sdp_payload_type_comes_from_the_m_line() {
+        assert_eq!(
+            hint_payload_type("m=video 0 RTP/AVP 96\r\nb=AS:100\r\n"),
+            Some(96)
+        );
+        assert_eq!(hint_payload_type("m=audio 0 RTP/AVP\r\n"), None);
+        assert_eq!(hint_payload_type("a=rtpmap:96 H264/90000"), None);
+    }
 }

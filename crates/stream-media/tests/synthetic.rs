@@ -257,3 +257,71 @@ fn fuzz_bodies_run_over_seed_inputs() {
         .collect();
     serval_stream_media::fuzzing::rtp_packetize(&aac);
 }
+
+/// A track describing `n` samples in a few dozen bytes: constant-size `stsz`, one-entry `stts` and `stsc`.
+fn compact_trak(track_id: u32, n: u32) -> Vec<u8> {
+    let mut tkhd = vec![0u8; 8];
+    tkhd.extend(track_id.to_be_bytes());
+    tkhd.extend([0u8; 68]);
+    let mut mdhd = vec![0u8; 8];
+    mdhd.extend(90_000u32.to_be_bytes());
+    mdhd.extend([0u8; 8]);
+    let mut hdlr = vec![0u8; 4];
+    hdlr.extend(b"vide");
+    hdlr.extend([0u8; 13]);
+    let mut stsd = 1u32.to_be_bytes().to_vec();
+    stsd.extend(avc1_entry(320, 240));
+    let entry = |a: u32, b: u32| [a.to_be_bytes(), b.to_be_bytes()].concat();
+    let mut stbl = full(b"stsd", 0, 0, &stsd);
+    stbl.extend(full(
+        b"stts",
+        0,
+        0,
+        &[1u32.to_be_bytes().to_vec(), entry(n, 3600)].concat(),
+    ));
+    stbl.extend(full(
+        b"stsc",
+        0,
+        0,
+        &[
+            1u32.to_be_bytes().to_vec(),
+            entry(1, n),
+            1u32.to_be_bytes().to_vec(),
+        ]
+        .concat(),
+    ));
+    stbl.extend(full(b"stsz", 0, 0, &entry(10, n)));
+    stbl.extend(full(b"stco", 0, 0, &entry(1, 0)));
+    let mut mdia = full(b"mdhd", 0, 0, &mdhd);
+    mdia.extend(full(b"hdlr", 0, 0, &hdlr));
+    mdia.extend(bx(b"minf", &bx(b"stbl", &stbl)));
+    let mut trak = full(b"tkhd", 0, 3, &tkhd);
+    trak.extend(bx(b"mdia", &mdia));
+    bx(b"trak", &trak)
+}
+
+#[test]
+fn tiny_moov_cannot_claim_unbounded_samples() {
+    let mut mvhd = vec![0u8; 8];
+    mvhd.extend(1000u32.to_be_bytes());
+    mvhd.extend([0u8; 84]);
+    let mut moov_body = full(b"mvhd", 0, 0, &mvhd);
+    for id in 1..=3 {
+        moov_body.extend(compact_trak(id, 3_000_000));
+    }
+    let moov = bx(b"moov", &moov_body);
+    assert!(moov.len() < 2000, "a {} byte moov", moov.len());
+    let movie = Movie::from_source(Arc::new(Bytes::from(moov))).unwrap();
+    assert_eq!(
+        movie.tracks().len(),
+        2,
+        "the third track exceeds the movie-wide sample budget"
+    );
+    assert_eq!(movie.problems().len(), 1);
+    assert!(
+        movie.problems()[0].contains("over the limit"),
+        "{:?}",
+        movie.problems()
+    );
+    assert!(movie.sample_table_bytes() <= 2 * 3_000_000 * 24);
+}

@@ -6,7 +6,7 @@ pub mod sample_entry;
 pub mod sample_table;
 pub mod track;
 
-use reader::{usize_to_u64, BoxRef, Boxes, FourCc, Reader};
+use reader::{BoxRef, Boxes, FourCc, Reader};
 use track::{parse_trak, sdp_text, Track};
 
 use crate::{MediaError, ReadAt};
@@ -150,12 +150,17 @@ fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
     let mut tracks = Vec::new();
     let mut broken_tracks = Vec::new();
     let mut hint_sdp = None;
+    let mut samples_left = sample_table::MAX_SAMPLES_PER_MOVIE;
     for child in moov.children() {
         let child = child?;
         match &child.kind.0 {
             b"trak" if tracks.len() + broken_tracks.len() < MAX_TRACKS => {
-                match parse_trak(&child, timescale) {
-                    Ok(track) => tracks.push(track),
+                match parse_trak(&child, timescale, samples_left) {
+                    Ok(track) => {
+                        let used = u32::try_from(track.samples.len()).unwrap_or(u32::MAX);
+                        samples_left = samples_left.saturating_sub(used);
+                        tracks.push(track);
+                    }
                     // One broken track (say, a timecode track we cannot read) must not hide the others.
                     Err(e) => broken_tracks.push(format!(
                         "track at offset {}: {e}",
@@ -167,7 +172,6 @@ fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
             _ => {}
         }
     }
-    let _ = usize_to_u64(0);
     Ok(ParsedMovie {
         timescale,
         duration,

@@ -11,6 +11,11 @@ use crate::MediaError;
 
 /// Most samples one track may have: 24 hours of 50 fps video, or of 48 kHz AAC (~46.9 frames/s).
 pub const MAX_SAMPLES_PER_TRACK: u32 = 4_320_000;
+/// Most samples of all tracks of one movie together. Sample counts are not bounded by the size of `moov`
+/// (a constant-size `stsz` and one-entry `stts` describe millions of samples in a few bytes), so without
+/// this a 1 KB file with 64 tracks could make us allocate gigabytes; at ~24 bytes per sample this caps a
+/// movie's tables near 200 MB while allowing 24 hours of 50 fps video plus 48 kHz audio.
+pub const MAX_SAMPLES_PER_MOVIE: u32 = 8_500_000;
 /// Largest single sample we read into memory (a 4K intra frame is a few MB).
 pub const MAX_SAMPLE_BYTES: u32 = 32 * 1024 * 1024;
 
@@ -43,8 +48,13 @@ pub struct StblBoxes<'a> {
 
 impl SampleTable {
     /// Build the table; `stbl` is the parent box, used to name errors.
-    pub fn build(stbl: &BoxRef<'_>, boxes: &StblBoxes<'_>) -> Result<SampleTable, MediaError> {
-        let sizes = read_sizes(stbl, boxes)?;
+    /// `max_samples` is what is left of the movie-wide budget ([`MAX_SAMPLES_PER_MOVIE`]).
+    pub fn build(
+        stbl: &BoxRef<'_>,
+        boxes: &StblBoxes<'_>,
+        max_samples: u32,
+    ) -> Result<SampleTable, MediaError> {
+        let sizes = read_sizes(stbl, boxes, max_samples)?;
         let n_samples = sizes.len();
         let offsets = compute_offsets(stbl, boxes, &sizes)?;
         let (decode_times, end_time) = read_decode_times(stbl, boxes, n_samples)?;
@@ -127,19 +137,17 @@ impl SampleTable {
     }
 }
 
-fn too_many(n: u64) -> MediaError {
-    MediaError::LimitExceeded {
-        what: "samples in one track",
-        value: n,
-        limit: u64::from(MAX_SAMPLES_PER_TRACK),
+fn checked_count(declared: u32, limit: u32) -> Result<usize, MediaError> {
+    let limit = limit.min(MAX_SAMPLES_PER_TRACK);
+    let too_many = || MediaError::LimitExceeded {
+        what: "samples in one track (or left in the movie's budget)",
+        value: u64::from(declared),
+        limit: u64::from(limit),
+    };
+    if declared > limit {
+        return Err(too_many());
     }
-}
-
-fn checked_count(declared: u32) -> Result<usize, MediaError> {
-    if declared > MAX_SAMPLES_PER_TRACK {
-        return Err(too_many(u64::from(declared)));
-    }
-    usize::try_from(declared).map_err(|_| too_many(u64::from(declared)))
+    usize::try_from(declared).map_err(|_| too_many())
 }
 
 /// Allocation size for a table whose entries need `entry_bytes` each: never more than the box can hold,
@@ -148,12 +156,16 @@ fn capacity_for(count: usize, available: usize, entry_bytes: usize) -> usize {
     count.min(available / entry_bytes.max(1))
 }
 
-fn read_sizes(stbl: &BoxRef<'_>, boxes: &StblBoxes<'_>) -> Result<Vec<u32>, MediaError> {
+fn read_sizes(
+    stbl: &BoxRef<'_>,
+    boxes: &StblBoxes<'_>,
+    max_samples: u32,
+) -> Result<Vec<u32>, MediaError> {
     if let Some(stsz) = &boxes.stsz {
         let mut r = stsz.reader("stsz");
         r.version_flags()?;
         let constant_size = r.u32()?;
-        let n = checked_count(r.u32()?)?;
+        let n = checked_count(r.u32()?, max_samples)?;
         if constant_size != 0 {
             check_sample_size(stsz, constant_size)?;
             return Ok(vec![constant_size; n]);
@@ -171,7 +183,7 @@ fn read_sizes(stbl: &BoxRef<'_>, boxes: &StblBoxes<'_>) -> Result<Vec<u32>, Medi
         r.version_flags()?;
         r.skip(3)?;
         let field_size = r.u8()?;
-        let n = checked_count(r.u32()?)?;
+        let n = checked_count(r.u32()?, max_samples)?;
         let mut sizes = Vec::with_capacity(capacity_for(n, r.remaining(), 1));
         let mut pending_nibble = None;
         for _ in 0..n {

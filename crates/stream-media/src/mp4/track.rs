@@ -33,7 +33,12 @@ pub struct Track {
 }
 
 /// Parse one `trak`; `movie_timescale` converts the edit list's durations.
-pub fn parse_trak(trak: &BoxRef<'_>, movie_timescale: u32) -> Result<Track, MediaError> {
+/// `max_samples` is what is left of the movie-wide sample budget.
+pub fn parse_trak(
+    trak: &BoxRef<'_>,
+    movie_timescale: u32,
+    max_samples: u32,
+) -> Result<Track, MediaError> {
     let tkhd = trak
         .child(b"tkhd")?
         .ok_or_else(|| trak.corrupt("no `tkhd` box"))?;
@@ -90,7 +95,7 @@ pub fn parse_trak(trak: &BoxRef<'_>, movie_timescale: u32) -> Result<Track, Medi
     }
     let stsd = stsd.ok_or_else(|| stbl.corrupt("no `stsd` box"))?;
     let (entry, sample_descriptions) = parse_stsd(&stsd, handler)?;
-    let samples = SampleTable::build(&stbl, &tables)?;
+    let samples = SampleTable::build(&stbl, &tables, max_samples)?;
 
     let (edit_shift, edit_duration) = match trak.child(b"edts")? {
         Some(edts) => match edts.child(b"elst")? {
