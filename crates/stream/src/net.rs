@@ -370,12 +370,26 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
                     }
                 }
                 Decoded::Request { request, .. } => {
-                    let (response, effects) = shared.server.handle_request(
-                        &mut connection,
-                        now,
-                        SystemTime::now(),
-                        &request,
-                    );
+                    // Handlers may open and parse a movie file: run them off the async workers.
+                    let handled = {
+                        let shared = shared.clone();
+                        let mut moved = connection;
+                        tokio::task::spawn_blocking(move || {
+                            let (response, effects) = shared.server.handle_request(
+                                &mut moved,
+                                now,
+                                SystemTime::now(),
+                                &request,
+                            );
+                            (moved, request, response, effects)
+                        })
+                        .await
+                    };
+                    let Ok((returned, request, response, effects)) = handled else {
+                        warn!(target: "serval_stream::rtsp", "request handler panicked, closing the connection");
+                        break 'connection;
+                    };
+                    connection = returned;
                     debug!(target: "serval_stream::rtsp", method = ?request.method(),
                            url = %request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
                            status = u16::from(response.status()), "request");
@@ -400,7 +414,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         .remove(&id);
     shared.metrics.connections_open.dec();
     let now = Instant::now().into_std();
-    for closed in shared.server.connection_closed(&connection, now) {
+    for closed in shared.server.connection_closed(id, now) {
         shared.finish(closed);
     }
     drop(frames);
@@ -455,7 +469,7 @@ async fn run_sender(
                 continue;
             };
             if packet.kind == PacketKind::Rtp {
-                rtp_bytes += packet.bytes.len() as u64;
+                rtp_bytes += u64::try_from(packet.bytes.len()).unwrap_or(0);
                 rtp_packets += 1;
             }
             match (&sink, transport, &shared.udp) {

@@ -8,7 +8,6 @@ use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-use serval_core::service::RunningService;
 use serval_stream_media::testing;
 
 /// A blocking RTSP client over one TCP connection.

@@ -52,8 +52,8 @@ pub fn write_sender_report(buf: &mut BytesMut, info: &SenderInfo) {
 pub fn write_sdes_cname(buf: &mut BytesMut, ssrc: u32, cname: &str) {
     // An SDES item holds at most 255 bytes.
     let cname = cname.as_bytes().get(..255).unwrap_or(cname.as_bytes());
-    let item_len = cname.len() as u8; // At most 255 by the line above.
-                                      // ssrc + type + length + text + at least one zero byte, padded to 32 bits.
+    let item_len = u8::try_from(cname.len()).unwrap_or(u8::MAX);
+    // ssrc + type + length + text + at least one zero byte, padded to 32 bits.
     let chunk_len = (4 + 2 + cname.len() + 1).next_multiple_of(4);
     buf.put_u8(0x81);
     buf.put_u8(PT_SDES);
@@ -139,18 +139,14 @@ pub fn report_blocks(datagram: &[u8]) -> Result<Vec<ReportBlock>, RtcpError> {
 }
 
 fn parse_block(block: &[u8]) -> ReportBlock {
-    let word = |at: usize| {
-        block
-            .get(at..at + 4)
-            .and_then(|w| <[u8; 4]>::try_from(w).ok())
-            .map_or(0, u32::from_be_bytes)
-    };
-    let lost_word = word(4);
-    // Sign-extend the 24-bit cumulative count.
-    let cumulative_lost = ((lost_word << 8) as i32) >> 8;
+    let byte = |at: usize| block.get(at).copied().unwrap_or(0);
+    let word = |at: usize| u32::from_be_bytes([byte(at), byte(at + 1), byte(at + 2), byte(at + 3)]);
+    // The cumulative count is 24-bit signed: place it in the top three bytes of an i32 and
+    // shift back, which sign-extends.
+    let cumulative_lost = i32::from_be_bytes([byte(5), byte(6), byte(7), 0]) >> 8;
     ReportBlock {
         ssrc: word(0),
-        fraction_lost: (lost_word >> 24) as u8,
+        fraction_lost: byte(4),
         cumulative_lost,
         highest_seq: word(8),
         jitter: word(12),

@@ -350,7 +350,9 @@ impl RtspServer {
             RequestedTransport::Interleaved { channels } => {
                 let index = u8::try_from(guard.track_index(track_id).unwrap_or(guard.tracks.len()))
                     .unwrap_or(0);
-                let (rtp_channel, rtcp_channel) = channels.unwrap_or((index * 2, index * 2 + 1));
+                let even = index.saturating_mul(2);
+                let (rtp_channel, rtcp_channel) =
+                    channels.unwrap_or((even, even.saturating_add(1)));
                 ChosenTransport::Interleaved {
                     rtp_channel,
                     rtcp_channel,
@@ -555,11 +557,11 @@ impl RtspServer {
 
     /// Closes the interleaved sessions of a connection that went away; UDP sessions stay
     /// (a client may come back on a new connection, RFC 2326 §A).
-    pub fn connection_closed(&self, connection: &Connection, now: Instant) -> Vec<ClosedSession> {
+    pub fn connection_closed(&self, connection_id: u64, now: Instant) -> Vec<ClosedSession> {
         let owned: Vec<String> = self
             .table()
             .iter()
-            .filter(|(_, e)| e.connection == Some(connection.id))
+            .filter(|(_, e)| e.connection == Some(connection_id))
             .map(|(id, _)| id.clone())
             .collect();
         owned

@@ -511,7 +511,7 @@ impl TrackStream {
         scratch.extend_from_slice(&packet.payload);
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets_sent += 1;
-        self.octets_sent += packet.payload.len() as u64;
+        self.octets_sent += u64::try_from(packet.payload.len()).unwrap_or(u64::MAX);
         scratch.split().freeze()
     }
 

@@ -543,7 +543,7 @@ fn tcp_interleaved_sessions_end_with_their_connection() {
     ));
     let mixed = h.send(Duration::ZERO, &format!("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 9\r\nSession: {id}\r\nTransport: {UDP}\r\n\r\n"));
     assert_eq!(status(&mixed), 461);
-    let closed = h.server.connection_closed(&h.connection, h.t0);
+    let closed = h.server.connection_closed(h.connection.id, h.t0);
     assert_eq!(closed.len(), 1);
     assert_eq!(h.server.session_count(), 0);
 }
