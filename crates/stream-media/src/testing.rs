@@ -21,218 +21,94 @@ impl Fixture {
 }
 
 /// H.264 (with B-frames, so `ctts` and an edit list) 320x240 25 fps + AAC stereo 44.1 kHz, 6 s, moov at end.
+#[rustfmt::skip]
 pub const H264_AAC: Fixture = Fixture {
     name: "h264_aac.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=6",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=6",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-bf",
-        "2",
-        "-g",
-        "50",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-ac",
-        "2",
-        "-b:a",
-        "96k",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-c:v", "libx264",
+        "-preset", "veryfast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        "-b:a", "96k",
     ],
 };
 
 /// Same as [`H264_AAC`] with `-movflags +faststart` (moov before mdat).
+#[rustfmt::skip]
 pub const H264_AAC_FASTSTART: Fixture = Fixture {
     name: "h264_aac_faststart.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=6",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=6",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-bf",
-        "2",
-        "-g",
-        "50",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-ac",
-        "2",
-        "-b:a",
-        "96k",
-        "-movflags",
-        "+faststart",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-c:v", "libx264",
+        "-preset", "veryfast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        "-b:a", "96k", "-movflags", "+faststart",
     ],
 };
 
 /// Same as [`H264_AAC`] with RTP hint tracks (`-movflags +rtphint`), as Darwin Streaming Server wanted.
+#[rustfmt::skip]
 pub const H264_AAC_HINTED: Fixture = Fixture {
     name: "h264_aac_hinted.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=6",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=6",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-bf",
-        "2",
-        "-g",
-        "50",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-ac",
-        "2",
-        "-b:a",
-        "96k",
-        "-movflags",
-        "+rtphint",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-c:v", "libx264",
+        "-preset", "veryfast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        "-b:a", "96k", "-movflags", "+rtphint",
     ],
 };
 
 /// H.265 (libx265) 320x240 25 fps + AAC stereo, 5 s.
+#[rustfmt::skip]
 pub const H265_AAC: Fixture = Fixture {
     name: "h265_aac.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=5",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=5",
-        "-c:v",
-        "libx265",
-        "-preset",
-        "veryfast",
-        "-x265-params",
-        "log-level=error:keyint=50",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-ac",
-        "2",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=5", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=48000:duration=5", "-c:v", "libx265",
+        "-preset", "veryfast", "-x265-params", "log-level=error:keyint=50", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-ac", "2",
     ],
 };
 
 /// MPEG-4 Part 2 video + AAC 5.1 (6 channels) 48 kHz, 5 s.
+#[rustfmt::skip]
 pub const MPEG4_AAC51: Fixture = Fixture {
     name: "mpeg4_aac51.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=5",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=5",
-        "-c:v",
-        "mpeg4",
-        "-g",
-        "25",
-        "-c:a",
-        "aac",
-        "-ac",
-        "6",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=5", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=48000:duration=5", "-c:v", "mpeg4", "-g", "25",
+        "-c:a", "aac", "-ac", "6",
     ],
 };
 
 /// H.264 + MP3 (libmp3lame) in a QuickTime MOV, 5 s.
+#[rustfmt::skip]
 pub const H264_MP3_MOV: Fixture = Fixture {
     name: "h264_mp3.mov",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=5",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=5",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-bf",
-        "0",
-        "-g",
-        "25",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "libmp3lame",
-        "-ac",
-        "2",
-        "-b:a",
-        "128k",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=5", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=5", "-c:v", "libx264",
+        "-preset", "veryfast", "-bf", "0", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame",
+        "-ac", "2", "-b:a", "128k",
     ],
 };
 
 /// Opus (libopus) stereo 48 kHz alone in MP4, 5 s.
+#[rustfmt::skip]
 pub const OPUS_MP4: Fixture = Fixture {
     name: "opus.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=5",
-        "-c:a",
-        "libopus",
-        "-ac",
-        "2",
-        "-b:a",
-        "64k",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=5", "-c:a", "libopus",
+        "-ac", "2", "-b:a", "64k",
     ],
 };
 
 /// Fragmented MP4 (moof), which the demuxer refuses as unsupported.
+#[rustfmt::skip]
 pub const FRAGMENTED: Fixture = Fixture {
     name: "fragmented.mp4",
     args: &[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=3",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-g",
-        "25",
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "frag_keyframe+empty_moov",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3", "-c:v", "libx264",
+        "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p",
+        "-movflags", "frag_keyframe+empty_moov",
     ],
 };
 
