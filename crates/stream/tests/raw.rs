@@ -407,3 +407,90 @@ fn admin_page_lists_sessions_and_movies_and_ends_a_session() {
     ));
     assert_eq!(play.status, 454);
 }
+
+#[test]
+fn a_tcp_client_that_stops_reading_is_dropped_and_others_still_served() {
+    // Lossless H.264 makes a high-bitrate file quickly, so the bounded queue fills in seconds.
+    let movie = testing::fixture(
+        "h264_lossless_720p.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25:duration=8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let server = TestServer::start(&[("big.mp4", &movie)]);
+    let url = server.url("big.mp4");
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // A small receive window: the server's queue, not the kernel, must absorb the backlog.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stalled = RawClient {
+        stream: socket.into(),
+        buffer: Vec::new(),
+    };
+    stalled
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let setup = stalled.request(&format!("SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
+    let session = setup
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    stalled.send(&format!(
+        "PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"
+    ));
+    // Never read again. The server drops the connection and its session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.service.connections() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        server.service.connections(),
+        0,
+        "the stalled session is still open"
+    );
+    assert!(
+        server
+            .metrics_text()
+            .contains("stream_slow_readers_dropped_total 1"),
+        "{}",
+        server.metrics_text()
+    );
+    let mut healthy = RawClient::connect(&server);
+    assert_eq!(
+        healthy
+            .request("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn a_symlink_out_of_the_media_folder_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.mp4");
+    std::fs::copy(testing::H264_AAC.path(), &secret).unwrap();
+    let server = start_h264();
+    std::os::unix::fs::symlink(&secret, server.media_dir.join("link.mp4")).unwrap();
+    let mut client = RawClient::connect(&server);
+    let response = client.request(&format!(
+        "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+        server.url("link.mp4")
+    ));
+    assert_eq!(response.status, 403);
+    assert!(response.body.is_empty());
+}
