@@ -11,7 +11,7 @@ use crate::ical::expand::{expand, write_expanded, Expansion, TimeRange, MAX_EXPA
 use crate::ical::{CalendarObject, ParseLimits};
 use crate::paths::{self, Target};
 use crate::query::freebusy::{merge_busy, write_vfreebusy, BusyPeriod};
-use crate::store::{Collection, StoredObject};
+use crate::store::{Change, Collection, StoredObject};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -186,7 +186,7 @@ pub(super) async fn report(
         Report::SyncCollection {
             token,
             infinite_depth,
-            limit: _,
+            limit,
             props,
         } => {
             if infinite_depth {
@@ -197,32 +197,20 @@ pub(super) async fn report(
                     "sync-level infinite",
                 ));
             }
-            let id = collection.id;
-            let mut ms = Multistatus::new();
-            if token.is_empty() {
-                let objects = blocking(state, move |store| store.query(id, None, None)).await?;
-                for (object, _) in &objects {
-                    write_object(
-                        &mut ms,
-                        caller,
-                        &collection,
-                        rights,
-                        object,
-                        &props,
-                        CalendarDataRequest::default(),
-                        None,
-                        0,
-                    );
-                }
+            let revision = if token.is_empty() {
+                0
             } else {
-                let revision = parse_sync_token(&collection, &token).ok_or_else(|| {
+                parse_sync_token(&collection, &token).ok_or_else(|| {
                     DavError::dav(
                         StatusCode::FORBIDDEN,
                         "valid-sync-token",
                         "unknown sync token",
                     )
-                })?;
-                let changes = blocking(state, move |store| store.changes_since(id, revision))
+                })?
+            };
+            let id = collection.id;
+            let (mut changes, current) =
+                blocking(state, move |store| store.changes_since(id, revision))
                     .await?
                     .ok_or_else(|| {
                         DavError::dav(
@@ -231,37 +219,77 @@ pub(super) async fn report(
                             "unknown sync token",
                         )
                     })?;
-                for change in changes {
-                    let href = paths::object(owner, calendar, &change.href);
-                    if change.deleted {
-                        ms.status(&href, "404 Not Found");
-                        continue;
+            if token.is_empty() {
+                // An initial sync lists members; what was deleted before is nobody's business.
+                changes.retain(|c| !c.deleted);
+            }
+            // RFC 6578 §3.6: a truncated answer carries a 507 for the collection and a token
+            // for where it stopped, so the client continues from there.
+            let mut token_revision = current;
+            let truncated = limit.is_some_and(|limit| changes.len() > limit);
+            if let Some(limit) = limit.filter(|_| truncated) {
+                changes.truncate(limit);
+                token_revision = changes.last().map_or(revision, |c| c.revision);
+            }
+            let wants_data = matches!(&props, Propfind::Prop(names) if names.iter().any(|n| n.is(NS_CALDAV, "calendar-data")));
+            let store = state.store.clone();
+            let objects = tokio::task::spawn_blocking(
+                move || -> Result<Vec<(Change, Option<StoredObject>)>, DavError> {
+                    let metas: std::collections::HashMap<String, crate::store::ObjectMeta> = store
+                        .objects(id)?
+                        .into_iter()
+                        .map(|m| (m.href.clone(), m))
+                        .collect();
+                    let mut out = Vec::with_capacity(changes.len());
+                    for change in changes {
+                        let object = if change.deleted {
+                            None
+                        } else if wants_data {
+                            store.object(id, &change.href)?
+                        } else {
+                            metas.get(&change.href).map(|meta| StoredObject {
+                                meta: meta.clone(),
+                                uid: String::new(),
+                                data: String::new(),
+                            })
+                        };
+                        out.push((change, object));
                     }
-                    let name = change.href.clone();
-                    match blocking(state, move |store| store.object(id, &name)).await? {
-                        Some(object) => write_object(
-                            &mut ms,
-                            caller,
-                            &collection,
-                            rights,
-                            &object,
-                            &props,
-                            CalendarDataRequest::default(),
-                            None,
-                            0,
-                        ),
-                        None => ms.status(&href, "404 Not Found"),
-                    }
+                    Ok(out)
+                },
+            )
+            .await
+            .map_err(|e| DavError::Internal(e.to_string()))??;
+            let mut ms = Multistatus::new();
+            for (change, object) in objects {
+                match object {
+                    Some(object) => write_object(
+                        &mut ms,
+                        caller,
+                        &collection,
+                        rights,
+                        &object,
+                        &props,
+                        CalendarDataRequest::default(),
+                        None,
+                        0,
+                    ),
+                    None => ms.status(
+                        &paths::object(owner, calendar, &change.href),
+                        "404 Not Found",
+                    ),
                 }
             }
-            // The token is read after the changes: a change racing in is reported again next time, never lost.
-            let (owner_name, calendar_name) = (owner.clone(), calendar.clone());
-            let current = blocking(state, move |store| {
-                store.collection(&owner_name, &calendar_name)
-            })
-            .await?
-            .unwrap_or(collection);
-            ms.sync_token(&sync_token(&current));
+            if truncated {
+                ms.status(
+                    &paths::collection(owner, calendar),
+                    "507 Insufficient Storage",
+                );
+            }
+            ms.sync_token(&sync_token(&Collection {
+                revision: token_revision,
+                ..collection.clone()
+            }));
             Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))
         }
     }

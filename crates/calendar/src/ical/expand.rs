@@ -95,8 +95,14 @@ pub struct Instance {
     /// Start was a floating time or a DATE (all-day).
     pub floating: bool,
     pub all_day: bool,
+    /// A VTODO without dates: spans [`UNDATED_START`, `UNDATED_END`).
+    pub undated: bool,
     pub busy: BusyStatus,
 }
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the span of an undated VTODO.
+pub const UNDATED_START: i64 = -62_135_596_800;
+pub const UNDATED_END: i64 = 253_402_300_799;
 
 /// The instances of an object, and how far they are known to be complete.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +120,22 @@ pub const MAX_EXPANSION_STEPS: usize = 20_000;
 
 /// Expands every instance of `ical` (at most `max_steps` rule steps).
 pub fn expand(ical: &ICalendar, max_steps: usize) -> Expansion {
-    let raw = ical.expand_dates(Tz::Floating, max_steps);
+    // calcard pairs an override with its master only when their SEQUENCE values agree;
+    // clients bump SEQUENCE on one and not the other, and RFC 5545 matches overrides by
+    // UID and RECURRENCE-ID alone, so SEQUENCE is dropped from the copy we expand.
+    let without_sequence;
+    let source = if ical.components.iter().any(|c| c.is_recurrence_override()) {
+        let mut copy = ical.clone();
+        for comp in &mut copy.components {
+            comp.entries
+                .retain(|e| e.name != ICalendarProperty::Sequence);
+        }
+        without_sequence = copy;
+        &without_sequence
+    } else {
+        ical
+    };
+    let raw = source.expand_dates(Tz::Floating, max_steps);
     let tz_resolver = ical.build_tz_resolver();
     let mut instances = Vec::with_capacity(raw.events.len());
     let mut recurring_masters = Vec::new();
@@ -156,8 +177,10 @@ pub fn expand(ical: &ICalendar, max_steps: usize) -> Expansion {
         else {
             continue;
         };
-        let floating = event.start.timezone().is_floating();
+        // calcard reports rule instances of UTC events as floating (its default zone), so
+        // floating is read from the component's own DTSTART.
         let all_day = dtstart_is_date(comp);
+        let floating = all_day || dtstart_is_floating(comp);
         let (start, end) = event.timestamps();
         let recurrence_id = override_recurrence_id(comp, &tz_resolver).or_else(|| {
             usize::try_from(comp_id)
@@ -172,8 +195,30 @@ pub fn expand(ical: &ICalendar, max_steps: usize) -> Expansion {
             recurrence_id,
             floating,
             all_day,
+            undated: false,
             busy: busy_status(comp),
         });
+    }
+    // RFC 4791 §9.9: a VTODO with neither DTSTART, DUE, COMPLETED nor CREATED matches
+    // every time range; it gets one instance spanning all representable time.
+    for (comp_id, comp) in ical.components.iter().enumerate() {
+        let Ok(comp_id) = u32::try_from(comp_id) else {
+            break;
+        };
+        if comp.component_type == ICalendarComponentType::VTodo
+            && !instances.iter().any(|i| i.comp_id == comp_id)
+        {
+            instances.push(Instance {
+                start: UNDATED_START,
+                end: UNDATED_END,
+                comp_id,
+                recurrence_id: None,
+                floating: false,
+                all_day: false,
+                undated: true,
+                busy: BusyStatus::Free,
+            });
+        }
     }
     instances.sort_by_key(|i| (i.start, i.comp_id));
     let complete_until = if open_ended {
@@ -191,6 +236,15 @@ fn dtstart_is_date(comp: &ICalendarComponent) -> bool {
     comp.entries.iter().any(|e| {
         e.name == ICalendarProperty::Dtstart
             && matches!(e.values.first(), Some(ICalendarValue::PartialDateTime(dt)) if !dt.has_time())
+    })
+}
+
+/// DTSTART without TZID and without `Z`.
+fn dtstart_is_floating(comp: &ICalendarComponent) -> bool {
+    comp.entries.iter().any(|e| {
+        e.name == ICalendarProperty::Dtstart
+            && e.tz_id().is_none()
+            && matches!(e.values.first(), Some(ICalendarValue::PartialDateTime(dt)) if dt.tz_hour.is_none())
     })
 }
 
@@ -297,6 +351,11 @@ pub fn write_expanded(
         else {
             continue;
         };
+        if instance.undated {
+            // Nothing to expand: the task is written as stored.
+            write_component(ical, instance.comp_id, &mut out, 0);
+            continue;
+        }
         let name = comp.component_type.as_str();
         let _ = write!(out, "BEGIN:{name}\r\n");
         for entry in comp
@@ -414,6 +473,15 @@ mod tests {
         assert_eq!(e.instances[1].end - e.instances[1].start, 3600);
         assert_eq!(e.complete_until, None);
         assert_eq!(e.instances[1].recurrence_id, Some(utc("20260330T070000Z")));
+        assert!(!e.instances[1].floating);
+    }
+
+    #[test]
+    fn utc_rule_instances_are_not_floating() {
+        let e = instances("BEGIN:VEVENT\r\nUID:m\r\nDTSTART:20260112T120000Z\r\nRRULE:FREQ=MONTHLY;COUNT=2\r\nEND:VEVENT\r\n");
+        assert!(e.instances.iter().all(|i| !i.floating));
+        let f = instances("BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20260112T120000\r\nRRULE:FREQ=MONTHLY;COUNT=2\r\nEND:VEVENT\r\n");
+        assert!(f.instances.iter().all(|i| i.floating));
     }
 
     #[test]
@@ -464,6 +532,34 @@ mod tests {
         assert_eq!(
             e.instances[1].comp_id, 2,
             "the moved instance comes from the override"
+        );
+    }
+
+    #[test]
+    fn override_with_different_sequence_still_replaces_its_instance() {
+        let e = instances(
+            "BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:2\r\nDTSTART:20260112T120000Z\r\nDTEND:20260112T130000Z\r\nRRULE:FREQ=MONTHLY;COUNT=3\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:5\r\nRECURRENCE-ID:20260212T120000Z\r\nDTSTART:20260213T120000Z\r\nDTEND:20260213T130000Z\r\nEND:VEVENT\r\n",
+        );
+        let starts: Vec<i64> = e.instances.iter().map(|i| i.start).collect();
+        assert_eq!(
+            starts,
+            vec![
+                utc("20260112T120000Z"),
+                utc("20260213T120000Z"),
+                utc("20260312T120000Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn undated_todo_spans_all_time() {
+        let e = instances("BEGIN:VTODO\r\nUID:t\r\nSUMMARY:someday\r\nEND:VTODO\r\n");
+        assert_eq!(e.instances.len(), 1);
+        assert!(e.instances[0].undated);
+        assert!(
+            TimeRange::new(utc("20300101T000000Z"), utc("20300102T000000Z"))
+                .overlaps(e.instances[0].start, e.instances[0].end)
         );
     }
 

@@ -121,6 +121,8 @@ pub enum DeleteOutcome {
 pub struct Change {
     pub href: String,
     pub deleted: bool,
+    /// Revision of this (latest) change of the href.
+    pub revision: i64,
 }
 
 /// A delegation grant (CalendarServer calendar-proxy).
@@ -181,12 +183,13 @@ pub trait CalendarStore: Send + Sync + 'static {
         range: TimeRange,
     ) -> Result<(Vec<BusyPeriod>, Vec<String>), StoreError>;
 
-    /// Changes after `revision` (latest per href), or `None` if the revision is unknown.
+    /// Changes after `revision` (latest per href, in revision order) up to the current
+    /// revision, which is returned with them; `None` if `revision` is unknown.
     fn changes_since(
         &self,
         collection_id: i64,
         revision: i64,
-    ) -> Result<Option<Vec<Change>>, StoreError>;
+    ) -> Result<Option<(Vec<Change>, i64)>, StoreError>;
 
     fn delegates(&self, owner: &str) -> Result<Vec<Delegate>, StoreError>;
     /// Owners who granted `delegate` (a user or `group:NAME`) read or write.

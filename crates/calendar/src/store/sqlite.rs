@@ -463,8 +463,10 @@ impl CalendarStore for SqliteCalendarStore {
         &self,
         collection_id: i64,
         revision: i64,
-    ) -> Result<Option<Vec<Change>>, StoreError> {
+    ) -> Result<Option<(Vec<Change>, i64)>, StoreError> {
         Ok(self.store.read(|conn| {
+            // The current revision is read first and bounds the changes, so a change that
+            // commits meanwhile is reported by the next sync instead of being skipped.
             let current: Option<i64> = conn
                 .query_row("SELECT revision FROM cal_collection WHERE id = ?1", [collection_id], |r| r.get(0))
                 .optional()?;
@@ -473,15 +475,18 @@ impl CalendarStore for SqliteCalendarStore {
                 return Ok(None);
             }
             let mut stmt = conn.prepare_cached(
-                "SELECT c.href, c.deleted FROM cal_change c
-                 JOIN (SELECT href, max(revision) AS rev FROM cal_change WHERE collection_id = ?1 AND revision > ?2 GROUP BY href) latest
+                "SELECT c.href, c.deleted, c.revision FROM cal_change c
+                 JOIN (SELECT href, max(revision) AS rev FROM cal_change
+                       WHERE collection_id = ?1 AND revision > ?2 AND revision <= ?3 GROUP BY href) latest
                    ON c.href = latest.href AND c.revision = latest.rev
                  WHERE c.collection_id = ?1 ORDER BY c.revision",
             )?;
             let rows = stmt
-                .query_map(params![collection_id, revision], |r| Ok(Change { href: r.get(0)?, deleted: r.get(1)? }))?
+                .query_map(params![collection_id, revision, current], |r| {
+                    Ok(Change { href: r.get(0)?, deleted: r.get(1)?, revision: r.get(2)? })
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some(rows))
+            Ok(Some((rows, current)))
         })?)
     }
 
@@ -608,20 +613,13 @@ mod tests {
             s.delete_object(cal.id, "a.ics", None).unwrap(),
             DeleteOutcome::Deleted
         );
-        let changes = s.changes_since(cal.id, rev0).unwrap().unwrap();
-        assert_eq!(
-            changes,
-            vec![
-                Change {
-                    href: "b.ics".into(),
-                    deleted: false
-                },
-                Change {
-                    href: "a.ics".into(),
-                    deleted: true
-                }
-            ]
-        );
+        let (changes, current) = s.changes_since(cal.id, rev0).unwrap().unwrap();
+        let got: Vec<(&str, bool)> = changes
+            .iter()
+            .map(|c| (c.href.as_str(), c.deleted))
+            .collect();
+        assert_eq!(got, vec![("b.ics", false), ("a.ics", true)]);
+        assert_eq!(current, changes.last().unwrap().revision);
         assert!(s.changes_since(cal.id, 999).unwrap().is_none());
     }
 
