@@ -1,2 +1,173 @@
 //! `serval bench stream`: drives many RTSP sessions against Serval and its peers and reports
 //! throughput, loss, lateness, start latency, CPU and memory per step.
+//!
+//! Start at [`run`]; a step is [`step::run_step`] (ramp, hold, teardown, reduce), a session is
+//! `session` (tokio, RTSP control and TCP interleaved RTP), UDP reception is `udp` (receiver
+//! threads with epoll and `recvmmsg`), per-packet accounting is [`stats`]. The servers under test
+//! are started by [`peers`]; results are written by [`report`].
+
+pub mod args;
+pub mod movie;
+pub mod peers;
+pub mod procfs;
+pub mod report;
+pub mod rtsp;
+mod session;
+pub mod stats;
+pub mod step;
+pub mod udp;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+pub use args::{PeerKind, StreamBenchArgs, TransportMix};
+pub use step::{run_step, StepResult, StepSpec, Target};
+
+/// Pause between steps, so the previous step's sessions are gone from the server.
+const BETWEEN_STEPS: Duration = Duration::from_secs(3);
+
+/// Runs the benchmark the arguments describe and writes its results.
+pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
+    let plan = args.plan();
+    let started = time::OffsetDateTime::now_utc();
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = started
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]-[minute]-[second]Z"
+            ))
+            .unwrap_or_else(|_| "run".into());
+        PathBuf::from("bench-results").join(stamp)
+    });
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let movie = match &args.movie {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => anyhow::bail!("--movie {} is not a file", path.display()),
+        None => movie::benchmark_movie()?,
+    };
+    let serval_bin = args
+        .serval_bin
+        .clone()
+        .unwrap_or_else(peers::default_serval_bin);
+    let longest_step = plan.steps.iter().max().copied().unwrap_or(0);
+    let ramp = Duration::from_secs_f64(f64::from(longest_step) / f64::from(plan.ramp_rate));
+    if args.movie.is_none() && ramp + plan.hold + Duration::from_secs(5) > movie::MOVIE_DURATION {
+        eprintln!(
+            "warning: ramp ({ramp:?}) plus hold ({:?}) nears the movie's {:?}: sessions may end before the step does",
+            plan.hold,
+            movie::MOVIE_DURATION
+        );
+    }
+    eprintln!(
+        "movie {}; steps {:?} x {:?}, hold {:?}, ramp {}/s; results in {}",
+        movie.display(),
+        plan.steps,
+        plan.transports
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>(),
+        plan.hold,
+        plan.ramp_rate,
+        out_dir.display()
+    );
+
+    let mut rows = Vec::new();
+    for &peer in &plan.peers {
+        let running = match peer {
+            PeerKind::Serval => peers::start_serval(&serval_bin, &movie),
+            PeerKind::Gst => peers::start_gst(&movie),
+        };
+        let mut running = match running {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: did not start: {e}", peer.as_str());
+                rows.push(StepResult {
+                    peer: peer.as_str().into(),
+                    note: format!("did not start: {}", first_line(&e.to_string())),
+                    ..StepResult::default()
+                });
+                continue;
+            }
+        };
+        'steps: for &transport in &plan.transports {
+            for &sessions in &plan.steps {
+                let spec = StepSpec {
+                    sessions,
+                    transport,
+                    hold: plan.hold,
+                    ramp_rate: plan.ramp_rate,
+                    receiver_threads: args.receiver_threads,
+                };
+                eprintln!(
+                    "{} {} {sessions} sessions...",
+                    peer.as_str(),
+                    transport.as_str()
+                );
+                let mut row = run_step(&running.target, &spec)
+                    .with_context(|| format!("{} step of {sessions} sessions", peer.as_str()))?;
+                if let Some(status) = running.exited() {
+                    row.note = format!("server exited ({status}); {}", row.note);
+                    eprint!("{}", report::table(std::slice::from_ref(&row)));
+                    eprintln!("{} log tail:\n{}", peer.as_str(), running.log_tail());
+                    rows.push(row);
+                    break 'steps;
+                }
+                eprint!("{}", report::table(std::slice::from_ref(&row)));
+                rows.push(row);
+                std::thread::sleep(BETWEEN_STEPS);
+            }
+        }
+        drop(running);
+    }
+
+    let table = report::table(&rows);
+    println!("{table}");
+    let info = report::RunInfo {
+        started_utc: started
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        movie: movie.display().to_string(),
+        command: std::env::args().collect(),
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        results: rows.clone(),
+    };
+    report::write_all(&out_dir, &info)?;
+    println!(
+        "wrote {0}/table.txt, {0}/results.csv, {0}/results.json, {0}/chart.svg",
+        out_dir.display()
+    );
+    if args.quick {
+        let serval_held: u32 = rows
+            .iter()
+            .filter(|r| r.peer == "serval")
+            .map(|r| r.held)
+            .sum();
+        if plan.peers.contains(&PeerKind::Serval) && serval_held == 0 {
+            anyhow::bail!("quick check failed: Serval held no session");
+        }
+    }
+    Ok(())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// A thousand UDP sessions hold four sockets each in this process (RTP and RTCP per track):
+/// raise the soft open-file limit to the hard one, which the server started here inherits too.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
