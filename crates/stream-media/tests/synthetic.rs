@@ -325,3 +325,14 @@ fn tiny_moov_cannot_claim_unbounded_samples() {
     );
     assert!(movie.sample_table_bytes() <= 2 * 3_000_000 * 24);
 }
+
+#[test]
+fn tracks_whose_samples_live_in_another_file_are_not_streamed() {
+    let mut track = VideoTrack::new(1, gop(6, 3, 3600));
+    track.self_contained = Some(true);
+    assert!(Movie::from_source(Arc::new(simple_file(&track))).is_ok());
+    track.self_contained = Some(false);
+    let err = Movie::from_source(Arc::new(simple_file(&track))).unwrap_err();
+    assert!(err.is_unsupported(), "{err}");
+    assert!(err.to_string().contains("another file"), "{err}");
+}

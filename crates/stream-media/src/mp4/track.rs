@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::reader::{BoxRef, FourCc};
-use super::sample_entry::{parse_stsd, SampleEntry};
+use super::sample_entry::{parse_stsd, Codec, SampleEntry};
 use super::sample_table::{SampleTable, StblBoxes};
 use crate::MediaError;
 
@@ -94,7 +94,10 @@ pub fn parse_trak(
         slot.get_or_insert(child);
     }
     let stsd = stsd.ok_or_else(|| stbl.corrupt("no `stsd` box"))?;
-    let (entry, sample_descriptions) = parse_stsd(&stsd, handler)?;
+    let (mut entry, sample_descriptions) = parse_stsd(&stsd, handler)?;
+    if let Some(why) = external_data_reference(&minf)? {
+        entry.codec = Codec::Unknown(why);
+    }
     let samples = SampleTable::build(&stbl, &tables, max_samples)?;
 
     let (edit_shift, edit_duration) = match trak.child(b"edts")? {
@@ -136,6 +139,32 @@ pub fn parse_trak(
         hint_references,
         hint_sdp,
     })
+}
+
+/// QuickTime reference movies keep samples in other files (`dref` entries without the "self-contained"
+/// flag); offsets then point into a file we do not have, so such tracks are not streamed.
+fn external_data_reference(minf: &BoxRef<'_>) -> Result<Option<String>, MediaError> {
+    let Some(dinf) = minf.child(b"dinf")? else {
+        return Ok(None);
+    };
+    let Some(dref) = dinf.child(b"dref")? else {
+        return Ok(None);
+    };
+    let mut r = dref.reader("dref");
+    r.version_flags()?;
+    let _count = r.u32()?;
+    let entries = super::reader::Boxes::new(r.rest(), r.offset());
+    for entry in entries.take(1) {
+        let entry = entry?;
+        let (_, flags) = entry.reader("dref entry").version_flags()?;
+        if flags & 1 == 0 {
+            return Ok(Some(format!(
+                "samples are in another file (data reference `{}`)",
+                entry.kind
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Text of an SDP-carrying box, bounded and required to be UTF-8 (SDP is text; RFC 8866 says UTF-8).

@@ -78,6 +78,8 @@ pub struct VideoTrack {
     /// (segment_duration in movie timescale, media_time)
     pub edits: Vec<(u32, i32)>,
     pub samples_per_chunk: u32,
+    /// Write `dinf/dref` with a `url ` entry; `Some(false)` marks the data as living in another file.
+    pub self_contained: Option<bool>,
 }
 
 pub const MOVIE_TIMESCALE: u32 = 1000;
@@ -124,6 +126,7 @@ impl VideoTrack {
             write_ctts: false,
             edits: Vec::new(),
             samples_per_chunk: 3,
+            self_contained: None,
         }
     }
 
@@ -200,7 +203,20 @@ impl VideoTrack {
         stbl.extend(full(b"stsz", 0, 0, &stsz));
         stbl.extend(full(if use_co64 { b"co64" } else { b"stco" }, 0, 0, &co));
 
-        let minf = bx(b"minf", &bx(b"stbl", &stbl));
+        let mut minf_body = Vec::new();
+        if let Some(self_contained) = self.self_contained {
+            let url = full(
+                b"url ",
+                0,
+                u32::from(self_contained),
+                if self_contained { b"" } else { b"other.mov\0" },
+            );
+            let mut dref = be32(1).to_vec();
+            dref.extend(url);
+            minf_body.extend(bx(b"dinf", &full(b"dref", 0, 0, &dref)));
+        }
+        minf_body.extend(bx(b"stbl", &stbl));
+        let minf = bx(b"minf", &minf_body);
         let mut mdia = full(b"mdhd", 0, 0, &mdhd);
         mdia.extend(full(b"hdlr", 0, 0, &hdlr));
         mdia.extend(minf);
