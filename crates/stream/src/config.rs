@@ -71,7 +71,7 @@ impl StreamConfig {
                 "needs at least one address when the service is enabled".into(),
             );
         }
-        if self.rtp_ports.first % 2 != 0 {
+        if !self.rtp_ports.first.is_multiple_of(2) {
             problem(
                 "stream.rtp_ports",
                 format!(
@@ -110,7 +110,7 @@ impl StreamConfig {
                 ),
             );
         }
-        if self.media_dir.as_os_str().len() > 0 && self.media_dir.is_relative() {
+        if !self.media_dir.as_os_str().is_empty() && self.media_dir.is_relative() {
             problem(
                 "stream.media_dir",
                 format!("{} must be an absolute path", self.media_dir.display()),
@@ -134,7 +134,7 @@ impl PortRange {
         if self.last <= first_even {
             return 0;
         }
-        (self.last - first_even + 1) / 2
+        (self.last - first_even).div_ceil(2)
     }
 
     /// The even RTP ports of every pair, lowest first.
@@ -223,6 +223,28 @@ impl TryFrom<BandwidthText> for Bandwidth {
 impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:.1} Mbit/s", self.bits_per_second as f64 / 1e6)
+    }
+}
+
+// Serialized as the text an operator writes, so `serval config default` prints "6970-6999" and
+// "100Mbit" rather than their parts (added by the lead for `config default`).
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for Bandwidth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = self.bits_per_second;
+        let text = match b {
+            0 => "0kbit".to_string(),
+            b if b % 1_000_000_000 == 0 => format!("{}Gbit", b / 1_000_000_000),
+            b if b % 1_000_000 == 0 => format!("{}Mbit", b / 1_000_000),
+            b if b % 1000 == 0 => format!("{}kbit", b / 1000),
+            b => format!("{b}bit"),
+        };
+        s.serialize_str(&text)
     }
 }
 
@@ -319,27 +341,5 @@ mod tests {
         );
         assert!(parse("rtp_ports = \"9-3\"").is_err());
         assert!(parse("session_timeout = \"5 fortnights\"").is_err());
-    }
-}
-
-// Serialized as the text an operator writes, so `serval config default` prints "6970-6999" and
-// "100Mbit" rather than their parts (added by the lead for `config default`).
-impl Serialize for PortRange {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl Serialize for Bandwidth {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let b = self.bits_per_second;
-        let text = match b {
-            0 => "0kbit".to_string(),
-            b if b % 1_000_000_000 == 0 => format!("{}Gbit", b / 1_000_000_000),
-            b if b % 1_000_000 == 0 => format!("{}Mbit", b / 1_000_000),
-            b if b % 1000 == 0 => format!("{}kbit", b / 1000),
-            b => format!("{b}bit"),
-        };
-        s.serialize_str(&text)
     }
 }

@@ -135,8 +135,8 @@ fn each_refusal_has_its_status() {
             459,
         ),
         (format!("ANNOUNCE {url} RTSP/1.0\r\nCSeq: 8\r\n\r\n"), 501),
-        (format!("OPTIONS * RTSP/2.0\r\nCSeq: 9\r\n\r\n"), 505),
-        (format!("OPTIONS * RTSP/1.0\r\n\r\n"), 400),
+        ("OPTIONS * RTSP/2.0\r\nCSeq: 9\r\n\r\n".to_owned(), 505),
+        ("OPTIONS * RTSP/1.0\r\n\r\n".to_owned(), 400),
     ];
     for (request, expected) in cases {
         let response = client.request(&request);

@@ -507,7 +507,7 @@ impl RtspServer {
             let session = self.session_of(request)?;
             lock(&session).touch(now);
         }
-        if request.method() == &Method::SetParameter && !request.body().is_empty() {
+        if *request.method() == Method::SetParameter && !request.body().is_empty() {
             return Err(RtspError::ParameterNotUnderstood);
         }
         Ok(ResponseBuilderLite::ok())
