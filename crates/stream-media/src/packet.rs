@@ -287,12 +287,13 @@ impl PacketSource {
                 let has_sps = nals
                     .iter()
                     .any(|n| h264::nal_type(n) == Some(h264::NAL_SPS));
-                if has_idr && !has_sps {
-                    for ps in sps.iter().chain(pps.iter()) {
-                        h264::packetize_nal(ps, self.max_payload, &mut pieces);
-                    }
-                }
-                for nal in &nals {
+                let sets: Vec<&Bytes> = if has_idr && !has_sps {
+                    sps.iter().chain(pps.iter()).collect()
+                } else {
+                    Vec::new()
+                };
+                let is_aud = |n: &Bytes| h264::nal_type(n) == Some(h264::NAL_AUD);
+                for nal in with_parameter_sets(&nals, sets, is_aud) {
                     h264::packetize_nal(nal, self.max_payload, &mut pieces);
                 }
                 payloads.extend(mark_last(pieces));
@@ -312,12 +313,13 @@ impl PacketSource {
                 let has_vps = nals
                     .iter()
                     .any(|n| h265::nal_type(n) == Some(h265::NAL_VPS));
-                if has_irap && !has_vps {
-                    for ps in vps.iter().chain(sps.iter()).chain(pps.iter()) {
-                        h265::packetize_nal(ps, self.max_payload, &mut pieces);
-                    }
-                }
-                for nal in &nals {
+                let sets: Vec<&Bytes> = if has_irap && !has_vps {
+                    vps.iter().chain(sps.iter()).chain(pps.iter()).collect()
+                } else {
+                    Vec::new()
+                };
+                let is_aud = |n: &Bytes| h265::nal_type(n) == Some(h265::NAL_AUD);
+                for nal in with_parameter_sets(&nals, sets, is_aud) {
                     h265::packetize_nal(nal, self.max_payload, &mut pieces);
                 }
                 payloads.extend(mark_last(pieces));
@@ -496,6 +498,18 @@ impl PacketSource {
     }
 }
 
+/// The NAL units of an access unit with `sets` inserted after a leading access unit delimiter, if any
+/// (an AUD must stay first in its access unit).
+fn with_parameter_sets<'a>(
+    nals: &'a [Bytes],
+    sets: Vec<&'a Bytes>,
+    is_delimiter: impl Fn(&Bytes) -> bool,
+) -> impl Iterator<Item = &'a Bytes> {
+    let n_leading = usize::from(nals.first().is_some_and(is_delimiter));
+    let (leading, rest) = nals.split_at(n_leading.min(nals.len()));
+    leading.iter().chain(sets).chain(rest.iter())
+}
+
 fn slice_checked(bytes: &Bytes, offset: u32, length: u16) -> Option<Bytes> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::from(length))?;
@@ -561,5 +575,19 @@ mod tests {
         assert_eq!(media_to_duration(-5, 1000), Duration::ZERO);
         assert_eq!(media_to_duration(1500, 1000), Duration::from_millis(1500));
         assert_eq!(duration_to_media(Duration::from_millis(1999), 1), 1);
+    }
+
+    #[test]
+    fn parameter_sets_go_after_a_leading_access_unit_delimiter() {
+        let aud = Bytes::from_static(&[0x09, 0xF0]);
+        let idr = Bytes::from_static(&[0x65, 1]);
+        let sps = Bytes::from_static(&[0x67, 2]);
+        let is_aud = |n: &Bytes| h264::nal_type(n) == Some(h264::NAL_AUD);
+        let nals = [aud.clone(), idr.clone()];
+        let order: Vec<&Bytes> = with_parameter_sets(&nals, vec![&sps], is_aud).collect();
+        assert_eq!(order, [&aud, &sps, &idr]);
+        let nals = [idr.clone()];
+        let order: Vec<&Bytes> = with_parameter_sets(&nals, vec![&sps], is_aud).collect();
+        assert_eq!(order, [&sps, &idr]);
     }
 }

@@ -9,6 +9,7 @@ pub const FU_A: u8 = 28;
 pub const NAL_IDR: u8 = 5;
 pub const NAL_SPS: u8 = 7;
 pub const NAL_PPS: u8 = 8;
+pub const NAL_AUD: u8 = 9;
 
 /// Type of a NAL unit (low five bits of its header byte).
 pub fn nal_type(nal: &[u8]) -> Option<u8> {

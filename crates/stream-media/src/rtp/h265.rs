@@ -8,6 +8,7 @@ pub const FU: u8 = 49;
 pub const NAL_VPS: u8 = 32;
 pub const NAL_SPS: u8 = 33;
 pub const NAL_PPS: u8 = 34;
+pub const NAL_AUD: u8 = 35;
 
 /// Type of an H.265 NAL unit (six bits after the forbidden bit of its 2-byte header).
 pub fn nal_type(nal: &[u8]) -> Option<u8> {
