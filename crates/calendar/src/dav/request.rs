@@ -154,6 +154,19 @@ pub enum Report {
         limit: Option<usize>,
         props: Propfind,
     },
+    /// RFC 3744 §9.4: find principals whose properties contain the match texts.
+    PrincipalPropertySearch {
+        searches: Vec<PropertySearch>,
+        any_of: bool,
+        props: Vec<PropName>,
+    },
+}
+
+/// One `DAV:property-search`: the properties to look in and the text to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertySearch {
+    pub props: Vec<PropName>,
+    pub needle: String,
 }
 
 pub fn parse_report(body: &[u8]) -> Result<Report, RequestError> {
@@ -220,6 +233,45 @@ pub fn parse_report(body: &[u8]) -> Result<Report, RequestError> {
             token,
             infinite_depth,
             limit,
+            props,
+        });
+    }
+    if root.is(NS_DAV, "principal-property-search") {
+        let searches = root
+            .children_named(NS_DAV, "property-search")
+            .map(|search| PropertySearch {
+                props: search
+                    .child(NS_DAV, "prop")
+                    .map(|p| p.children.iter().map(PropName::of).collect())
+                    .unwrap_or_default(),
+                needle: search
+                    .child(NS_DAV, "match")
+                    .map(Element::text_content)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let any_of = root.attr("test") == Some("anyof");
+        // python caldav writes the wanted properties beside an empty <prop/>, not inside it;
+        // both spellings are read.
+        let mut props: Vec<PropName> = root
+            .child(NS_DAV, "prop")
+            .map(|p| p.children.iter().map(PropName::of).collect())
+            .unwrap_or_default();
+        props.extend(
+            root.children
+                .iter()
+                .filter(|c| {
+                    !(c.ns == NS_DAV
+                        && matches!(
+                            c.name.as_str(),
+                            "prop" | "property-search" | "apply-to-principal-collection-set"
+                        ))
+                })
+                .map(PropName::of),
+        );
+        return Ok(Report::PrincipalPropertySearch {
+            searches,
+            any_of,
             props,
         });
     }
@@ -466,6 +518,34 @@ mod tests {
             parse_report(b"<x xmlns='y'/>"),
             Err(RequestError::UnsupportedReport(_))
         ));
+    }
+
+    #[test]
+    fn principal_property_search_in_both_spellings() {
+        let body = br#"<D:principal-property-search xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:property-search><D:prop><D:displayname/></D:prop><D:match>ann</D:match></D:property-search><D:prop/><C:calendar-home-set/><D:displayname/></D:principal-property-search>"#;
+        let Report::PrincipalPropertySearch {
+            searches,
+            any_of,
+            props,
+        } = parse_report(body).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            searches,
+            vec![PropertySearch {
+                props: vec![PropName::new(NS_DAV, "displayname")],
+                needle: "ann".into()
+            }]
+        );
+        assert!(!any_of);
+        assert_eq!(
+            props,
+            vec![
+                PropName::new(NS_CALDAV, "calendar-home-set"),
+                PropName::new(NS_DAV, "displayname")
+            ]
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn plain_collection(href: &str, caller: &Caller) -> Described {
     }
 }
 
-async fn user_principal(
+pub(crate) async fn user_principal(
     state: &Arc<AppState>,
     caller: &Caller,
     name: &str,

@@ -26,6 +26,15 @@ pub(super) async fn report(
     req: &Request2,
 ) -> Result<Response, DavError> {
     let report = parse_report(&req.body)?;
+    // Principal search is answered wherever it is sent (python caldav uses its base URL).
+    let report = match report {
+        Report::PrincipalPropertySearch {
+            searches,
+            any_of,
+            props,
+        } => return principal_search(state, caller, searches, any_of, props).await,
+        other => other,
+    };
     let Target::Collection { owner, calendar } = target else {
         return Err(DavError::dav(
             StatusCode::FORBIDDEN,
@@ -36,6 +45,11 @@ pub(super) async fn report(
     let (collection, rights) =
         load_collection(state, caller, owner, calendar, Rights::Read).await?;
     match report {
+        Report::PrincipalPropertySearch {
+            searches,
+            any_of,
+            props,
+        } => principal_search(state, caller, searches, any_of, props).await,
         Report::CalendarQuery {
             props,
             data,
@@ -293,6 +307,57 @@ pub(super) async fn report(
             Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))
         }
     }
+}
+
+/// Most principals one search returns (an office directory; CalendarServer caps at 500).
+const MAX_PRINCIPAL_RESULTS: usize = 500;
+
+/// Principal search over the directory: any signed-in user may look people up (to pick
+/// delegates or attendees); it shows names and addresses, never calendar data.
+async fn principal_search(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    searches: Vec<crate::dav::request::PropertySearch>,
+    any_of: bool,
+    mut props: Vec<PropName>,
+) -> Result<Response, DavError> {
+    let directory = state.directory.clone();
+    let users = tokio::task::spawn_blocking(move || directory.list_users())
+        .await
+        .map_err(|e| DavError::Internal(e.to_string()))?
+        .map_err(|e| DavError::Internal(e.to_string()))?;
+    if props.is_empty() {
+        props = vec![
+            PropName::new(NS_DAV, "displayname"),
+            PropName::new(NS_CALDAV, "calendar-home-set"),
+            PropName::new(NS_CALDAV, "calendar-user-address-set"),
+            PropName::new(NS_DAV, "principal-URL"),
+        ];
+    }
+    let request = Propfind::Prop(props);
+    let mut ms = Multistatus::new();
+    let matching = users.into_iter().filter(|user| {
+        let hit = |search: &crate::dav::request::PropertySearch| {
+            let needle = search.needle.to_lowercase();
+            let fields = [
+                user.name.as_str(),
+                user.full_name.as_str(),
+                user.email.as_str(),
+            ];
+            fields.iter().any(|f| f.to_lowercase().contains(&needle))
+        };
+        match (searches.is_empty(), any_of) {
+            (true, _) => true,
+            (false, true) => searches.iter().any(hit),
+            (false, false) => searches.iter().all(hit),
+        }
+    });
+    for user in matching.take(MAX_PRINCIPAL_RESULTS) {
+        let described = props::user_principal(state, caller, &user.name).await?;
+        let (found, missing) = select(&described, &request);
+        ms.response(&described.href, &found, &missing);
+    }
+    Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))
 }
 
 fn placeholder_user(name: &str) -> serval_core::directory::User {
