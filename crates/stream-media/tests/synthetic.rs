@@ -336,3 +336,12 @@ fn tracks_whose_samples_live_in_another_file_are_not_streamed() {
     assert!(err.is_unsupported(), "{err}");
     assert!(err.to_string().contains("another file"), "{err}");
 }
+
+#[test]
+fn tracks_switching_sample_descriptions_are_not_streamed() {
+    let mut track = VideoTrack::new(1, gop(6, 3, 3600));
+    track.second_description = true;
+    let err = Movie::from_source(Arc::new(simple_file(&track))).unwrap_err();
+    assert!(err.is_unsupported(), "{err}");
+    assert!(err.to_string().contains("sample descriptions"), "{err}");
+}

@@ -31,6 +31,8 @@ pub struct SampleTable {
     composition_offsets: Vec<i32>,
     /// Sorted 0-based indices of sync samples; `None` when `stss` is absent, meaning every sample is sync.
     sync_samples: Option<Vec<u32>>,
+    /// True when `stsc` assigns some samples a sample description other than the first.
+    uses_other_descriptions: bool,
 }
 
 /// The raw sample-table boxes of one `stbl`.
@@ -56,7 +58,7 @@ impl SampleTable {
     ) -> Result<SampleTable, MediaError> {
         let sizes = read_sizes(stbl, boxes, max_samples)?;
         let n_samples = sizes.len();
-        let offsets = compute_offsets(stbl, boxes, &sizes)?;
+        let (offsets, uses_other_descriptions) = compute_offsets(stbl, boxes, &sizes)?;
         let (decode_times, end_time) = read_decode_times(stbl, boxes, n_samples)?;
         let composition_offsets = match &boxes.ctts {
             Some(ctts) => read_composition_offsets(ctts, n_samples)?,
@@ -73,7 +75,13 @@ impl SampleTable {
             end_time,
             composition_offsets,
             sync_samples,
+            uses_other_descriptions,
         })
+    }
+
+    /// True when some samples use a sample description other than the first (e.g. a spliced file).
+    pub fn uses_other_descriptions(&self) -> bool {
+        self.uses_other_descriptions
     }
 
     pub fn len(&self) -> usize {
@@ -249,7 +257,7 @@ fn compute_offsets(
     stbl: &BoxRef<'_>,
     boxes: &StblBoxes<'_>,
     sizes: &[u32],
-) -> Result<Vec<u64>, MediaError> {
+) -> Result<(Vec<u64>, bool), MediaError> {
     let chunk_offsets = read_chunk_offsets(stbl, boxes)?;
     let stsc = boxes
         .stsc
@@ -259,10 +267,12 @@ fn compute_offsets(
     r.version_flags()?;
     let n_entries = usize::try_from(r.u32()?).unwrap_or(usize::MAX);
     let mut runs: Vec<(u32, u32)> = Vec::with_capacity(capacity_for(n_entries, r.remaining(), 12));
+    let mut uses_other_descriptions = false;
     for _ in 0..n_entries {
         let first_chunk = r.u32()?;
         let samples_per_chunk = r.u32()?;
-        r.skip(4)?; // sample_description_index: we stream the first description only
+        // We packetize with the first description; the caller decides whether others are compatible.
+        uses_other_descriptions |= r.u32()? != 1;
         runs.push((first_chunk, samples_per_chunk));
     }
     let mut offsets = Vec::with_capacity(sizes.len());
@@ -311,7 +321,7 @@ fn compute_offsets(
             sizes.len()
         )));
     }
-    Ok(offsets)
+    Ok((offsets, uses_other_descriptions))
 }
 
 fn read_decode_times(

@@ -99,6 +99,19 @@ pub fn parse_trak(
         entry.codec = Codec::Unknown(why);
     }
     let samples = SampleTable::build(&stbl, &tables, max_samples)?;
+    let first_description = sample_descriptions.first();
+    if samples.uses_other_descriptions()
+        && sample_descriptions
+            .iter()
+            .any(|d| Some(d) != first_description)
+    {
+        // Parameter sets and codec configs come from the first description; samples described by a different
+        // one (a spliced file) would be announced wrongly, so such tracks are not streamed.
+        entry.codec = Codec::Unknown(format!(
+            "track switches between {} different sample descriptions",
+            sample_descriptions.len()
+        ));
+    }
 
     let (edit_shift, edit_duration) = match trak.child(b"edts")? {
         Some(edts) => match edts.child(b"elst")? {

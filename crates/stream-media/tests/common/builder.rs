@@ -80,6 +80,8 @@ pub struct VideoTrack {
     pub samples_per_chunk: u32,
     /// Write `dinf/dref` with a `url ` entry; `Some(false)` marks the data as living in another file.
     pub self_contained: Option<bool>,
+    /// Add a second, different sample description and point `stsc` at it (as a spliced file would).
+    pub second_description: bool,
 }
 
 pub const MOVIE_TIMESCALE: u32 = 1000;
@@ -127,6 +129,7 @@ impl VideoTrack {
             edits: Vec::new(),
             samples_per_chunk: 3,
             self_contained: None,
+            second_description: false,
         }
     }
 
@@ -143,8 +146,11 @@ impl VideoTrack {
         hdlr.extend(b"vide");
         hdlr.extend([0u8; 13]);
 
-        let mut stsd = be32(1).to_vec();
+        let mut stsd = be32(1 + u32::from(self.second_description)).to_vec();
         stsd.extend(avc1_entry(320, 240));
+        if self.second_description {
+            stsd.extend(avc1_entry(640, 480));
+        }
         let mut stts = be32(self.samples.len() as u32).to_vec();
         for s in &self.samples {
             stts.extend(be32(1));
@@ -159,7 +165,7 @@ impl VideoTrack {
         let mut stsc = be32(1).to_vec();
         stsc.extend(be32(1));
         stsc.extend(be32(self.samples_per_chunk));
-        stsc.extend(be32(1));
+        stsc.extend(be32(1 + u32::from(self.second_description)));
         let mut offsets = Vec::new();
         let mut off = data_offset;
         for chunk in self.samples.chunks(self.samples_per_chunk as usize) {
