@@ -94,6 +94,9 @@ impl Drop for RunningPeer {
 
 /// Starts `serval serve` serving `movie`.
 pub fn start_serval(serval_bin: &Path, movie: &Path) -> Result<RunningPeer, PeerError> {
+    // Absolute, because the server runs in its temporary folder and a relative program path
+    // would be looked up from there.
+    let serval_bin = &std::path::absolute(serval_bin).map_err(io("serval path"))?;
     if !serval_bin.is_file() {
         return Err(PeerError::Missing {
             program: serval_bin.display().to_string(),

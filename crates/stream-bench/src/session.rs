@@ -341,28 +341,16 @@ impl Connection {
     }
 
     async fn read_more(&mut self) -> Result<(), SessionError> {
-        let start = self.buffer.len();
-        self.buffer.resize(start + READ_CHUNK, 0);
-        let result = match self.buffer.get_mut(start..) {
-            Some(room) => self.stream.read(room).await,
-            None => Ok(0),
-        };
-        match result {
-            Ok(0) => {
-                self.buffer.truncate(start);
-                Err(SessionError::Closed)
-            }
-            Ok(n) => {
-                self.buffer.truncate(start + n);
-                Ok(())
-            }
-            Err(source) => {
-                self.buffer.truncate(start);
-                Err(SessionError::Io {
-                    what: "read",
-                    source,
-                })
-            }
+        // `read_buf` fills spare capacity without zeroing it first, which matters at a
+        // thousand TCP sessions reading 64 KiB at a time.
+        self.buffer.reserve(READ_CHUNK);
+        match self.stream.read_buf(&mut self.buffer).await {
+            Ok(0) => Err(SessionError::Closed),
+            Ok(_) => Ok(()),
+            Err(source) => Err(SessionError::Io {
+                what: "read",
+                source,
+            }),
         }
     }
 
