@@ -152,7 +152,8 @@ impl Movie {
         let infos: Vec<TrackInfo> = tables
             .tracks
             .iter()
-            .map(|t| track_info(t, &tables))
+            .enumerate()
+            .map(|(idx, t)| track_info(idx, t, &tables))
             .collect();
         tables.plans = select(&tables, &infos);
         if tables.plans.is_empty() {
@@ -266,7 +267,7 @@ fn kind_of(handler: FourCc) -> MediaKind {
     }
 }
 
-fn track_info(track: &Track, tables: &MovieTables) -> TrackInfo {
+fn track_info(idx: usize, track: &Track, tables: &MovieTables) -> TrackInfo {
     let kind = kind_of(track.handler);
     let end = match track.edit_duration {
         Some(d) => i64::try_from(d).unwrap_or(i64::MAX),
@@ -284,17 +285,23 @@ fn track_info(track: &Track, tables: &MovieTables) -> TrackInfo {
         height: track.entry.height,
         sample_rate: track.entry.sample_rate,
         channels: track.entry.channels,
-        playable: playable(track, kind, tables),
+        playable: playable(idx, track, kind, tables),
     }
 }
 
-fn playable(track: &Track, kind: MediaKind, tables: &MovieTables) -> Result<(), String> {
+/// `idx` is the track's index in `tables.tracks`.
+fn playable(
+    idx: usize,
+    track: &Track,
+    kind: MediaKind,
+    tables: &MovieTables,
+) -> Result<(), String> {
     if track.samples.is_empty() {
         return Err("track has no samples".into());
     }
     match (&track.entry.codec, kind) {
         (Codec::Unknown(why), _) => Err(why.clone()),
-        (Codec::RtpHint { .. }, MediaKind::Hint) => hint_usable(track, tables),
+        (Codec::RtpHint { .. }, MediaKind::Hint) => hint_usable(idx, track, tables),
         (
             Codec::Opus {
                 channels,
@@ -322,7 +329,7 @@ fn playable(track: &Track, kind: MediaKind, tables: &MovieTables) -> Result<(), 
 
 /// A hint track is usable when it references a media track, carries its SDP fragment, and its first
 /// sample parses; otherwise we fall back to our own packetizer for that media.
-fn hint_usable(track: &Track, tables: &MovieTables) -> Result<(), String> {
+fn hint_usable(idx: usize, track: &Track, tables: &MovieTables) -> Result<(), String> {
     let media_id = *track
         .hint_references
         .first()
@@ -342,11 +349,6 @@ fn hint_usable(track: &Track, tables: &MovieTables) -> Result<(), String> {
     if hint_payload_type(sdp).is_none() {
         return Err("hint track SDP has no `m=` line with a payload type".into());
     }
-    let idx = tables
-        .tracks
-        .iter()
-        .position(|t| std::ptr::eq(t, track))
-        .ok_or("hint track not in movie")?;
     let first = tables
         .read_sample(idx, 0)
         .map_err(|e| format!("first hint sample unreadable: {e}"))?;

@@ -137,15 +137,19 @@ impl PacketSource {
             ));
         }
         let (start, start_rtp_timestamp) = if plan.hinted {
-            // Hint samples are stamped in RTP units already: the RTP time of this position is the sample's
-            // own (unshifted) time.
+            // Hint samples are stamped in RTP units already (the hint track's timescale is its `tims` in
+            // every writer we know; rescaling covers the others): the RTP time of this position is the
+            // sample's own, unshifted time.
             let dts = samples
                 .decode_time(first)
                 .and_then(|t| i64::try_from(t).ok())
                 .unwrap_or(0);
             let actual =
                 media_to_duration(dts.saturating_add(track.edit_shift), track.timescale).min(start);
-            (actual, wrap_u32(i128::from(dts)))
+            (
+                actual,
+                rescale_wrapping(dts, track.timescale, plan.clock_rate),
+            )
         } else {
             let pts = pts_of(first);
             let pts_time = media_to_duration(pts, track.timescale);
@@ -392,7 +396,10 @@ impl PacketSource {
             if payload.is_empty() {
                 continue;
             }
-            let timestamp = wrap_u32(i128::from(dts) + i128::from(packet.timestamp_offset));
+            let sample_rtp_time = rescale_wrapping(dts, hint_track.timescale, self.plan.clock_rate);
+            // Offsets (relative_time, `rtpo`) are in RTP units; wrap as RTP timestamps do.
+            let offset = u32::try_from(packet.timestamp_offset.rem_euclid(1i64 << 32)).unwrap_or(0);
+            let timestamp = sample_rtp_time.wrapping_add(offset);
             self.queue.push_back(RtpPacketOut {
                 send_time,
                 timestamp,
