@@ -6,6 +6,7 @@
 //!
 //! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`].
 
+pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod dav;

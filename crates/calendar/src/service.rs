@@ -24,6 +24,7 @@ struct Running {
     started_at: SystemTime,
     connections: Arc<AtomicU64>,
     tasks: Mutex<Option<tokio::task::JoinSet<()>>>,
+    panel: Arc<crate::admin::CalendarPanel>,
 }
 
 impl RunningService for Running {
@@ -38,6 +39,9 @@ impl RunningService for Running {
     }
     fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
+    }
+    fn admin_panel(&self) -> Option<Arc<dyn serval_core::service::AdminPanel>> {
+        Some(self.panel.clone())
     }
     fn wait(&self) -> futures::future::BoxFuture<'static, ()> {
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
@@ -116,7 +120,12 @@ pub async fn bind(
         ));
     }
     tracing::info!(?addrs, "calendar service listening");
+    let panel = Arc::new(crate::admin::CalendarPanel {
+        store: ctx.store.clone(),
+        directory: ctx.directory.clone(),
+    });
     Ok(Arc::new(Running {
+        panel,
         addrs,
         started_at: SystemTime::now(),
         connections,

@@ -58,7 +58,7 @@ pub(crate) async fn index_body(
         .map_err(|e| DavError::Internal(e.to_string()))?
 }
 
-fn index_text(
+pub(crate) fn index_text(
     body: Vec<u8>,
     limits: &ParseLimits,
     max_instances: usize,
