@@ -31,7 +31,7 @@ pub struct StreamConfig {
     pub max_connections: u32,
     /// Sum of the bitrates of open sessions; a SETUP beyond it gets 453 Not Enough Bandwidth.
     pub max_bandwidth: Bandwidth,
-    /// Largest RTP payload in bytes (the media layer packetizes to 1400 today).
+    /// Largest RTP payload in bytes (hint tracks carry their own sizes).
     pub max_payload: u16,
 }
 

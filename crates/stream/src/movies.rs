@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serval_stream_media::{MediaError, MediaKind, Movie, PacketSource, TrackInfo};
+use serval_stream_media::{MediaError, MediaKind, Movie, PacketOptions, PacketSource, TrackInfo};
 
 use crate::library::{Catalog, CatalogError, MediaPacket, Presentation, TrackPackets};
 use crate::paths::{relative_media_path, resolve_under};
@@ -24,6 +24,7 @@ const MAX_LISTING_DEPTH: usize = 8;
 pub struct MoviePresentation {
     movie: Arc<Movie>,
     file_size: u64,
+    max_payload: usize,
 }
 
 impl MoviePresentation {
@@ -61,7 +62,13 @@ impl Presentation for MoviePresentation {
         track_id: u32,
         start: Duration,
     ) -> Result<Box<dyn TrackPackets>, CatalogError> {
-        let source = self.movie.packets(track_id, start).map_err(catalog_error)?;
+        let options = PacketOptions {
+            max_payload: self.max_payload,
+        };
+        let source = self
+            .movie
+            .packets_with(track_id, start, options)
+            .map_err(catalog_error)?;
         Ok(Box::new(SourceAdapter(source)))
     }
 }
@@ -103,6 +110,8 @@ struct CachedMovie {
 /// The movies folder.
 pub struct MovieLibrary {
     root: PathBuf,
+    /// `stream.max_payload`: largest RTP payload the packetizers produce.
+    max_payload: usize,
     cache: Mutex<HashMap<PathBuf, CachedMovie>>,
 }
 
@@ -116,9 +125,10 @@ pub struct ListedMovie {
 
 impl MovieLibrary {
     /// `root` must exist; it is canonicalized so symlink checks compare like with like.
-    pub fn new(root: &Path) -> std::io::Result<MovieLibrary> {
+    pub fn new(root: &Path, max_payload: usize) -> std::io::Result<MovieLibrary> {
         Ok(MovieLibrary {
             root: root.canonicalize()?,
+            max_payload,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -151,6 +161,7 @@ impl MovieLibrary {
         let presentation = Arc::new(MoviePresentation {
             movie: Arc::new(movie),
             file_size: len,
+            max_payload: self.max_payload,
         });
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED_MOVIES {

@@ -41,13 +41,14 @@ pub async fn bind(
         path: media_dir.clone(),
         source,
     })?;
-    let library =
-        Arc::new(
-            MovieLibrary::new(&media_dir).map_err(|source| StreamError::MediaDir {
+    let library = Arc::new(
+        MovieLibrary::new(&media_dir, usize::from(config.max_payload)).map_err(|source| {
+            StreamError::MediaDir {
                 path: media_dir.clone(),
                 source,
-            })?,
-        );
+            }
+        })?,
+    );
 
     let mut listeners = Vec::new();
     for addr in &config.listen.0 {

@@ -494,3 +494,46 @@ fn a_symlink_out_of_the_media_folder_is_refused() {
     assert_eq!(response.status, 403);
     assert!(response.body.is_empty());
 }
+
+#[test]
+fn max_payload_bounds_every_rtp_packet() {
+    let movie = testing::H264_AAC.path();
+    let server =
+        TestServer::start_with(&[("movie.mp4", &movie)], |config| config.max_payload = 600);
+    let mut client = RawClient::connect(&server);
+    let url = server.url("movie.mp4");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = rtp.local_addr().unwrap().port();
+    let setup = client.request(&format!(
+        "SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port={port}-{}\r\n\r\n",
+        port + 1
+    ));
+    let session = setup
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        client
+            .request(&format!(
+                "PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"
+            ))
+            .status,
+        200
+    );
+    let mut datagram = [0u8; 2048];
+    let mut largest = 0;
+    for _ in 0..100 {
+        let (n, _) = rtp.recv_from(&mut datagram).expect("RTP");
+        largest = largest.max(n);
+    }
+    assert_eq!(
+        largest,
+        12 + 600,
+        "the I-frame is fragmented to exactly the limit"
+    );
+}
