@@ -2,9 +2,17 @@
 //! Streaming Server.
 //!
 //! Start reading at [`rtsp::handler`] (requests against the session table), then
-//! [`rtsp::session`] (state machine and pacing) and `net` (the tokio driver). The protocol
-//! modules ([`rtsp`], [`rtp`]) never import tokio and never read the clock; the media layer
-//! is `serval-stream-media`, reached through the traits of [`library`].
+//! [`rtsp::session`] (state machine and pacing) and `net` (the tokio driver).
+//!
+//! **Architecture invariants:** the protocol modules ([`rtsp`], [`rtp`]) never import tokio and
+//! never read the clock: time and the wall clock come in as arguments, randomness from a seeded
+//! generator. The media layer is `serval-stream-media`, reached only through the traits of
+//! [`library`] (implemented in [`movies`]), so protocol tests run against a fake movie. All UDP
+//! sessions share one server RTP/RTCP port pair; incoming RTCP is routed by client address.
+//! Deliberately absent for now: RTSP over HTTP, TLS, authentication, multicast, RECORD.
+//!
+//! **API boundary:** [`bind`], [`StreamConfig`], [`StreamError`] (and [`StreamService`], the
+//! `RunningService` it returns). The binary uses nothing else.
 
 pub mod access_log;
 pub mod admin;

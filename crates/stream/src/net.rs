@@ -143,9 +143,9 @@ impl Shared {
     }
 
     fn start_sender(self: &Arc<Self>, session: SharedSession, connection: Option<u64>) {
-        let (id, client) = {
+        let (id, client, movie) = {
             let guard = lock(&session);
-            (guard.id.clone(), guard.client)
+            (guard.id.clone(), guard.client, guard.movie_path.clone())
         };
         let sink = match connection {
             Some(connection_id) => {
@@ -179,9 +179,9 @@ impl Shared {
             .insert(id.clone(), handle);
         self.metrics.sessions_open.inc();
         self.metrics.sessions_total.inc();
-        info!(target: "serval_stream::session", session = %id, %client, "session created");
+        info!(target: "serval_stream::session", session = %id, %client, %movie, "session created");
         self.tracker
-            .spawn(task.instrument(tracing::info_span!("session", session = %id, %client)));
+            .spawn(task.instrument(tracing::info_span!("session", session = %id, %client, %movie)));
     }
 
     /// Stops a closed session's sender, logs it and writes its access log line.
