@@ -315,10 +315,18 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
 
     let mut connection = Connection::new(id, peer, local);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let idle_limit = shared.server.settings().session_timeout;
     'connection: loop {
         buffer.reserve(READ_CHUNK);
+        // A connection that never set up a session and sends nothing for a session timeout
+        // only holds a slot; close it.
+        let idle_deadline = Instant::now() + idle_limit;
         let read = tokio::select! {
             () = shared.shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(idle_deadline), if !connection.has_set_up_sessions() => {
+                debug!(target: "serval_stream::net", "idle connection without a session, closing");
+                break;
+            }
             () = handle.drop_slow.cancelled() => {
                 warn!(target: "serval_stream::net", "client reads too slowly, dropping the connection");
                 shared.metrics.slow_readers_dropped.inc();

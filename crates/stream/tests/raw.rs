@@ -318,6 +318,7 @@ fn silent_sessions_time_out() {
     let server = TestServer::start_with(&[("movie.mp4", &movie)], |config| {
         config.session_timeout = serval_core::config::HumanDuration(Duration::from_secs(5));
     });
+    let mut idle = RawClient::connect(&server);
     let mut client = RawClient::connect(&server);
     let url = server.url("movie.mp4");
     let setup = client.request(&format!("SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=9-10\r\n\r\n"));
@@ -339,6 +340,12 @@ fn silent_sessions_time_out() {
         "GET_PARAMETER {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"
     ));
     assert_eq!(late.status, 454);
+    // The connection that never set up a session and stayed silent was closed.
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        idle.stream.read(&mut byte).expect("closed, not timed out"),
+        0
+    );
 }
 
 #[test]

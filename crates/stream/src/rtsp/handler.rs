@@ -94,15 +94,25 @@ pub struct Connection {
     pub local: SocketAddr,
     /// Interleaved channel → session id, for RTCP arriving on the connection.
     channels: HashMap<u8, String>,
+    /// True once a SETUP on this connection created or joined a session.
+    set_up_sessions: bool,
 }
 
 impl Connection {
+    /// Whether a session was set up over this connection. A connection that never did may be
+    /// closed when idle; one that did stays open for the client's TEARDOWN (players that keep
+    /// alive with RTCP over UDP send nothing on it for a long time).
+    pub fn has_set_up_sessions(&self) -> bool {
+        self.set_up_sessions
+    }
+
     pub fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> Connection {
         Connection {
             id,
             peer,
             local,
             channels: HashMap::new(),
+            set_up_sessions: false,
         }
     }
 }
@@ -395,6 +405,7 @@ impl RtspServer {
             }
         }
         drop(table);
+        connection.set_up_sessions = true;
         if created {
             effects.push(Effect::Created {
                 session,
