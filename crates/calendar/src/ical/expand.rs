@@ -627,3 +627,33 @@ mod tests {
         assert!(CalendarObject::parse(&out, &ParseLimits::default()).is_ok());
     }
 }
+
+#[cfg(test)]
+mod dst_edge_tests {
+    use super::*;
+    use crate::ical::{CalendarObject, ParseLimits};
+
+    fn first_instance(dtstart: &str) -> Instance {
+        let text = format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:e\r\nDTSTART;TZID=Europe/Berlin:{dtstart}\r\nDURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n");
+        let object = CalendarObject::parse(&text, &ParseLimits::default()).expect("accepted");
+        expand(&object.ical, 10).instances[0]
+    }
+
+    #[test]
+    fn repeated_hour_takes_the_first_occurrence() {
+        // 2026-10-25 02:30 happens twice in Berlin; the first is CEST (+02:00) = 00:30 UTC.
+        assert_eq!(
+            first_instance("20261025T023000").start,
+            parse_utc("20261025T003000Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn skipped_hour_uses_the_offset_before_the_gap() {
+        // 2026-03-29 02:30 does not exist in Berlin; read with +01:00 it is 01:30 UTC.
+        assert_eq!(
+            first_instance("20260329T023000").start,
+            parse_utc("20260329T013000Z").unwrap()
+        );
+    }
+}

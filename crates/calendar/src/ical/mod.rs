@@ -143,7 +143,7 @@ impl CalendarObject {
         Self::validate(ical, limits)
     }
 
-    fn validate(ical: ICalendar, limits: &ParseLimits) -> Result<Self, IcalError> {
+    fn validate(mut ical: ICalendar, limits: &ParseLimits) -> Result<Self, IcalError> {
         if ical.components.len() > limits.max_components {
             return Err(IcalError::TooManyComponents {
                 count: ical.components.len(),
@@ -204,6 +204,7 @@ impl CalendarObject {
         let uid = uid.ok_or(IcalError::MissingUid {
             kind: kind.as_str(),
         })?;
+        pin_ambiguous_local_times(&mut ical);
         // A VEVENT without DTSTART, or with an unreadable DTSTART/DTEND/RRULE, cannot be
         // placed in time; calcard reports those while expanding.
         let probe = ical.expand_dates(calcard::common::timezone::Tz::Floating, 1);
@@ -219,6 +220,65 @@ impl CalendarObject {
     /// The object serialised back to text (CRLF, folded), as stored.
     pub fn to_ical_string(&self) -> String {
         self.ical.to_string()
+    }
+}
+
+/// Gives an explicit UTC offset to local times that a DST change makes ambiguous (the
+/// repeated hour: the first occurrence, RFC 5545 §3.3.5) or nonexistent (the skipped hour:
+/// the offset before the gap). calcard refuses such times; clients do create them. The
+/// TZID stays, so recurrences still follow the zone. Only the parsed copy changes; the
+/// stored text is the client's.
+fn pin_ambiguous_local_times(ical: &mut ICalendar) {
+    use chrono::{LocalResult, Offset, TimeDelta, TimeZone};
+    let resolver = ical.build_owned_tz_resolver();
+    for comp in &mut ical.components {
+        if !comp.component_type.has_time_ranges() {
+            continue;
+        }
+        for entry in &mut comp.entries {
+            if !matches!(
+                entry.name,
+                ICalendarProperty::Dtstart
+                    | ICalendarProperty::Dtend
+                    | ICalendarProperty::RecurrenceId
+                    | ICalendarProperty::Due
+            ) {
+                continue;
+            }
+            let Some(tz) = entry.tz_id().and_then(|tzid| resolver.resolve(tzid)) else {
+                continue;
+            };
+            if tz.is_floating() {
+                continue;
+            }
+            for value in &mut entry.values {
+                let calcard::icalendar::ICalendarValue::PartialDateTime(dt) = value else {
+                    continue;
+                };
+                if !dt.has_time() || dt.tz_hour.is_some() {
+                    continue;
+                }
+                let Some(local) = dt.to_date_time().map(|r| r.date_time) else {
+                    continue;
+                };
+                let offset = match tz.offset_from_local_datetime(&local) {
+                    LocalResult::Single(_) => continue,
+                    LocalResult::Ambiguous(earliest, _) => earliest.fix(),
+                    LocalResult::None => match local
+                        .checked_sub_signed(TimeDelta::hours(3))
+                        .map(|before| tz.offset_from_local_datetime(&before))
+                    {
+                        Some(LocalResult::Single(o) | LocalResult::Ambiguous(o, _)) => o.fix(),
+                        _ => continue,
+                    },
+                };
+                let seconds = offset.local_minus_utc();
+                let magnitude = seconds.unsigned_abs();
+                dt.tz_minus = seconds < 0;
+                dt.tz_hour = u8::try_from(magnitude / 3600).ok();
+                dt.tz_minute = u8::try_from((magnitude % 3600) / 60).ok();
+            }
+        }
     }
 }
 
