@@ -82,3 +82,40 @@ fn retina_receives_every_frame_over_tcp() {
         "last video frame at {last_video_secs} s"
     );
 }
+
+#[test]
+fn retina_receives_video_over_udp() {
+    let movie = testing::H264_AAC.path();
+    let server = TestServer::start(&[("movie.mp4", &movie)]);
+    let url = url::Url::parse(&server.url("movie.mp4")).unwrap();
+    let video_frames = server.runtime.block_on(async move {
+        let mut session = retina::client::Session::describe(url, SessionOptions::default())
+            .await
+            .expect("DESCRIBE");
+        session
+            .setup(
+                0,
+                SetupOptions::default().transport(Transport::Udp(
+                    retina::client::UdpTransportOptions::default(),
+                )),
+            )
+            .await
+            .expect("SETUP over UDP");
+        let mut demuxed = session
+            .play(PlayOptions::default())
+            .await
+            .expect("PLAY")
+            .demuxed()
+            .expect("demuxed");
+        let mut video = 0usize;
+        while let Ok(Some(item)) =
+            tokio::time::timeout(Duration::from_secs(3), demuxed.next()).await
+        {
+            if let CodecItem::VideoFrame(_) = item.expect("a frame") {
+                video += 1;
+            }
+        }
+        video
+    });
+    assert_eq!(video_frames, 150);
+}

@@ -685,3 +685,49 @@ fn pacing_never_runs_ahead_of_the_send_window() {
         now += Duration::from_millis(20);
     }
 }
+
+#[test]
+fn range_end_stops_the_streams_and_sends_bye() {
+    let mut h = Harness::new();
+    let id = h.setup_both(UDP);
+    let play = h.send(
+        Duration::ZERO,
+        &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\nRange: npt=2-3\r\n\r\n"),
+    );
+    assert_eq!(header(&play, "Range"), "npt=2.000-3.000");
+    let mut all = h.poll(Duration::ZERO);
+    all.extend(h.poll(Duration::from_secs(2)));
+    let video = all
+        .iter()
+        .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
+        .count();
+    assert_eq!(video, 25, "2.00..=2.96 s");
+    assert!(crate::rtsp::handler::lock(&h.session()).is_finished());
+}
+
+#[test]
+fn receiver_reports_over_the_interleaved_channel_are_read() {
+    let mut h = Harness::new();
+    h.setup_both("RTP/AVP/TCP;unicast;interleaved=0-1");
+    let ssrc = crate::rtsp::handler::lock(&h.session()).tracks[1].ssrc;
+    let mut frame = vec![b'$', 3, 0, 32, 0x81, 201, 0, 7, 0, 0, 0, 1];
+    frame.extend_from_slice(&ssrc.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0]);
+    match decode(&frame).unwrap() {
+        Decoded::Interleaved {
+            channel, payload, ..
+        } => h.server.interleaved(
+            &h.connection,
+            h.t0 + Duration::from_secs(70),
+            channel,
+            payload,
+        ),
+        other => panic!("{other:?}"),
+    }
+    let session = h.session();
+    let guard = crate::rtsp::handler::lock(&session);
+    assert_eq!(guard.tracks[1].receiver.cumulative_lost, 5);
+    assert_eq!(guard.tracks[1].receiver.jitter, 4);
+    // It also counted as a sign of life.
+    assert!(!guard.is_expired(h.t0 + Duration::from_secs(100)));
+}
