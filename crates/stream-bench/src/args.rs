@@ -47,6 +47,11 @@ pub struct StreamBenchArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
 
+    /// Record the server with `perf record -g` during the hold of each peer's largest step and
+    /// write `perf-<peer>-<transport>-<sessions>.txt` (Debian package linux-perf).
+    #[arg(long)]
+    pub perf: bool,
+
     /// UDP receiver threads of the load client.
     #[arg(long, default_value_t = 2)]
     pub receiver_threads: usize,

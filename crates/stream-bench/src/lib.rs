@@ -93,12 +93,17 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
         };
         'steps: for &transport in &plan.transports {
             for &sessions in &plan.steps {
+                let largest = plan.steps.iter().max() == Some(&sessions);
+                let perf_name = format!("perf-{}-{}-{sessions}", peer.as_str(), transport.as_str());
+                let perf_data =
+                    (args.perf && largest).then(|| out_dir.join(format!("{perf_name}.data")));
                 let spec = StepSpec {
                     sessions,
                     transport,
                     hold: plan.hold,
                     ramp_rate: plan.ramp_rate,
                     receiver_threads: args.receiver_threads,
+                    perf_data: perf_data.clone(),
                 };
                 eprintln!(
                     "{} {} {sessions} sessions...",
@@ -113,6 +118,16 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
                     eprintln!("{} log tail:\n{}", peer.as_str(), running.log_tail());
                     rows.push(row);
                     break 'steps;
+                }
+                if let Some(data) = perf_data {
+                    let summary = out_dir.join(format!("{perf_name}.txt"));
+                    match perf_summary(&data, &summary) {
+                        Ok(()) => eprintln!("profile: {}", summary.display()),
+                        Err(e) => {
+                            row.note =
+                                format!("{}perf: {e}", if row.note.is_empty() { "" } else { "; " })
+                        }
+                    }
                 }
                 eprint!("{}", report::table(std::slice::from_ref(&row)));
                 rows.push(row);
@@ -149,6 +164,39 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes where the server's time went: self time by symbol, then inclusive time.
+fn perf_summary(data: &std::path::Path, summary: &std::path::Path) -> Result<(), String> {
+    if !data.is_file() {
+        return Err("no profile recorded (install Debian package linux-perf; perf_event_paranoid may forbid it)".into());
+    }
+    let mut text = String::new();
+    for (title, view) in [
+        ("self time", "--no-children"),
+        ("inclusive time", "--children"),
+    ] {
+        let output = std::process::Command::new("perf")
+            .args([
+                "report",
+                "--stdio",
+                "-g",
+                "none",
+                "--percent-limit",
+                "1.5",
+                "--sort",
+                "dso,symbol",
+                view,
+                "-i",
+            ])
+            .arg(data)
+            .output()
+            .map_err(|e| format!("perf report: {e}"))?;
+        text.push_str(&format!("## {title}\n"));
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        text.push('\n');
+    }
+    std::fs::write(summary, text).map_err(|e| format!("{}: {e}", summary.display()))
 }
 
 fn first_line(text: &str) -> &str {

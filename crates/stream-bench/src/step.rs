@@ -46,6 +46,8 @@ pub struct StepSpec {
     /// Sessions started per second.
     pub ramp_rate: u32,
     pub receiver_threads: usize,
+    /// Where to write a `perf record -g` profile of the server during the hold.
+    pub perf_data: Option<std::path::PathBuf>,
 }
 
 /// One row of the results.
@@ -140,6 +142,10 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
     let bytes_start = delivered.load(Ordering::Relaxed);
     let server_cpu_start = target.pid.and_then(procfs::cpu_time);
     let client_cpu_start = procfs::cpu_time(std::process::id());
+    let perf = match (&spec.perf_data, target.pid) {
+        (Some(path), Some(pid)) => start_perf(path, pid, spec.hold),
+        _ => None,
+    };
     tokio::time::sleep(spec.hold).await;
     let hold_end = Instant::now();
     let bytes_end = delivered.load(Ordering::Relaxed);
@@ -148,6 +154,10 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
     let server_rss = target.pid.and_then(procfs::rss_bytes);
 
     let _ = stop_tx.send(true);
+    if let Some(mut perf) = perf {
+        // perf stops by itself when its `sleep` of the hold's length ends.
+        let _ = tokio::task::spawn_blocking(move || perf.wait()).await;
+    }
     let udp_report = tokio::task::spawn_blocking(move || receivers.finish())
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -236,6 +246,19 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
         client_cpu_pct: client_cpu.map(|s| s * 100.0 / hold_secs),
         note: reduced.note(),
     })
+}
+
+/// `perf record` of `pid` for `hold`, at a sampling rate low enough not to disturb the server.
+fn start_perf(path: &std::path::Path, pid: u32, hold: Duration) -> Option<std::process::Child> {
+    std::process::Command::new("perf")
+        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(path)
+        .args(["--", "sleep", &format!("{:.1}", hold.as_secs_f64())])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
 }
 
 /// Sums over sessions.

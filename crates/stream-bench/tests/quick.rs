@@ -106,6 +106,7 @@ fn ten_mixed_sessions_are_held_without_loss() {
         hold: Duration::from_secs(3),
         ramp_rate: 100,
         receiver_threads: 1,
+        perf_data: None,
     };
     let row = run_step(&target(&server), &spec).expect("step runs");
     assert_eq!(row.held, 10, "{row:?}");
@@ -138,8 +139,29 @@ fn missing_movie_fails_every_session_with_the_status() {
         hold: Duration::from_millis(200),
         ramp_rate: 100,
         receiver_threads: 1,
+        perf_data: None,
     };
     let row = run_step(&target, &spec).expect("step runs");
     assert_eq!((row.held, row.failed, row.packets), (0, 3, 0), "{row:?}");
     assert_eq!(row.note, "3x DESCRIBE answered 404", "{row:?}");
+}
+
+#[test]
+fn gst_rtsp_server_peer_serves_the_same_client() {
+    // The reference peer must run wherever the benchmark runs: a missing package fails here,
+    // naming it, rather than leaving an empty column.
+    let movie = testing::H264_AAC.path();
+    let peer = serval_stream_bench::peers::start_gst(&movie).unwrap_or_else(|e| panic!("{e}"));
+    assert!(peer.target.idle_rss.is_some());
+    let spec = StepSpec {
+        sessions: 4,
+        transport: TransportMix::Mixed,
+        hold: Duration::from_secs(2),
+        ramp_rate: 100,
+        receiver_threads: 1,
+        perf_data: None,
+    };
+    let row = run_step(&peer.target, &spec).expect("step runs");
+    assert_eq!((row.held, row.lost), (4, 0), "{row:?}\n{}", peer.log_tail());
+    assert!(row.cpu_s_per_gbit.is_some_and(|c| c > 0.0), "{row:?}");
 }
