@@ -442,3 +442,25 @@ async fn calendar_proxy_delegation() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caldav_over_tls() {
+    let server = TestServer::start_with_tls();
+    let tls_addr = server.tls_addr.expect("TLS listener");
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = http
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("https://{tls_addr}/principals/users/ann/"),
+        )
+        .basic_auth("ann", Some(PASSWORD))
+        .header("Depth", "0")
+        .send()
+        .await
+        .expect("HTTPS request");
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(r.text().await.unwrap().contains("calendar-home-set"));
+}

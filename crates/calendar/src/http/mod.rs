@@ -127,7 +127,7 @@ async fn handle(
         "{} - {} [{}] \"{} {} HTTP/1.1\" {} {}",
         peer.ip(),
         user.as_deref().unwrap_or("-"),
-        serval_core::now_unix(),
+        chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000"),
         method,
         path,
         status.as_u16(),

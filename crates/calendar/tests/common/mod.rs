@@ -15,6 +15,8 @@ pub const PASSWORD: &str = "correct horse";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTPS listener when started with [`TestServer::start_with_tls`].
+    pub tls_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -22,6 +24,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
+        Self::start_inner(false)
+    }
+
+    /// Also listens with TLS (a self-signed certificate made by core).
+    pub fn start_with_tls() -> Self {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(with_tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("serval.db")).expect("store");
         let directory = Directory::new(store.clone(), &DirectoryConfig::default());
@@ -55,27 +66,47 @@ impl TestServer {
                 .expect("runtime");
             runtime.block_on(async move {
                 let mut registry = prometheus_client::registry::Registry::default();
+                let tls = if with_tls {
+                    let tls_config = serval_core::config::TlsConfig {
+                        cert: None,
+                        key: None,
+                        self_signed: true,
+                    };
+                    serval_core::tls::server_config(&tls_config, &data_dir)
+                        .expect("self-signed TLS")
+                } else {
+                    None
+                };
                 let ctx = serval_core::service::StartContext {
                     data_dir,
                     store,
                     directory,
                     metrics: &mut registry,
-                    tls: None,
+                    tls,
                     shutdown: token.clone(),
+                };
+                let tls_listen = if with_tls {
+                    vec!["127.0.0.1:0".parse().unwrap()]
+                } else {
+                    Vec::new()
                 };
                 let config = CalendarConfig {
                     listen: Listen(vec!["127.0.0.1:0".parse().unwrap()]),
+                    tls_listen: Listen(tls_listen),
                     ..CalendarConfig::default()
                 };
                 let running = serval_calendar::bind(ctx, config).await.expect("bind");
-                tx.send(running.listen_addrs()[0]).expect("send addr");
+                let addrs = running.listen_addrs();
+                tx.send((addrs[0], addrs.get(1).copied()))
+                    .expect("send addr");
                 token.cancelled().await;
                 running.wait().await;
             });
         });
-        let addr = rx.recv().expect("server address");
+        let (addr, tls_addr) = rx.recv().expect("server address");
         Self {
             addr,
+            tls_addr,
             shutdown,
             thread: Some(thread),
             _dir: dir,
