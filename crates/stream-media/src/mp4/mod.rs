@@ -6,7 +6,7 @@ pub mod sample_entry;
 pub mod sample_table;
 pub mod track;
 
-use reader::{BoxRef, Boxes, FourCc, Reader};
+use reader::{BoxRef, FourCc, Reader};
 use track::{parse_trak, sdp_text, Track};
 
 use crate::{MediaError, ReadAt};
@@ -168,7 +168,8 @@ fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
                     )),
                 }
             }
-            b"udta" => hint_sdp = movie_hint_sdp(&child)?.or(hint_sdp),
+            // Optional metadata: a malformed `udta` loses the hint SDP, not the movie.
+            b"udta" => hint_sdp = movie_hint_sdp(&child).ok().flatten().or(hint_sdp),
             _ => {}
         }
     }
@@ -186,7 +187,7 @@ fn movie_hint_sdp(udta: &BoxRef<'_>) -> Result<Option<String>, MediaError> {
     let Some(hnti) = udta.child(b"hnti")? else {
         return Ok(None);
     };
-    let Some(rtp) = find(hnti.children(), b"rtp ")? else {
+    let Some(rtp) = hnti.child(b"rtp ")? else {
         return Ok(None);
     };
     let mut r = rtp.reader("hnti rtp");
@@ -200,8 +201,4 @@ fn movie_hint_sdp(udta: &BoxRef<'_>) -> Result<Option<String>, MediaError> {
         body_offset: r.offset(),
     };
     Ok(Some(sdp_text(&text)?))
-}
-
-fn find<'a>(boxes: Boxes<'a>, kind: &[u8; 4]) -> Result<Option<BoxRef<'a>>, MediaError> {
-    reader::find(boxes, kind)
 }

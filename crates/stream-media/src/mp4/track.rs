@@ -131,14 +131,9 @@ pub fn parse_trak(
         }
     }
 
-    let mut hint_sdp = None;
-    if let Some(udta) = trak.child(b"udta")? {
-        if let Some(hnti) = udta.child(b"hnti")? {
-            if let Some(sdp) = hnti.child(b"sdp ")? {
-                hint_sdp = Some(sdp_text(&sdp)?);
-            }
-        }
-    }
+    // Optional metadata: a malformed `udta` costs a hint track its SDP (so it is not used), never the
+    // media track that carries it.
+    let hint_sdp = track_hint_sdp(trak).ok().flatten();
 
     Ok(Track {
         track_id,
@@ -152,6 +147,20 @@ pub fn parse_trak(
         hint_references,
         hint_sdp,
     })
+}
+
+/// `udta/hnti/sdp `: the SDP fragment of a hint track.
+fn track_hint_sdp(trak: &BoxRef<'_>) -> Result<Option<String>, MediaError> {
+    let Some(udta) = trak.child(b"udta")? else {
+        return Ok(None);
+    };
+    let Some(hnti) = udta.child(b"hnti")? else {
+        return Ok(None);
+    };
+    let Some(sdp) = hnti.child(b"sdp ")? else {
+        return Ok(None);
+    };
+    sdp_text(&sdp).map(Some)
 }
 
 /// QuickTime reference movies keep samples in other files (`dref` entries without the "self-contained"
