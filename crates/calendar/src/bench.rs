@@ -109,10 +109,23 @@ pub async fn bench(
     calendar_name: &str,
     n_events: usize,
 ) -> Result<BenchReport, BenchError> {
+    let cal = format!("{base}/calendars/users/{user}/{calendar_name}/");
+    bench_collection(&cal, user, password, n_events).await
+}
+
+/// The benchmark against any CalDAV server: `cal` is the URL of a calendar collection to create
+/// (e.g. Radicale's `http://127.0.0.1:5232/USER/bench/`).
+pub async fn bench_collection(
+    cal: &str,
+    user: &str,
+    password: &str,
+    n_events: usize,
+) -> Result<BenchReport, BenchError> {
+    let cal = cal.to_string();
+    let cal_path = reqwest::Url::parse(&cal).map(|u| u.path().to_string()).unwrap_or_else(|_| cal.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()?;
-    let cal = format!("{base}/calendars/users/{user}/{calendar_name}/");
     let r = client
         .request(method("MKCALENDAR"), &cal)
         .basic_auth(user, Some(password))
@@ -155,7 +168,7 @@ pub async fn bench(
         hits = text.matches("<D:response>").count();
     }
     let hrefs: String = (0..100.min(n_events))
-        .map(|i| format!("<D:href>/calendars/users/{user}/{calendar_name}/{i}.ics</D:href>"))
+        .map(|i| format!("<D:href>{cal_path}{i}.ics</D:href>"))
         .collect();
     let multiget = format!(
         r#"<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>"#
