@@ -91,6 +91,9 @@ impl MovieTables {
             value: u64::from(size),
             limit: u64::from(crate::mp4::sample_table::MAX_SAMPLE_BYTES),
         })?;
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
         let mut buf = vec![0u8; len];
         self.source
             .read_exact_at(&mut buf, offset)

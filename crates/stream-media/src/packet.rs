@@ -20,6 +20,10 @@ use crate::rtp::{
 };
 use crate::MediaError;
 
+/// Consecutive samples that may produce no packet (empty samples, empty hint samples) before the track is
+/// treated as corrupt; real files have at most a handful.
+pub const MAX_SAMPLES_WITHOUT_PACKETS: usize = 4096;
+
 /// One RTP packet's worth of data; the server writes the 12-byte header (SSRC, seq, timestamp + base, PT, M).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpPacketOut {
@@ -221,8 +225,9 @@ impl PacketSource {
 
     /// The next packet, or `None` at the end of the track.
     pub fn next_packet(&mut self) -> Result<Option<RtpPacketOut>, MediaError> {
-        // Bounded: each turn consumes one sample, and there are finitely many.
-        loop {
+        // Bounded: each turn consumes one sample, and at most MAX_SAMPLES_WITHOUT_PACKETS turns yield
+        // nothing, so one call never walks a whole crafted track of empty samples.
+        for _ in 0..=MAX_SAMPLES_WITHOUT_PACKETS {
             if let Some(packet) = self.queue.pop_front() {
                 return Ok(Some(packet));
             }
@@ -242,6 +247,14 @@ impl PacketSource {
                 self.queue_media_sample(i)?;
             }
         }
+        Err(MediaError::corrupt(
+            format!("track {}", self.plan.track_id),
+            0,
+            format!(
+                "{MAX_SAMPLES_WITHOUT_PACKETS} consecutive samples before sample {} carry no data",
+                self.next_sample
+            ),
+        ))
     }
 
     fn queue_media_sample(&mut self, i: usize) -> Result<(), MediaError> {

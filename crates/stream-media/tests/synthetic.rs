@@ -345,3 +345,27 @@ fn tracks_switching_sample_descriptions_are_not_streamed() {
     assert!(err.is_unsupported(), "{err}");
     assert!(err.to_string().contains("sample descriptions"), "{err}");
 }
+
+#[test]
+fn a_long_run_of_empty_samples_is_corrupt_not_a_stall() {
+    let mut samples = gop(1, 1, 3600);
+    samples.extend((0..5000).map(|_| Sample {
+        data: Vec::new(),
+        duration: 3600,
+        composition_offset: 0,
+        sync: false,
+    }));
+    let mut track = VideoTrack::new(1, samples);
+    track.samples_per_chunk = 1000;
+    let movie = Movie::from_source(Arc::new(simple_file(&track))).unwrap();
+    let mut source = movie.packets(1, Duration::ZERO).unwrap();
+    let mut outcome = Ok(Some(()));
+    for _ in 0..100 {
+        outcome = source.next_packet().map(|p| p.map(|_| ()));
+        if !matches!(outcome, Ok(Some(()))) {
+            break;
+        }
+    }
+    let err = outcome.unwrap_err();
+    assert!(err.to_string().contains("carry no data"), "{err}");
+}
