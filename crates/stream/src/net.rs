@@ -35,8 +35,12 @@ use crate::rtsp::transport::ChosenTransport;
 const TCP_QUEUE_FRAMES: usize = 4096;
 /// Bytes gathered into one write of the TCP writer, so a frame's packets leave in one syscall.
 const MAX_WRITE_BATCH: usize = 64 * 1024;
-/// Shortest sleep of a sender task: packets are sent in ticks, not one wake-up each.
-const MIN_TICK: Duration = Duration::from_millis(10);
+/// Shortest sleep of a sender task: packets are sent in ticks, not one wake-up each. Packets
+/// may leave up to `SEND_AHEAD` (250 ms) early, so a 40 ms tick never makes one late, and it
+/// gathers several packets per wake-up (and per TCP write). Measured with the load example,
+/// 100 sessions of 2 Mbit/s: 10 ms → 40 ms cut server CPU from 1.10 to 0.78 CPU-s/Gbit (UDP)
+/// and from 0.89 to 0.36 (TCP).
+const MIN_TICK: Duration = Duration::from_millis(40);
 /// How often idle sessions are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest datagram read on the RTCP port (RTCP compounds are a few hundred bytes).
