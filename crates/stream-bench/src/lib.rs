@@ -75,9 +75,10 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for &peer in &plan.peers {
+        let log_file = out_dir.join(format!("{}.log", peer.as_str()));
         let running = match peer {
-            PeerKind::Serval => peers::start_serval(&serval_bin, &movie),
-            PeerKind::Gst => peers::start_gst(&movie),
+            PeerKind::Serval => peers::start_serval(&serval_bin, &movie, Some(&log_file)),
+            PeerKind::Gst => peers::start_gst(&movie, Some(&log_file)),
         };
         let mut running = match running {
             Ok(r) => r,

@@ -3,7 +3,7 @@
 //! `peers/gst_rtsp_server.py`, embedded in this crate so an installed `serval` can run it).
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -93,7 +93,11 @@ impl Drop for RunningPeer {
 }
 
 /// Starts `serval serve` serving `movie`.
-pub fn start_serval(serval_bin: &Path, movie: &Path) -> Result<RunningPeer, PeerError> {
+pub fn start_serval(
+    serval_bin: &Path,
+    movie: &Path,
+    log_file: Option<&Path>,
+) -> Result<RunningPeer, PeerError> {
     // Absolute, because the server runs in its temporary folder and a relative program path
     // would be looked up from there.
     let serval_bin = &std::path::absolute(serval_bin).map_err(io("serval path"))?;
@@ -129,11 +133,18 @@ pub fn start_serval(serval_bin: &Path, movie: &Path) -> Result<RunningPeer, Peer
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let server = SocketAddr::from(([127, 0, 0, 1], port));
-    spawn_until_ready(PeerKind::Serval, command, "serval ready", server, dir)
+    spawn_until_ready(
+        PeerKind::Serval,
+        command,
+        "serval ready",
+        server,
+        dir,
+        log_file,
+    )
 }
 
 /// Starts gst-rtsp-server serving `movie`.
-pub fn start_gst(movie: &Path) -> Result<RunningPeer, PeerError> {
+pub fn start_gst(movie: &Path, log_file: Option<&Path>) -> Result<RunningPeer, PeerError> {
     let python = if Path::new(SYSTEM_PYTHON).is_file() {
         SYSTEM_PYTHON
     } else {
@@ -178,7 +189,14 @@ pub fn start_gst(movie: &Path) -> Result<RunningPeer, PeerError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let server = SocketAddr::from(([127, 0, 0, 1], port));
-    spawn_until_ready(PeerKind::Gst, command, "gst-rtsp-server ready", server, dir)
+    spawn_until_ready(
+        PeerKind::Gst,
+        command,
+        "gst-rtsp-server ready",
+        server,
+        dir,
+        log_file,
+    )
 }
 
 fn spawn_until_ready(
@@ -187,7 +205,14 @@ fn spawn_until_ready(
     ready_line: &'static str,
     server: SocketAddr,
     dir: tempfile::TempDir,
+    log_file: Option<&Path>,
 ) -> Result<RunningPeer, PeerError> {
+    let log_file = match log_file {
+        Some(path) => Some(Arc::new(Mutex::new(
+            std::fs::File::create(path).map_err(io(&path.display().to_string()))?,
+        ))),
+        None => None,
+    };
     let mut child = command.spawn().map_err(|e| PeerError::Missing {
         program: format!("{:?}", command.get_program()),
         hint: e.to_string(),
@@ -195,10 +220,10 @@ fn spawn_until_ready(
     let log = Arc::new(Mutex::new(VecDeque::new()));
     let (lines_tx, lines_rx) = mpsc::channel();
     if let Some(stdout) = child.stdout.take() {
-        forward_lines(stdout, log.clone(), lines_tx.clone());
+        forward_lines(stdout, log.clone(), log_file.clone(), lines_tx.clone());
     }
     if let Some(stderr) = child.stderr.take() {
-        forward_lines(stderr, log.clone(), lines_tx);
+        forward_lines(stderr, log.clone(), log_file, lines_tx);
     }
     let mut peer = RunningPeer {
         kind,
@@ -244,14 +269,21 @@ fn spawn_until_ready(
     Ok(peer)
 }
 
-/// Keeps reading so the server never blocks on a full pipe; keeps the tail for error reports.
+/// Keeps reading so the server never blocks on a full pipe; keeps the tail for error reports
+/// and, when asked, the whole log in a file.
 fn forward_lines(
     pipe: impl Read + Send + 'static,
     log: Arc<Mutex<VecDeque<String>>>,
+    file: Option<Arc<Mutex<std::fs::File>>>,
     lines: mpsc::Sender<String>,
 ) {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Some(file) = &file {
+                if let Ok(mut file) = file.lock() {
+                    let _ = writeln!(file, "{line}");
+                }
+            }
             if let Ok(mut tail) = log.lock() {
                 if tail.len() == LOG_TAIL_LINES {
                     tail.pop_front();

@@ -161,6 +161,7 @@ fn panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("concurrent sessions")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(y_label)
         .draw()
         .map_err(|e| e.to_string())?;
@@ -182,6 +183,7 @@ fn panel<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

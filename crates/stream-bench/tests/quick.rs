@@ -151,7 +151,8 @@ fn gst_rtsp_server_peer_serves_the_same_client() {
     // The reference peer must run wherever the benchmark runs: a missing package fails here,
     // naming it, rather than leaving an empty column.
     let movie = testing::H264_AAC.path();
-    let peer = serval_stream_bench::peers::start_gst(&movie).unwrap_or_else(|e| panic!("{e}"));
+    let peer =
+        serval_stream_bench::peers::start_gst(&movie, None).unwrap_or_else(|e| panic!("{e}"));
     assert!(peer.target.idle_rss.is_some());
     let spec = StepSpec {
         sessions: 4,
