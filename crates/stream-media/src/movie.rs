@@ -73,6 +73,63 @@ impl MovieTables {
             .find(|(_, t)| t.track_id == track_id)
     }
 
+    /// Read `length` bytes at `offset` within sample `i` of track `track_idx`, checked against the sample.
+    pub fn read_sample_range(
+        &self,
+        track_idx: usize,
+        i: usize,
+        offset: u32,
+        length: u16,
+    ) -> Result<Bytes, MediaError> {
+        let track = self
+            .tracks
+            .get(track_idx)
+            .ok_or(MediaError::NoSuchTrack { track_id: 0 })?;
+        let (sample_offset, size) = track.samples.location(i).ok_or_else(|| {
+            MediaError::corrupt(
+                "hint",
+                0,
+                format!("track {} has no sample {}", track.track_id, i + 1),
+            )
+        })?;
+        let end = u64::from(offset) + u64::from(length);
+        if end > u64::from(size) {
+            return Err(MediaError::corrupt(
+                "hint",
+                sample_offset,
+                format!(
+                    "bytes {offset}+{length} of sample {} exceed its {size} bytes",
+                    i + 1
+                ),
+            ));
+        }
+        let at = sample_offset
+            .checked_add(u64::from(offset))
+            .ok_or_else(|| {
+                MediaError::corrupt("hint", sample_offset, "sample range offset overflows")
+            })?;
+        let mut buf = vec![0u8; usize::from(length)];
+        self.read_into(&mut buf, at)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn read_into(&self, buf: &mut [u8], offset: u64) -> Result<(), MediaError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.source
+            .read_exact_at(buf, offset)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => MediaError::Truncated {
+                    what: "sample data",
+                    offset,
+                    need: crate::mp4::reader::usize_to_u64(buf.len()),
+                    have: self.source.len().saturating_sub(offset),
+                },
+                _ => MediaError::Io(e),
+            })
+    }
+
     /// Read the whole sample `i` of track `track_idx` (size already checked against `MAX_SAMPLE_BYTES`).
     pub fn read_sample(&self, track_idx: usize, i: usize) -> Result<Bytes, MediaError> {
         let track = self
@@ -91,21 +148,8 @@ impl MovieTables {
             value: u64::from(size),
             limit: u64::from(crate::mp4::sample_table::MAX_SAMPLE_BYTES),
         })?;
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
         let mut buf = vec![0u8; len];
-        self.source
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => MediaError::Truncated {
-                    what: "sample data",
-                    offset,
-                    need: u64::from(size),
-                    have: self.source.len().saturating_sub(offset),
-                },
-                _ => MediaError::Io(e),
-            })?;
+        self.read_into(&mut buf, offset)?;
         Ok(Bytes::from(buf))
     }
 }

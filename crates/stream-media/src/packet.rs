@@ -60,8 +60,6 @@ pub struct PacketSource {
     queue: VecDeque<RtpPacketOut>,
     start: Duration,
     start_rtp_timestamp: u32,
-    /// Last sample read from a track a hint references, since consecutive hint packets slice the same one.
-    referenced_sample: Option<(usize, usize, Bytes)>,
 }
 
 impl std::fmt::Debug for PacketSource {
@@ -199,7 +197,6 @@ impl PacketSource {
             queue: VecDeque::new(),
             start,
             start_rtp_timestamp,
-            referenced_sample: None,
         }
     }
 
@@ -425,7 +422,7 @@ impl PacketSource {
 
     /// The bytes one hint data constructor stands for.
     fn construct(
-        &mut self,
+        &self,
         tables: &MovieTables,
         hint_sample_idx: usize,
         hint_sample: &Bytes,
@@ -473,24 +470,17 @@ impl PacketSource {
                     .checked_sub(1)
                     .and_then(|n| usize::try_from(n).ok())
                     .ok_or_else(|| corrupt("sample number 0".into()))?;
-                let sample = if track_idx == self.plan.track_idx && idx == hint_sample_idx {
-                    hint_sample.clone()
-                } else {
-                    match &self.referenced_sample {
-                        Some((t, s, bytes)) if *t == track_idx && *s == idx => bytes.clone(),
-                        _ => {
-                            let bytes = tables.read_sample(track_idx, idx)?;
-                            self.referenced_sample = Some((track_idx, idx, bytes.clone()));
-                            bytes
-                        }
-                    }
-                };
-                slice_checked(&sample, *offset, *length).ok_or_else(|| {
-                    corrupt(format!(
-                        "bytes {offset}+{length} of sample {sample_number} exceed its {} bytes",
-                        sample.len()
-                    ))
-                })
+                if track_idx == self.plan.track_idx && idx == hint_sample_idx {
+                    return slice_checked(hint_sample, *offset, *length).ok_or_else(|| {
+                        corrupt(format!(
+                            "bytes {offset}+{length} exceed the hint sample's {} bytes",
+                            hint_sample.len()
+                        ))
+                    });
+                }
+                // Only the referenced range is read (at most 64 KiB), never the whole sample: a crafted
+                // hint track pointing many packets at big samples then costs little.
+                tables.read_sample_range(track_idx, idx, *offset, *length)
             }
             Constructor::SampleDescription {
                 track_ref,
