@@ -299,6 +299,32 @@ m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=control:rtsp://h/
     }
 
     #[test]
+    fn gst_rtsp_server_describe_answer() {
+        // Captured from gst-rtsp-server 1.22 serving the H.264+AAC fixture through
+        // peers/gst_rtsp_server.py.
+        let wire = include_bytes!("../tests/data/gst_1_22_describe.txt");
+        let Ok(Incoming::Response { response, consumed }) = decode(wire) else {
+            panic!("expected a response")
+        };
+        assert_eq!(consumed, wire.len());
+        expect_success("DESCRIBE", &response).unwrap();
+        let base = content_base(&response, "rtsp://127.0.0.1:18554/bench.mp4");
+        assert_eq!(base, "rtsp://127.0.0.1:18554/bench.mp4/");
+        let tracks = tracks_from_sdp(response.body(), &base).unwrap();
+        let summary: Vec<(&str, &str, u32)> = tracks
+            .iter()
+            .map(|t| (t.media.as_str(), t.control_url.as_str(), t.clock_rate))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("video", "rtsp://127.0.0.1:18554/bench.mp4/stream=0", 90_000),
+                ("audio", "rtsp://127.0.0.1:18554/bench.mp4/stream=1", 44_100),
+            ]
+        );
+    }
+
+    #[test]
     fn request_text() {
         let text = request(
             "SETUP",
