@@ -1,6 +1,8 @@
 //! `serval`: one binary for the services of Mac OS X Server. This crate is the command line and the
 //! wiring; everything else lives in `serval-core` and the service crates.
 
+mod bench;
+mod calendar_cli;
 mod commands;
 mod config;
 mod config_docs;
@@ -59,6 +61,54 @@ enum Command {
         /// A file written by `serval backup`.
         file: PathBuf,
     },
+    /// Calendar administration: delegates, import and export of .ics files.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+    /// Benchmarks that start the server under test and print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Let DELEGATE read or edit OWNER's calendars (CalendarServer proxies), or remove the grant.
+    /// DELEGATE is a user name or `group:NAME`.
+    Delegate {
+        owner: String,
+        delegate: String,
+        #[arg(long, conflicts_with_all = ["write", "remove"])]
+        read: bool,
+        #[arg(long, conflicts_with_all = ["read", "remove"])]
+        write: bool,
+        #[arg(long, conflicts_with_all = ["read", "write"])]
+        remove: bool,
+    },
+    /// Import an .ics file (an iCal Server or CalendarServer export, or any calendar file) into a
+    /// user's calendar, creating it if needed.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        calendar: String,
+    },
+    /// Export a user's calendar as one .ics file on standard output (or --output FILE).
+    Export {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        calendar: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// RTSP load: many sessions against Serval and gst-rtsp-server, side by side.
+    Stream(serval_stream_bench::StreamBenchArgs),
+    /// CalDAV: PUT rate as a calendar grows, REPORT, multiget and sync times; Serval and Radicale.
+    Calendar(bench::CalendarBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +185,11 @@ fn main() -> ExitCode {
         Command::Status { json } => commands::status(cli.config.as_deref(), json),
         Command::Backup { file } => commands::backup(cli.config.as_deref(), &file),
         Command::Restore { file } => commands::restore(cli.config.as_deref(), &file),
+        Command::Calendar(cmd) => calendar_cli::run(cli.config.as_deref(), cmd),
+        Command::Bench(BenchCommand::Stream(args)) => {
+            serval_stream_bench::run(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Calendar(args)) => bench::calendar(args),
     };
     match result {
         Ok(code) => code,
@@ -145,4 +200,4 @@ fn main() -> ExitCode {
     }
 }
 
-pub(crate) use {GroupCommand as GroupCmd, UserCommand as UserCmd};
+pub(crate) use {CalendarCommand as CalendarCmd, GroupCommand as GroupCmd, UserCommand as UserCmd};

@@ -376,3 +376,25 @@ fn acknowledged_writes_survive_kill_9() {
     );
     assert!(acknowledged.len() >= 50);
 }
+
+#[test]
+fn bench_calendar_quick_runs_against_a_throwaway_server() {
+    let out = std::process::Command::new(serval_bin())
+        .args(["bench", "calendar", "--quick", "--no-radicale"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("serval"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "1000", "{row}");
+    let put_rate: f64 = cells[4].parse().unwrap();
+    assert!(put_rate > 0.0, "{row}");
+}
