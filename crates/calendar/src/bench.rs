@@ -122,7 +122,9 @@ pub async fn bench_collection(
     n_events: usize,
 ) -> Result<BenchReport, BenchError> {
     let cal = cal.to_string();
-    let cal_path = reqwest::Url::parse(&cal).map(|u| u.path().to_string()).unwrap_or_else(|_| cal.clone());
+    let cal_path = reqwest::Url::parse(&cal)
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|_| cal.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()?;

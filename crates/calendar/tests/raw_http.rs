@@ -464,3 +464,239 @@ async fn caldav_over_tls() {
     assert_eq!(r.status(), StatusCode::MULTI_STATUS);
     assert!(r.text().await.unwrap().contains("calendar-home-set"));
 }
+
+fn share_body(entries: &[(&str, bool)], remove: &[&str]) -> String {
+    let mut body = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><CS:share xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">"#,
+    );
+    for (href, write) in entries {
+        let access = if *write {
+            "<CS:read-write/>"
+        } else {
+            "<CS:read/>"
+        };
+        body.push_str(&format!(
+            "<CS:set><D:href>{href}</D:href><CS:summary>Work</CS:summary>{access}</CS:set>"
+        ));
+    }
+    for href in remove {
+        body.push_str(&format!("<CS:remove><D:href>{href}</D:href></CS:remove>"));
+    }
+    body.push_str("</CS:share>");
+    body
+}
+
+/// The invitation uid from a notification collection listing.
+fn invitation_uid(listing: &str) -> String {
+    let start = listing
+        .rfind("/notification/")
+        .map(|i| i + "/notification/".len())
+        .expect("a notification");
+    let rest = listing.get(start..).unwrap();
+    let end = rest.find(".xml").expect("notification name");
+    rest.get(..end).unwrap().to_owned()
+}
+
+async fn accept(client: &Client, home: &str, uid: &str) -> Reply {
+    let body = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><CS:invite-reply xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:href>mailto:x@example.com</D:href><CS:invite-accepted/><CS:hosturl><D:href>/calendars/users/ann/work/</D:href></CS:hosturl><CS:in-reply-to>{uid}</CS:in-reply-to></CS:invite-reply>"#
+    );
+    client
+        .send("POST", home, &[("Content-Type", "application/xml")], &body)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendarserver_sharing() {
+    let server = TestServer::start();
+    let ann = setup(&server).await;
+    let bob = Client::new(&server, "bob");
+    let carol = Client::new(&server, "carol");
+
+    let r = ann
+        .send(
+            "POST",
+            "/calendars/users/ann/work/",
+            &[("Content-Type", "application/xml")],
+            &share_body(
+                &[
+                    ("mailto:bob@example.com", false),
+                    ("/principals/users/carol/", true),
+                ],
+                &[],
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = ann
+        .send(
+            "PROPFIND",
+            "/calendars/users/ann/work/",
+            &[("Depth", "0")],
+            "",
+        )
+        .await;
+    assert!(
+        r.body.contains("<CS:shared-owner/>") && r.body.contains("<CS:invite-noresponse/>"),
+        "{}",
+        r.body
+    );
+
+    // Not accepted yet: nothing of Ann's is visible to Bob.
+    let r = bob
+        .send("GET", "/calendars/users/ann/work/a.ics", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = bob
+        .send("PROPFIND", "/principals/users/bob/", &[("Depth", "0")], "")
+        .await;
+    assert!(
+        r.body.contains("/calendars/users/bob/notification/"),
+        "{}",
+        r.body
+    );
+    let listing = bob
+        .send(
+            "PROPFIND",
+            "/calendars/users/bob/notification/",
+            &[("Depth", "1")],
+            "",
+        )
+        .await;
+    assert_eq!(listing.status, StatusCode::MULTI_STATUS);
+    let uid = invitation_uid(&listing.body);
+    let r = bob
+        .send(
+            "GET",
+            &format!("/calendars/users/bob/notification/{uid}.xml"),
+            &[],
+            "",
+        )
+        .await;
+    assert!(
+        r.body.contains("<CS:invite-notification")
+            && r.body.contains("/calendars/users/ann/work/")
+            && r.body.contains("<CS:read/>"),
+        "{}",
+        r.body
+    );
+    let r = carol
+        .send(
+            "GET",
+            &format!("/calendars/users/bob/notification/{uid}.xml"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "Carol cannot read Bob's notifications"
+    );
+
+    let r = accept(&bob, "/calendars/users/bob/", &uid).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mount = r
+        .body
+        .split("<D:href>")
+        .nth(1)
+        .and_then(|s| s.split("</D:href>").next())
+        .unwrap()
+        .to_owned();
+    assert!(mount.starts_with("/calendars/users/bob/"), "{mount}");
+    let r = bob
+        .send("PROPFIND", "/calendars/users/bob/", &[("Depth", "1")], "")
+        .await;
+    assert!(
+        r.body.contains(&mount) && r.body.contains("<CS:shared/>"),
+        "{}",
+        r.body
+    );
+    let r = bob.send("GET", &format!("{mount}a.ics"), &[], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Secret meeting"));
+    let r = bob
+        .put(&format!("{mount}b.ics"), &event("b@test", "x"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "read-only share");
+
+    // Carol accepts her read-write invitation and writes into Ann's calendar.
+    let listing = carol
+        .send(
+            "PROPFIND",
+            "/calendars/users/carol/notification/",
+            &[("Depth", "1")],
+            "",
+        )
+        .await;
+    let r = accept(
+        &carol,
+        "/calendars/users/carol/",
+        &invitation_uid(&listing.body),
+    )
+    .await;
+    let carol_mount = r
+        .body
+        .split("<D:href>")
+        .nth(1)
+        .and_then(|s| s.split("</D:href>").next())
+        .unwrap()
+        .to_owned();
+    let r = carol
+        .put(
+            &format!("{carol_mount}c.ics"),
+            &event("c@test", "Carol was here"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = ann
+        .send("GET", "/calendars/users/ann/work/c.ics", &[], "")
+        .await;
+    assert!(r.body.contains("Carol was here"));
+
+    // Carol unsubscribes: her mount goes, Ann's calendar stays.
+    let r = carol.send("DELETE", &carol_mount, &[], "").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        carol
+            .send("GET", &format!("{carol_mount}c.ics"), &[], "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        ann.send("GET", "/calendars/users/ann/work/c.ics", &[], "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Ann withdraws Bob's share: his mount is gone.
+    let r = ann
+        .send(
+            "POST",
+            "/calendars/users/ann/work/",
+            &[("Content-Type", "application/xml")],
+            &share_body(&[], &["mailto:bob@example.com"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        bob.send("GET", &format!("{mount}a.ics"), &[], "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Only the owner shares.
+    let r = bob
+        .send(
+            "POST",
+            "/calendars/users/ann/work/",
+            &[("Content-Type", "application/xml")],
+            &share_body(&[("mailto:bob@example.com", true)], &[]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

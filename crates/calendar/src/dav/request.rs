@@ -556,3 +556,81 @@ mod tests {
         assert_eq!(hrefs, vec!["/a.ics", "/b.ics"]);
     }
 }
+
+/// One sharee in a `CS:share` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareSet {
+    /// `mailto:` address or principal URL.
+    pub href: String,
+    pub write: bool,
+    pub summary: String,
+}
+
+/// POST bodies of CalendarServer sharing (calendarserver-sharing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharePost {
+    /// The owner invites (`set`) or uninvites (`remove`) sharees.
+    Share {
+        set: Vec<ShareSet>,
+        remove: Vec<String>,
+    },
+    /// The sharee answers invitation `in_reply_to`.
+    InviteReply {
+        accepted: bool,
+        in_reply_to: String,
+        summary: String,
+    },
+}
+
+pub fn parse_share_post(body: &[u8]) -> Result<SharePost, RequestError> {
+    use super::xml::NS_CALSERVER;
+    let root = xml::parse(body)?;
+    if root.is(NS_CALSERVER, "share") {
+        let set = root
+            .children_named(NS_CALSERVER, "set")
+            .map(|s| ShareSet {
+                href: s
+                    .child(NS_DAV, "href")
+                    .map(Element::text_content)
+                    .unwrap_or_default(),
+                write: s.child(NS_CALSERVER, "read-write").is_some(),
+                summary: s
+                    .child(NS_CALSERVER, "summary")
+                    .map(Element::text_content)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let remove = root
+            .children_named(NS_CALSERVER, "remove")
+            .filter_map(|r| r.child(NS_DAV, "href").map(Element::text_content))
+            .collect();
+        return Ok(SharePost::Share { set, remove });
+    }
+    if root.is(NS_CALSERVER, "invite-reply") {
+        let accepted = root.child(NS_CALSERVER, "invite-accepted").is_some();
+        if !accepted && root.child(NS_CALSERVER, "invite-declined").is_none() {
+            return Err(RequestError::Missing {
+                element: "invite-accepted or invite-declined",
+            });
+        }
+        let in_reply_to = root
+            .child(NS_CALSERVER, "in-reply-to")
+            .map(Element::text_content)
+            .ok_or(RequestError::Missing {
+                element: "in-reply-to",
+            })?;
+        let summary = root
+            .child(NS_CALSERVER, "summary")
+            .map(Element::text_content)
+            .unwrap_or_default();
+        return Ok(SharePost::InviteReply {
+            accepted,
+            in_reply_to,
+            summary,
+        });
+    }
+    Err(RequestError::UnexpectedRoot {
+        expected: "share or invite-reply",
+        found: root.name,
+    })
+}

@@ -6,6 +6,7 @@ mod objects;
 pub(crate) use objects::index_text;
 mod props;
 mod report;
+pub(crate) mod sharing;
 
 pub use error::DavError;
 
@@ -243,7 +244,50 @@ async fn route(
     target: Target,
     req: Request2,
 ) -> Result<Response, DavError> {
+    // The notification collection (sharing invites) is not a calendar.
+    match (&target, req.method.as_str()) {
+        (Target::Collection { owner, calendar }, "PROPFIND")
+            if calendar == sharing::NOTIFICATION_COLLECTION =>
+        {
+            return sharing::propfind(state, caller, owner, None).await
+        }
+        (
+            Target::Object {
+                owner,
+                calendar,
+                object,
+            },
+            "PROPFIND",
+        ) if calendar == sharing::NOTIFICATION_COLLECTION => {
+            return sharing::propfind(state, caller, owner, Some(object)).await
+        }
+        (
+            Target::Object {
+                owner,
+                calendar,
+                object,
+            },
+            "GET" | "HEAD",
+        ) if calendar == sharing::NOTIFICATION_COLLECTION => {
+            return sharing::get(state, caller, owner, object).await
+        }
+        (
+            Target::Collection { owner, calendar }
+            | Target::Object {
+                owner, calendar, ..
+            },
+            _,
+        ) if calendar == sharing::NOTIFICATION_COLLECTION => {
+            return Err(if *owner == caller.user.name {
+                DavError::Forbidden
+            } else {
+                DavError::NotFound
+            });
+        }
+        _ => {}
+    }
     match req.method.as_str() {
+        "POST" => sharing::post(state, caller, &target, &req).await,
         "PROPFIND" => props::propfind(state, caller, &target, &req).await,
         "PROPPATCH" => props::proppatch(state, caller, &target, &req).await,
         "MKCALENDAR" | "MKCOL" => objects::mkcalendar(state, caller, &target, &req).await,

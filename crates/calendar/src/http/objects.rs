@@ -33,13 +33,46 @@ pub(crate) async fn load_collection(
         return Err(DavError::NotFound);
     }
     let (owner_name, calendar) = (owner.to_owned(), name.to_owned());
-    let collection = blocking(state, move |store| store.collection(&owner_name, &calendar))
-        .await?
-        .ok_or(DavError::NotFound)?;
+    let (collection, rights) = blocking(state, move |store| {
+        resolve_collection(store, &owner_name, &calendar, rights)
+    })
+    .await?
+    .ok_or(DavError::NotFound)?;
     if rights < needed {
         return Err(DavError::Forbidden);
     }
     Ok((collection, rights))
+}
+
+/// The calendar at /calendars/users/OWNER/NAME/ for a caller with `home_rights` there:
+/// the owner's own calendar, or (for the home's owner) a calendar shared with them and
+/// mounted under NAME, seen with the access the share grants.
+pub(crate) fn resolve_collection(
+    store: &dyn crate::store::CalendarStore,
+    owner: &str,
+    name: &str,
+    home_rights: Rights,
+) -> Result<Option<(Collection, Rights)>, crate::store::StoreError> {
+    if let Some(collection) = store.collection(owner, name)? {
+        return Ok(Some((collection, home_rights)));
+    }
+    if home_rights != Rights::Owner {
+        return Ok(None);
+    }
+    Ok(store.mounted_share(owner, name)?.map(|(share, real)| {
+        let rights = if share.write {
+            Rights::Write
+        } else {
+            Rights::Read
+        };
+        let mounted = Collection {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            shared_from: Some(real.owner.clone()),
+            ..real
+        };
+        (mounted, rights)
+    }))
 }
 
 /// Parses, validates and indexes a calendar object body (CPU work, off the async threads).
@@ -138,6 +171,13 @@ pub(super) async fn mkcalendar(
         } else {
             DavError::Forbidden
         });
+    }
+    if name == super::sharing::NOTIFICATION_COLLECTION || name.starts_with("shared-") {
+        return Err(DavError::dav(
+            StatusCode::FORBIDDEN,
+            "resource-must-be-null",
+            "this name is reserved",
+        ));
     }
     let updates = parse_mkcalendar(&req.body)?;
     let mut components = vec![
@@ -292,9 +332,9 @@ pub(super) async fn put(
     );
     let store = state.store.clone();
     let outcome = tokio::task::spawn_blocking(move || -> Result<PutOutcome, DavError> {
-        let collection = store
-            .collection(&owner_name, &calendar_name)?
-            .ok_or(DavError::NotFound)?;
+        let (collection, rights) =
+            resolve_collection(store.as_ref(), &owner_name, &calendar_name, rights)?
+                .ok_or(DavError::NotFound)?;
         if rights < Rights::Write {
             return Err(DavError::Forbidden);
         }
@@ -360,9 +400,18 @@ pub(super) async fn delete(
             }
         }
         Target::Collection { owner, calendar } => {
-            let (collection, _) =
-                load_collection(state, caller, owner, calendar, Rights::Write).await?;
+            let (collection, rights) =
+                load_collection(state, caller, owner, calendar, Rights::Read).await?;
             let id = collection.id;
+            if collection.shared_from.is_some() {
+                // Deleting a mounted share leaves the share, not the sharer's calendar.
+                let sharee = owner.clone();
+                blocking(state, move |store| store.remove_share(id, &sharee)).await?;
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            if rights < Rights::Write {
+                return Err(DavError::Forbidden);
+            }
             blocking(state, move |store| store.delete_collection(id)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }

@@ -189,6 +189,14 @@ pub(crate) async fn user_principal(
             .map(|g| paths::proxy_group(&g.owner, g.write))
             .collect();
         membership.extend(groups.iter().map(|g| paths::group_principal(g)));
+        props.push(p(
+            NS_CALSERVER,
+            "notification-URL",
+            PropValue::Hrefs(vec![paths::collection(
+                &user.name,
+                super::sharing::NOTIFICATION_COLLECTION,
+            )]),
+        ));
         props.extend([
             p(
                 NS_CALSERVER,
@@ -341,12 +349,21 @@ pub(crate) fn calendar(
         p(
             NS_DAV,
             "resourcetype",
-            PropValue::Xml("<D:collection/><C:calendar/>".into()),
+            PropValue::Xml(if collection.shared_from.is_some() {
+                "<D:collection/><C:calendar/><CS:shared/>".into()
+            } else {
+                "<D:collection/><C:calendar/>".into()
+            }),
         ),
         p(
             NS_DAV,
             "owner",
-            PropValue::Hrefs(vec![paths::user_principal(&collection.owner)]),
+            PropValue::Hrefs(vec![paths::user_principal(
+                collection
+                    .shared_from
+                    .as_deref()
+                    .unwrap_or(&collection.owner),
+            )]),
         ),
         p(
             NS_CALSERVER,
@@ -377,6 +394,23 @@ pub(crate) fn calendar(
             text(max_resource_size.to_string()),
         ),
     ]);
+    match &collection.shared_from {
+        Some(real_owner) => props.push(p(
+            NS_CALSERVER,
+            "organizer",
+            PropValue::Xml(format!(
+                "<D:href>{}</D:href><CS:common-name>{}</CS:common-name>",
+                escape(&paths::user_principal(real_owner)),
+                escape(real_owner)
+            )),
+        )),
+        None if rights == Rights::Owner => props.push(p(
+            NS_CALSERVER,
+            "allowed-sharing-modes",
+            PropValue::Xml("<CS:can-be-shared/>".into()),
+        )),
+        None => {}
+    }
     for (name, value) in &collection.props {
         props.push((name.clone(), stored_to_value(value)));
     }
@@ -400,6 +434,30 @@ pub(crate) fn object(
         p(NS_DAV, "getlastmodified", text(http_date(meta.modified_at))),
     ]);
     Described { href, props }
+}
+
+/// For an owner's calendar with sharees: `CS:invite` and the `shared-owner` resourcetype.
+async fn add_share_props(
+    state: &Arc<AppState>,
+    collection: &Collection,
+    described: &mut Described,
+) -> Result<(), DavError> {
+    let id = collection.id;
+    let shares = blocking(state, move |store| store.shares_of(id)).await?;
+    if shares.is_empty() {
+        return Ok(());
+    }
+    for (name, value) in &mut described.props {
+        if name.is(NS_DAV, "resourcetype") {
+            *value = PropValue::Xml("<D:collection/><C:calendar/><CS:shared-owner/>".into());
+        }
+    }
+    described.props.push(p(
+        NS_CALSERVER,
+        "invite",
+        super::sharing::invite_property(&shares),
+    ));
+    Ok(())
 }
 
 pub(crate) fn content_type(kind: ComponentKind) -> String {
@@ -560,12 +618,42 @@ pub(super) async fn propfind(
                         blocking(state, move |store| store.collections(&owner_name)).await?;
                 }
                 for collection in &collections {
-                    listing.push(calendar(
-                        caller,
-                        collection,
-                        rights,
-                        state.config.max_resource_size,
-                    ));
+                    let mut described =
+                        calendar(caller, collection, rights, state.config.max_resource_size);
+                    if rights == Rights::Owner {
+                        add_share_props(state, collection, &mut described).await?;
+                    }
+                    listing.push(described);
+                }
+                if rights == Rights::Owner {
+                    // Calendars others shared with this user and they accepted.
+                    let sharee = owner.clone();
+                    let mounted = blocking(state, move |store| {
+                        let mut mounted = Vec::new();
+                        for share in store.shares_for(&sharee)? {
+                            let Some(mount) = share.mount.clone() else {
+                                continue;
+                            };
+                            if let Some(found) = super::objects::resolve_collection(
+                                store,
+                                &sharee,
+                                &mount,
+                                Rights::Owner,
+                            )? {
+                                mounted.push(found);
+                            }
+                        }
+                        Ok(mounted)
+                    })
+                    .await?;
+                    for (collection, share_rights) in &mounted {
+                        listing.push(calendar(
+                            caller,
+                            collection,
+                            *share_rights,
+                            state.config.max_resource_size,
+                        ));
+                    }
                 }
             }
         }
@@ -575,12 +663,12 @@ pub(super) async fn propfind(
         } => {
             let (collection, rights) =
                 super::objects::load_collection(state, caller, owner, name, Rights::Read).await?;
-            listing.push(calendar(
-                caller,
-                &collection,
-                rights,
-                state.config.max_resource_size,
-            ));
+            let mut described =
+                calendar(caller, &collection, rights, state.config.max_resource_size);
+            if rights == Rights::Owner && collection.shared_from.is_none() {
+                add_share_props(state, &collection, &mut described).await?;
+            }
+            listing.push(described);
             if depth > 0 {
                 let wants_data = matches!(&request, Propfind::Prop(names) if names.iter().any(|n| n.is(NS_CALDAV, "calendar-data")));
                 let id = collection.id;

@@ -36,6 +36,9 @@ pub struct Collection {
     pub revision: i64,
     /// Properties set by clients (displayname, calendar-color, ...), value as text.
     pub props: Vec<(PropName, String)>,
+    /// Set when this is another user's calendar mounted in `owner`'s home by a share:
+    /// the real owner's name. The store always returns `None`.
+    pub shared_from: Option<String>,
 }
 
 impl Collection {
@@ -134,6 +137,31 @@ pub struct Delegate {
     pub write: bool,
 }
 
+/// Where a sharing invitation stands (CalendarServer sharing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareStatus {
+    Pending,
+    Accepted,
+    Declined,
+}
+
+/// A calendar shared with one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub collection_id: i64,
+    /// The sharer and their calendar's name.
+    pub owner: String,
+    pub calendar: String,
+    pub sharee: String,
+    pub write: bool,
+    pub status: ShareStatus,
+    /// Invitation id (the notification's name, `in-reply-to` of the reply).
+    pub uid: String,
+    /// Name under the sharee's home once accepted.
+    pub mount: Option<String>,
+    pub summary: String,
+}
+
 pub trait CalendarStore: Send + Sync + 'static {
     fn collections(&self, owner: &str) -> Result<Vec<Collection>, StoreError>;
     fn collection(&self, owner: &str, name: &str) -> Result<Option<Collection>, StoreError>;
@@ -201,4 +229,32 @@ pub trait CalendarStore: Send + Sync + 'static {
         write: bool,
         delegates: &[String],
     ) -> Result<(), StoreError>;
+
+    /// Invites `sharee` (or changes their access); keeps an earlier answer.
+    fn upsert_share(
+        &self,
+        collection_id: i64,
+        sharee: &str,
+        write: bool,
+        uid: &str,
+        summary: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    fn remove_share(&self, collection_id: i64, sharee: &str) -> Result<bool, StoreError>;
+    fn shares_of(&self, collection_id: i64) -> Result<Vec<Share>, StoreError>;
+    fn shares_for(&self, sharee: &str) -> Result<Vec<Share>, StoreError>;
+    /// Records the sharee's answer to invitation `uid`; `mount` names the calendar in their home.
+    fn reply_share(
+        &self,
+        sharee: &str,
+        uid: &str,
+        accept: bool,
+        mount: &str,
+    ) -> Result<Option<Share>, StoreError>;
+    /// The accepted share mounted as `mount` in `sharee`'s home, with the real calendar.
+    fn mounted_share(
+        &self,
+        sharee: &str,
+        mount: &str,
+    ) -> Result<Option<(Share, Collection)>, StoreError>;
 }

@@ -2,7 +2,7 @@
 
 use super::{
     CalendarStore, Change, Collection, Delegate, DeleteOutcome, NewObject, ObjectMeta,
-    PutCondition, PutOutcome, StoreError, StoredObject,
+    PutCondition, PutOutcome, Share, ShareStatus, StoreError, StoredObject,
 };
 use crate::dav::request::PropName;
 use crate::ical::expand::{BusyStatus, TimeRange};
@@ -12,7 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serval_core::Store;
 
 /// Schema versions, applied in order once (core's `migrate`).
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE cal_collection (
     id INTEGER PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -67,7 +68,23 @@ CREATE TABLE cal_delegate (
     PRIMARY KEY (owner, delegate)
 );
 CREATE INDEX cal_delegate_to ON cal_delegate (delegate);
-"];
+",
+    r"
+CREATE TABLE cal_share (
+    collection_id INTEGER NOT NULL REFERENCES cal_collection(id) ON DELETE CASCADE,
+    sharee TEXT NOT NULL,
+    write INTEGER NOT NULL,
+    status INTEGER NOT NULL DEFAULT 0,
+    uid TEXT NOT NULL,
+    mount TEXT,
+    summary TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (collection_id, sharee)
+);
+CREATE UNIQUE INDEX cal_share_uid ON cal_share (uid);
+CREATE UNIQUE INDEX cal_share_mount ON cal_share (sharee, mount);
+",
+];
 
 #[derive(Clone, Debug)]
 pub struct SqliteCalendarStore {
@@ -126,6 +143,29 @@ fn load_collection(
         components: kinds_from_text(&components),
         revision,
         props,
+        shared_from: None,
+    })
+}
+
+const SHARE_COLUMNS: &str =
+    "s.collection_id, c.owner, c.name, s.sharee, s.write, s.status, s.uid, s.mount, s.summary";
+
+fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Share> {
+    let status: i64 = r.get(5)?;
+    Ok(Share {
+        collection_id: r.get(0)?,
+        owner: r.get(1)?,
+        calendar: r.get(2)?,
+        sharee: r.get(3)?,
+        write: r.get(4)?,
+        status: match status {
+            1 => ShareStatus::Accepted,
+            2 => ShareStatus::Declined,
+            _ => ShareStatus::Pending,
+        },
+        uid: r.get(6)?,
+        mount: r.get(7)?,
+        summary: r.get(8)?,
     })
 }
 
@@ -535,6 +575,93 @@ impl CalendarStore for SqliteCalendarStore {
             }
             Ok(())
         })?)
+    }
+
+    fn upsert_share(
+        &self,
+        collection_id: i64,
+        sharee: &str,
+        write: bool,
+        uid: &str,
+        summary: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        Ok(self.store.write(|tx| {
+            tx.execute(
+                "INSERT INTO cal_share (collection_id, sharee, write, uid, summary, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (collection_id, sharee) DO UPDATE SET write = excluded.write, summary = excluded.summary",
+                params![collection_id, sharee, write, uid, summary, now],
+            )?;
+            Ok(())
+        })?)
+    }
+
+    fn remove_share(&self, collection_id: i64, sharee: &str) -> Result<bool, StoreError> {
+        Ok(self.store.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM cal_share WHERE collection_id = ?1 AND sharee = ?2",
+                params![collection_id, sharee],
+            )? > 0)
+        })?)
+    }
+
+    fn shares_of(&self, collection_id: i64) -> Result<Vec<Share>, StoreError> {
+        Ok(self.store.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SHARE_COLUMNS} FROM cal_share s JOIN cal_collection c ON c.id = s.collection_id WHERE s.collection_id = ?1 ORDER BY s.sharee"
+            ))?;
+            let rows = stmt.query_map([collection_id], share_row)?;
+            rows.collect()
+        })?)
+    }
+
+    fn shares_for(&self, sharee: &str) -> Result<Vec<Share>, StoreError> {
+        Ok(self.store.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SHARE_COLUMNS} FROM cal_share s JOIN cal_collection c ON c.id = s.collection_id WHERE s.sharee = ?1 ORDER BY s.created_at"
+            ))?;
+            let rows = stmt.query_map([sharee], share_row)?;
+            rows.collect()
+        })?)
+    }
+
+    fn reply_share(
+        &self,
+        sharee: &str,
+        uid: &str,
+        accept: bool,
+        mount: &str,
+    ) -> Result<Option<Share>, StoreError> {
+        let updated = self.store.write(|tx| {
+            let status = if accept { 1 } else { 2 };
+            let mount = accept.then_some(mount);
+            Ok(tx.execute(
+                "UPDATE cal_share SET status = ?3, mount = ?4 WHERE sharee = ?1 AND uid = ?2",
+                params![sharee, uid, status, mount],
+            )? > 0)
+        })?;
+        if !updated {
+            return Ok(None);
+        }
+        Ok(self.shares_for(sharee)?.into_iter().find(|s| s.uid == uid))
+    }
+
+    fn mounted_share(
+        &self,
+        sharee: &str,
+        mount: &str,
+    ) -> Result<Option<(Share, Collection)>, StoreError> {
+        let share = self.store.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SHARE_COLUMNS} FROM cal_share s JOIN cal_collection c ON c.id = s.collection_id
+                 WHERE s.sharee = ?1 AND s.mount = ?2 AND s.status = 1"
+            ))?
+            .query_row([sharee, mount], share_row)
+            .optional()
+        })?;
+        let Some(share) = share else { return Ok(None) };
+        let collection = self.collection(&share.owner, &share.calendar)?;
+        Ok(collection.map(|c| (share, c)))
     }
 }
 
