@@ -47,6 +47,7 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
         Some(path) => anyhow::bail!("--movie {} is not a file", path.display()),
         None => movie::benchmark_movie()?,
     };
+    let movie_bitrate = movie::bitrate(&movie);
     let serval_bin = args
         .serval_bin
         .clone()
@@ -58,6 +59,12 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
             "warning: ramp ({ramp:?}) plus hold ({:?}) nears the movie's {:?}: sessions may end before the step does",
             plan.hold,
             movie::MOVIE_DURATION
+        );
+    }
+    if let Some(rate) = movie_bitrate {
+        eprintln!(
+            "movie bitrate {:.2} Mbit/s (deliv% compares each step with sessions x this)",
+            rate / 1e6
         );
     }
     eprintln!(
@@ -113,6 +120,9 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
                 );
                 let mut row = run_step(&running.target, &spec)
                     .with_context(|| format!("{} step of {sessions} sessions", peer.as_str()))?;
+                row.delivered_pct = movie_bitrate
+                    .filter(|_| sessions > 0)
+                    .map(|rate| row.delivered_mbit_s * 1e6 * 100.0 / (rate * f64::from(sessions)));
                 if let Some(status) = running.exited() {
                     row.note = format!("server exited ({status}); {}", row.note);
                     eprint!("{}", report::table(std::slice::from_ref(&row)));
@@ -145,6 +155,7 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         movie: movie.display().to_string(),
+        movie_bit_rate: movie_bitrate,
         command: std::env::args().collect(),
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         results: rows.clone(),

@@ -134,3 +134,21 @@ fn args_hash(args: &[&str]) -> u64 {
     }
     hash
 }
+
+/// The movie's overall bitrate in bit/s as ffprobe reports it (`format=bit_rate`), if it can.
+pub fn bitrate(movie: &Path) -> Option<f64> {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=bit_rate",
+            "-of",
+            "default=nw=1:nk=1",
+        ])
+        .arg(movie)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse::<f64>().ok().filter(|b| *b > 0.0)
+}

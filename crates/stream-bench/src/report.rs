@@ -21,6 +21,8 @@ pub enum ReportError {
 pub struct RunInfo {
     pub started_utc: String,
     pub movie: String,
+    /// Bits per second of the whole file, from ffprobe.
+    pub movie_bit_rate: Option<f64>,
     pub command: Vec<String>,
     pub cpus: usize,
     pub results: Vec<StepResult>,
@@ -31,12 +33,13 @@ pub fn table(rows: &[StepResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<7} {:<5} {:>5} {:>5} {:>8} {:>7} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7}  note",
+        "{:<7} {:<5} {:>5} {:>5} {:>8} {:>6} {:>7} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7}  note",
         "peer",
         "tx",
         "sess",
         "held",
         "Mbit/s",
+        "deliv%",
         "loss%",
         "late p50/p99/max ms",
         "1st pkt p50/99",
@@ -49,12 +52,13 @@ pub fn table(rows: &[StepResult]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<7} {:<5} {:>5} {:>5} {:>8.1} {:>7.3} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7}  {}",
+            "{:<7} {:<5} {:>5} {:>5} {:>8.1} {:>6} {:>7.3} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7}  {}",
             r.peer,
             r.transport,
             r.sessions,
             r.held,
             r.delivered_mbit_s,
+            opt(r.delivered_pct, 0),
             r.loss_pct,
             format!("{:.1}/{:.1}/{:.1}", r.lateness_p50_ms, r.lateness_p99_ms, r.lateness_max_ms),
             format!("{:.1}/{:.1}", r.first_packet_p50_ms, r.first_packet_p99_ms),
@@ -218,6 +222,7 @@ mod tests {
         let info = RunInfo {
             started_utc: "2026-01-01T00:00:00Z".into(),
             movie: "m.mp4".into(),
+            movie_bit_rate: Some(2e6),
             command: vec!["bench".into()],
             cpus: 2,
             results: rows,

@@ -61,6 +61,8 @@ pub struct StepResult {
     pub failed: u32,
     pub hold_seconds: f64,
     pub delivered_mbit_s: f64,
+    /// Delivered rate as a share of sessions x the movie's bitrate (100 = keeping up).
+    pub delivered_pct: Option<f64>,
     pub packets: u64,
     pub lost: u64,
     pub loss_pct: f64,
@@ -220,6 +222,8 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
         failed: spec.sessions.saturating_sub(held),
         hold_seconds: hold_secs,
         delivered_mbit_s: delivered_bits / hold_secs / 1e6,
+        // Filled in by the caller, which knows the movie.
+        delivered_pct: None,
         packets: reduced.packets,
         lost: reduced.lost,
         loss_pct: if reduced.expected == 0 {
