@@ -83,6 +83,17 @@ pub fn parse(path: &str) -> Option<Target> {
             owner: (*name).to_owned(),
             calendar: (*cal).to_owned(),
         },
+        // Group calendar homes: the owner key is `group:NAME` (user names cannot hold ':').
+        ["calendars", "groups", name] => Target::Home(format!("group:{name}")),
+        ["calendars", "groups", name, cal] => Target::Collection {
+            owner: format!("group:{name}"),
+            calendar: (*cal).to_owned(),
+        },
+        ["calendars", "groups", name, cal, obj] => Target::Object {
+            owner: format!("group:{name}"),
+            calendar: (*cal).to_owned(),
+            object: (*obj).to_owned(),
+        },
         ["calendars", "users", name, cal, obj] => Target::Object {
             owner: (*name).to_owned(),
             calendar: (*cal).to_owned(),
@@ -96,8 +107,12 @@ fn enc(segment: &str) -> String {
     urlencoding::encode(segment).into_owned()
 }
 
+/// The principal URL of a user, or of a group for a `group:NAME` owner key.
 pub fn user_principal(name: &str) -> String {
-    format!("/principals/users/{}/", enc(name))
+    match name.strip_prefix("group:") {
+        Some(group) => group_principal(group),
+        None => format!("/principals/users/{}/", enc(name)),
+    }
 }
 
 pub fn group_principal(name: &str) -> String {
@@ -112,8 +127,12 @@ pub fn proxy_group(owner: &str, write: bool) -> String {
     )
 }
 
+/// Calendar home of a user, or of a group for a `group:NAME` owner key.
 pub fn home(owner: &str) -> String {
-    format!("/calendars/users/{}/", enc(owner))
+    match owner.strip_prefix("group:") {
+        Some(group) => format!("/calendars/groups/{}/", enc(group)),
+        None => format!("/calendars/users/{}/", enc(owner)),
+    }
 }
 
 pub fn collection(owner: &str, calendar: &str) -> String {
@@ -164,6 +183,13 @@ mod tests {
         assert_eq!(parse("/calendars/users/ann/%2e%2e/"), None);
         assert_eq!(parse("/calendars/users/ann/a%2Fb/"), None);
         assert_eq!(parse("/nope"), None);
+        assert_eq!(
+            parse(&collection("group:staff", "rota")),
+            Some(Target::Collection {
+                owner: "group:staff".into(),
+                calendar: "rota".into()
+            })
+        );
         assert_eq!(
             principal_from_href("http://h:8008/principals/users/bob/"),
             Some("bob".into())

@@ -700,3 +700,66 @@ async fn calendarserver_sharing() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_calendars_belong_to_members() {
+    let server = TestServer::start();
+    let ann = Client::new(&server, "ann");
+    let bob = Client::new(&server, "bob");
+    let carol = Client::new(&server, "carol");
+    let r = bob
+        .send(
+            "PROPFIND",
+            "/principals/groups/staff/",
+            &[("Depth", "0")],
+            "",
+        )
+        .await;
+    assert!(
+        r.body
+            .contains("<C:calendar-home-set><D:href>/calendars/groups/staff/</D:href>"),
+        "{}",
+        r.body
+    );
+    let r = bob
+        .send("MKCALENDAR", "/calendars/groups/staff/rota/", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = carol
+        .put(
+            "/calendars/groups/staff/rota/shift.ics",
+            &event("shift@test", "Night shift"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = bob
+        .send("GET", "/calendars/groups/staff/rota/shift.ics", &[], "")
+        .await;
+    assert!(r.body.contains("Night shift"));
+    let r = bob
+        .send(
+            "PROPFIND",
+            "/calendars/groups/staff/",
+            &[("Depth", "1")],
+            "",
+        )
+        .await;
+    assert!(
+        r.body.contains("/calendars/groups/staff/rota/"),
+        "{}",
+        r.body
+    );
+    for (method, path) in [
+        ("GET", "/calendars/groups/staff/rota/shift.ics"),
+        ("PROPFIND", "/calendars/groups/staff/"),
+        ("PROPFIND", "/principals/groups/staff/"),
+    ] {
+        let r = ann.send(method, path, &[("Depth", "0")], "").await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "Ann is not in staff: {method} {path}"
+        );
+    }
+}

@@ -350,6 +350,14 @@ pub(crate) async fn rights(
     if caller.user.name == owner {
         return Ok(Rights::Owner);
     }
+    // A group's calendars are read and written by its members.
+    if owner.starts_with("group:") {
+        return Ok(if caller.identities.iter().any(|i| i == owner) {
+            Rights::Write
+        } else {
+            Rights::None
+        });
+    }
     let grants = blocking(state, {
         let identities = caller.identities.clone();
         move |store| store.delegations_to(&identities)

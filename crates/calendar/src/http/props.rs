@@ -281,6 +281,11 @@ async fn group_principal(
         ),
         p(NS_DAV, "displayname", text(group)),
         p(
+            NS_CALDAV,
+            "calendar-home-set",
+            PropValue::Hrefs(vec![paths::home(&format!("group:{group}"))]),
+        ),
+        p(
             NS_DAV,
             "principal-URL",
             PropValue::Hrefs(vec![href.clone()]),
