@@ -3,6 +3,7 @@
 
 mod error;
 mod objects;
+mod principals;
 pub(crate) use objects::index_text;
 mod props;
 mod report;

@@ -353,7 +353,7 @@ async fn principal_search(
         }
     });
     for user in matching.take(MAX_PRINCIPAL_RESULTS) {
-        let described = props::user_principal(state, caller, &user.name).await?;
+        let described = super::principals::user_principal(state, caller, &user.name).await?;
         let (found, missing) = select(&described, &request);
         ms.response(&described.href, &found, &missing);
     }
