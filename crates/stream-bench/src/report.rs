@@ -126,22 +126,32 @@ fn series(rows: &[StepResult], value: impl Fn(&StepResult) -> Option<f64>) -> Se
     out
 }
 
-/// Two panels side by side: CPU-seconds per Gbit, and loss %, against sessions.
+/// Three panels side by side, against sessions: CPU-seconds per Gbit, loss %, delivered %.
 pub fn chart(path: &Path, rows: &[StepResult]) -> Result<(), String> {
-    let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, (1500, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(600);
+    let panels = root.split_evenly((1, 3));
+    let [cpu, loss, delivered] = panels.as_slice() else {
+        return Err("plotters did not split the chart into three panels".into());
+    };
     panel(
-        &left,
+        cpu,
         "Server CPU-seconds per delivered Gbit",
         "CPU-s / Gbit",
         &series(rows, |r| r.cpu_s_per_gbit.filter(|_| r.held > 0)),
     )?;
     panel(
-        &right,
+        loss,
         "Packet loss",
         "loss %",
         &series(rows, |r| (r.packets > 0).then_some(r.loss_pct)),
+    )?;
+    // Shows a server falling behind even when it loses nothing.
+    panel(
+        delivered,
+        "Delivered share of the movie's bitrate",
+        "delivered %",
+        &series(rows, |r| r.delivered_pct),
     )?;
     root.present().map_err(|e| e.to_string())
 }
