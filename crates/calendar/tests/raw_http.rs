@@ -364,6 +364,40 @@ async fn calendar_proxy_delegation() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("Secret meeting"));
+    // What Apple Calendar asks to list the delegations: expand-property.
+    let expand = r#"<A:expand-property xmlns:A="DAV:"><A:property name="calendar-proxy-read-for" namespace="http://calendarserver.org/ns/"><A:property name="displayname"/><A:property name="calendar-user-address-set" namespace="urn:ietf:params:xml:ns:caldav"/></A:property></A:expand-property>"#;
+    let r = bob
+        .send(
+            "REPORT",
+            "/principals/users/bob/",
+            &[("Depth", "0")],
+            expand,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert!(
+        r.body.contains(
+            "<CS:calendar-proxy-read-for><D:response><D:href>/principals/users/ann/</D:href>"
+        ) && r.body.contains("<D:displayname>ann</D:displayname>")
+            && r.body.contains("mailto:ann@example.com"),
+        "{}",
+        r.body
+    );
+    let members = r#"<A:expand-property xmlns:A="DAV:"><A:property name="group-member-set"><A:property name="displayname"/></A:property></A:expand-property>"#;
+    let r = ann
+        .send(
+            "REPORT",
+            "/principals/users/ann/calendar-proxy-read/",
+            &[("Depth", "0")],
+            members,
+        )
+        .await;
+    assert!(
+        r.body.contains("<D:href>/principals/users/bob/</D:href>")
+            && r.body.contains("<D:displayname>bob</D:displayname>"),
+        "{}",
+        r.body
+    );
     let r = bob
         .put(
             "/calendars/users/ann/work/b.ics",

@@ -154,12 +154,44 @@ pub enum Report {
         limit: Option<usize>,
         props: Propfind,
     },
+    /// RFC 3253 §3.8: properties whose hrefs are replaced by the named resources' properties.
+    ExpandProperty {
+        props: Vec<ExpandProp>,
+    },
     /// RFC 3744 §9.4: find principals whose properties contain the match texts.
     PrincipalPropertySearch {
         searches: Vec<PropertySearch>,
         any_of: bool,
         props: Vec<PropName>,
     },
+}
+
+/// One `DAV:property` of an expand-property request, with the properties wanted from the
+/// resources it points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandProp {
+    pub name: PropName,
+    pub children: Vec<ExpandProp>,
+}
+
+/// Nesting of expand-property we follow (Apple asks for two levels).
+const MAX_EXPAND_DEPTH: usize = 3;
+
+fn parse_expand_props(element: &Element, depth: usize) -> Vec<ExpandProp> {
+    if depth > MAX_EXPAND_DEPTH {
+        return Vec::new();
+    }
+    element
+        .children_named(NS_DAV, "property")
+        .filter_map(|p| {
+            let name = p.attr("name")?;
+            let ns = p.attr("namespace").unwrap_or(NS_DAV);
+            Some(ExpandProp {
+                name: PropName::new(ns, name),
+                children: parse_expand_props(p, depth + 1),
+            })
+        })
+        .collect()
 }
 
 /// One `DAV:property-search`: the properties to look in and the text to find.
@@ -234,6 +266,11 @@ pub fn parse_report(body: &[u8]) -> Result<Report, RequestError> {
             infinite_depth,
             limit,
             props,
+        });
+    }
+    if root.is(NS_DAV, "expand-property") {
+        return Ok(Report::ExpandProperty {
+            props: parse_expand_props(&root, 0),
         });
     }
     if root.is(NS_DAV, "principal-property-search") {
@@ -545,6 +582,23 @@ mod tests {
                 PropName::new(NS_CALDAV, "calendar-home-set"),
                 PropName::new(NS_DAV, "displayname")
             ]
+        );
+    }
+
+    #[test]
+    fn expand_property_nests() {
+        let body = br#"<A:expand-property xmlns:A="DAV:"><A:property name="calendar-proxy-write-for" namespace="http://calendarserver.org/ns/"><A:property name="displayname"/><A:property name="calendar-user-address-set" namespace="urn:ietf:params:xml:ns:caldav"/></A:property></A:expand-property>"#;
+        let Report::ExpandProperty { props } = parse_report(body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            props[0].name,
+            PropName::new(xml::NS_CALSERVER, "calendar-proxy-write-for")
+        );
+        assert_eq!(props[0].children.len(), 2);
+        assert_eq!(
+            props[0].children[1].name,
+            PropName::new(NS_CALDAV, "calendar-user-address-set")
         );
     }
 

@@ -65,6 +65,32 @@ pub fn write_prop(out: &mut String, name: &PropName, value: &PropValue) {
     }
 }
 
+/// One `DAV:response` with 200 and 404 propstats; also used nested, inside properties
+/// of an expand-property answer (RFC 3253 §3.8).
+pub fn write_response(
+    out: &mut String,
+    href: &str,
+    found: &[(PropName, PropValue)],
+    not_found: &[PropName],
+) {
+    let _ = write!(out, "<D:response><D:href>{}</D:href>", escape(href));
+    if !found.is_empty() || not_found.is_empty() {
+        out.push_str("<D:propstat><D:prop>");
+        for (name, value) in found {
+            write_prop(out, name, value);
+        }
+        out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
+    }
+    if !not_found.is_empty() {
+        out.push_str("<D:propstat><D:prop>");
+        for name in not_found {
+            write_prop(out, name, &PropValue::Empty);
+        }
+        out.push_str("</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>");
+    }
+    out.push_str("</D:response>");
+}
+
 /// A multistatus body under construction.
 pub struct Multistatus {
     out: String,
@@ -93,24 +119,7 @@ impl Multistatus {
         found: &[(PropName, PropValue)],
         not_found: &[PropName],
     ) {
-        let _ = write!(self.out, "<D:response><D:href>{}</D:href>", escape(href));
-        if !found.is_empty() || not_found.is_empty() {
-            self.out.push_str("<D:propstat><D:prop>");
-            for (name, value) in found {
-                write_prop(&mut self.out, name, value);
-            }
-            self.out
-                .push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
-        }
-        if !not_found.is_empty() {
-            self.out.push_str("<D:propstat><D:prop>");
-            for name in not_found {
-                write_prop(&mut self.out, name, &PropValue::Empty);
-            }
-            self.out
-                .push_str("</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>");
-        }
-        self.out.push_str("</D:response>");
+        write_response(&mut self.out, href, found, not_found);
     }
 
     /// PROPPATCH result: every property with the same status.

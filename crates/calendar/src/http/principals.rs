@@ -80,7 +80,9 @@ pub(crate) async fn user_principal(
         p(
             NS_DAV,
             "supported-report-set",
-            PropValue::Xml(String::new()),
+            PropValue::Xml(
+                "<D:supported-report><D:report><D:expand-property/></D:report></D:supported-report><D:supported-report><D:report><D:principal-property-search/></D:report></D:supported-report>".into(),
+            ),
         ),
     ]);
     // Delegation is only disclosed to the principal itself.

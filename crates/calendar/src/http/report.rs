@@ -33,6 +33,9 @@ pub(super) async fn report(
             any_of,
             props,
         } => return principal_search(state, caller, searches, any_of, props).await,
+        Report::ExpandProperty { props } => {
+            return expand_property(state, caller, target, props).await
+        }
         other => other,
     };
     let Target::Collection { owner, calendar } = target else {
@@ -50,6 +53,7 @@ pub(super) async fn report(
             any_of,
             props,
         } => principal_search(state, caller, searches, any_of, props).await,
+        Report::ExpandProperty { props } => expand_property(state, caller, target, props).await,
         Report::CalendarQuery {
             props,
             data,
@@ -307,6 +311,75 @@ pub(super) async fn report(
             Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))
         }
     }
+}
+
+/// Describes a principal resource (user, proxy group, group) for expand-property.
+async fn describe_principal(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    target: &Target,
+) -> Result<super::props::Described, DavError> {
+    match target {
+        Target::User(name) => super::principals::user_principal(state, caller, name).await,
+        Target::ProxyGroup { owner, write } => {
+            super::principals::proxy_group(state, caller, owner, *write).await
+        }
+        Target::Group(name) => super::principals::group_principal(state, caller, name).await,
+        _ => Err(DavError::dav(
+            StatusCode::FORBIDDEN,
+            "supported-report",
+            "expand-property is answered on principals",
+        )),
+    }
+}
+
+/// RFC 3253 §3.8 expand-property on principals: what Apple Calendar uses to list whose
+/// delegate the user is (calendar-proxy-*-for) and the members of proxy groups.
+async fn expand_property(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    target: &Target,
+    props: Vec<crate::dav::request::ExpandProp>,
+) -> Result<Response, DavError> {
+    let described = describe_principal(state, caller, target).await?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for wanted in &props {
+        let Some((_, value)) = described.props.iter().find(|(n, _)| *n == wanted.name) else {
+            missing.push(wanted.name.clone());
+            continue;
+        };
+        let value = match (value, wanted.children.is_empty()) {
+            (PropValue::Hrefs(hrefs), false) => {
+                let mut inner = String::new();
+                for href in hrefs {
+                    // Only principals expand; anything else (or anything hidden) is skipped.
+                    let Some(next) = paths::parse(href) else {
+                        continue;
+                    };
+                    let Ok(resource) = Box::pin(describe_principal(state, caller, &next)).await
+                    else {
+                        continue;
+                    };
+                    let names: Vec<PropName> =
+                        wanted.children.iter().map(|c| c.name.clone()).collect();
+                    let (nested_found, nested_missing) = select(&resource, &Propfind::Prop(names));
+                    crate::dav::response::write_response(
+                        &mut inner,
+                        &resource.href,
+                        &nested_found,
+                        &nested_missing,
+                    );
+                }
+                PropValue::Xml(inner)
+            }
+            (other, _) => other.clone(),
+        };
+        found.push((wanted.name.clone(), value));
+    }
+    let mut ms = Multistatus::new();
+    ms.response(&described.href, &found, &missing);
+    Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))
 }
 
 /// Most principals one search returns (an office directory; CalendarServer caps at 500).
