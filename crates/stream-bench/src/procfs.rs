@@ -15,6 +15,52 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     rss_of_status(&text)
 }
 
+/// Cumulative CPU ticks of the whole machine (first line of `/proc/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTicks {
+    pub busy: u64,
+    /// Softirq alone: on loopback, packet delivery that may run in `ksoftirqd` rather than
+    /// in the server's own system time.
+    pub softirq: u64,
+    pub total: u64,
+}
+
+impl MachineTicks {
+    /// Busy and softirq shares of all CPUs between `self` and a later sample, in percent.
+    pub fn percent_until(&self, later: &MachineTicks) -> Option<(f64, f64)> {
+        let total = later.total.checked_sub(self.total).filter(|&t| t > 0)? as f64;
+        let busy = later.busy.saturating_sub(self.busy) as f64;
+        let softirq = later.softirq.saturating_sub(self.softirq) as f64;
+        Some((busy * 100.0 / total, softirq * 100.0 / total))
+    }
+}
+
+/// The machine's CPU ticks now.
+pub fn machine_ticks() -> Option<MachineTicks> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    machine_ticks_of_stat(&text)
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal ...`: idle and iowait are not busy.
+fn machine_ticks_of_stat(stat: &str) -> Option<MachineTicks> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = fields.as_slice() else {
+        return None;
+    };
+    let busy = user + nice + system + irq + softirq + steal;
+    Some(MachineTicks {
+        busy,
+        softirq: *softirq,
+        total: busy + idle + iowait,
+    })
+}
+
 fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -54,6 +100,20 @@ mod tests {
             Some(Duration::from_millis(3100))
         );
         assert_eq!(cpu_time_of_stat("garbage", 100), None);
+    }
+
+    #[test]
+    fn machine_line() {
+        let stat = "cpu  100 0 50 800 50 0 25 0 0 0\ncpu0 1 2 3\n";
+        let a = machine_ticks_of_stat(stat).unwrap();
+        assert_eq!((a.busy, a.softirq, a.total), (175, 25, 1025));
+        let b = MachineTicks {
+            busy: 275,
+            softirq: 75,
+            total: 1225,
+        };
+        assert_eq!(a.percent_until(&b), Some((50.0, 25.0)));
+        assert_eq!(machine_ticks_of_stat("cpu 1 2\n"), None);
     }
 
     #[test]

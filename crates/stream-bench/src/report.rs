@@ -33,7 +33,7 @@ pub fn table(rows: &[StepResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<7} {:<5} {:>5} {:>5} {:>8} {:>6} {:>7} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7}  note",
+        "{:<7} {:<5} {:>5} {:>5} {:>8} {:>6} {:>7} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7} {:>6}  note",
         "peer",
         "tx",
         "sess",
@@ -47,12 +47,13 @@ pub fn table(rows: &[StepResult]) -> String {
         "CPUs/Gbit",
         "RSS MiB",
         "KiB/sess",
-        "cliCPU%"
+        "cliCPU%",
+        "box%"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<7} {:<5} {:>5} {:>5} {:>8.1} {:>6} {:>7.3} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7}  {}",
+            "{:<7} {:<5} {:>5} {:>5} {:>8.1} {:>6} {:>7.3} {:>22} {:>14} {:>7} {:>9} {:>8} {:>9} {:>7} {:>6}  {}",
             r.peer,
             r.transport,
             r.sessions,
@@ -67,6 +68,7 @@ pub fn table(rows: &[StepResult]) -> String {
             opt(r.server_rss_mib, 1),
             opt(r.rss_per_session_kib, 1),
             opt(r.client_cpu_pct, 0),
+            opt(r.machine_busy_pct, 0),
             r.note
         );
     }

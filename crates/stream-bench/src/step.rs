@@ -77,6 +77,10 @@ pub struct StepResult {
     pub server_rss_mib: Option<f64>,
     pub rss_per_session_kib: Option<f64>,
     pub client_cpu_pct: Option<f64>,
+    /// All CPUs of the machine busy during the hold, % of all (100 = saturated).
+    pub machine_busy_pct: Option<f64>,
+    /// Softirq share of all CPUs during the hold (loopback packet delivery, partly in ksoftirqd).
+    pub softirq_pct: Option<f64>,
     /// Why sessions failed (most common first), or why the peer did not run.
     pub note: String,
 }
@@ -144,6 +148,7 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
     let bytes_start = delivered.load(Ordering::Relaxed);
     let server_cpu_start = target.pid.and_then(procfs::cpu_time);
     let client_cpu_start = procfs::cpu_time(std::process::id());
+    let machine_start = procfs::machine_ticks();
     let perf = match (&spec.perf_data, target.pid) {
         (Some(path), Some(pid)) => start_perf(path, pid, spec.hold),
         _ => None,
@@ -153,6 +158,10 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
     let bytes_end = delivered.load(Ordering::Relaxed);
     let server_cpu_end = target.pid.and_then(procfs::cpu_time);
     let client_cpu_end = procfs::cpu_time(std::process::id());
+    let machine = match (machine_start, procfs::machine_ticks()) {
+        (Some(a), Some(b)) => a.percent_until(&b),
+        _ => None,
+    };
     let server_rss = target.pid.and_then(procfs::rss_bytes);
 
     let _ = stop_tx.send(true);
@@ -248,6 +257,8 @@ async fn run_step_async(target: &Target, spec: &StepSpec) -> Result<StepResult, 
             _ => None,
         },
         client_cpu_pct: client_cpu.map(|s| s * 100.0 / hold_secs),
+        machine_busy_pct: machine.map(|m| m.0),
+        softirq_pct: machine.map(|m| m.1),
         note: reduced.note(),
     })
 }
