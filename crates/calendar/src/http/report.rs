@@ -16,6 +16,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
+/// Above this many changes, sync-collection lists the calendar once instead of
+/// looking each change up.
+const BULK_SYNC_LOOKUP: usize = 500;
+
 /// Hrefs per multiget (CalendarServer's MaxMultigetWithDataHrefs).
 const MAX_MULTIGET_HREFS: usize = 5_000;
 
@@ -253,16 +257,24 @@ pub(super) async fn report(
             let store = state.store.clone();
             let objects = tokio::task::spawn_blocking(
                 move || -> Result<Vec<(Change, Option<StoredObject>)>, DavError> {
-                    let metas: std::collections::HashMap<String, crate::store::ObjectMeta> = store
-                        .objects(id)?
-                        .into_iter()
-                        .map(|m| (m.href.clone(), m))
-                        .collect();
+                    // A few changes are looked up one by one; many (an initial sync) in one
+                    // listing of the calendar, which is cheaper past a few hundred.
+                    let bulk = !wants_data && changes.len() > BULK_SYNC_LOOKUP;
+                    let metas: std::collections::HashMap<String, crate::store::ObjectMeta> = if bulk
+                    {
+                        store
+                            .objects(id)?
+                            .into_iter()
+                            .map(|m| (m.href.clone(), m))
+                            .collect()
+                    } else {
+                        std::collections::HashMap::new()
+                    };
                     let mut out = Vec::with_capacity(changes.len());
                     for change in changes {
                         let object = if change.deleted {
                             None
-                        } else if wants_data {
+                        } else if wants_data || !bulk {
                             store.object(id, &change.href)?
                         } else {
                             metas.get(&change.href).map(|meta| StoredObject {
