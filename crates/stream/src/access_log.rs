@@ -134,15 +134,35 @@ fn text_field(value: Option<&str>) -> String {
     }
 }
 
+/// Size at which the log rolls over, as the old server's `request_logfile_size` (10240000).
+pub const ROLL_AT_BYTES: u64 = 10_240_000;
+/// Rolled files kept: `stream-access.log.1` (newest) to `.5`.
+const ROLLED_FILES_KEPT: u32 = 5;
+
 /// The open log file.
 pub struct AccessLog {
     path: PathBuf,
-    file: Mutex<File>,
+    roll_at_bytes: u64,
+    file: Mutex<OpenLog>,
+}
+
+struct OpenLog {
+    file: File,
+    bytes: u64,
 }
 
 impl AccessLog {
     /// Opens (appending) `path`, writing the W3C header when the file is new or empty.
     pub fn open(path: &Path, now: SystemTime) -> Result<AccessLog, StreamError> {
+        AccessLog::open_rolling_at(path, now, ROLL_AT_BYTES)
+    }
+
+    /// As [`AccessLog::open`], rolling the file over once it reaches `roll_at_bytes`.
+    pub fn open_rolling_at(
+        path: &Path,
+        now: SystemTime,
+        roll_at_bytes: u64,
+    ) -> Result<AccessLog, StreamError> {
         let error = |source| StreamError::AccessLog {
             path: path.to_owned(),
             source,
@@ -150,34 +170,11 @@ impl AccessLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(error)?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(error)?;
-        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-        let started = OffsetDateTime::from(now);
-        let date = format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            started.year(),
-            u8::from(started.month()),
-            started.day(),
-            started.hour(),
-            started.minute(),
-            started.second()
-        );
-        let mut header = String::new();
-        if empty {
-            header.push_str(&format!(
-                "#Software: Serval {}\n#Version: 1.0\n#Date: {date}\n#Remark: all time values are in GMT.\n#Fields: {FIELDS}\n",
-                env!("CARGO_PKG_VERSION")
-            ));
-        }
-        header.push_str(&format!("#Remark: Streaming beginning STARTUP {date}\n"));
-        file.write_all(header.as_bytes()).map_err(error)?;
+        let open = open_with_header(path, now, true).map_err(error)?;
         Ok(AccessLog {
             path: path.to_owned(),
-            file: Mutex::new(file),
+            roll_at_bytes,
+            file: Mutex::new(open),
         })
     }
 
@@ -185,15 +182,74 @@ impl AccessLog {
     pub fn write(&self, record: &AccessRecord) {
         let mut line = record.line();
         line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(error) = file.write_all(line.as_bytes()) {
-            tracing::warn!(target: "serval_stream::access", path = %self.path.display(), %error, "cannot write access log");
+        let mut open = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if open.bytes >= self.roll_at_bytes {
+            match self.roll(record.ended_at) {
+                Ok(fresh) => *open = fresh,
+                Err(error) => {
+                    tracing::warn!(target: "serval_stream::access", path = %self.path.display(), %error, "cannot roll access log")
+                }
+            }
+        }
+        match open.file.write_all(line.as_bytes()) {
+            Ok(()) => open.bytes += u64::try_from(line.len()).unwrap_or(0),
+            Err(error) => {
+                tracing::warn!(target: "serval_stream::access", path = %self.path.display(), %error, "cannot write access log")
+            }
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Shifts `log.N` to `log.N+1` (dropping the oldest), moves the log to `log.1`, and starts
+    /// a new file with its header.
+    fn roll(&self, now: SystemTime) -> std::io::Result<OpenLog> {
+        let numbered = |n: u32| {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        for n in (1..ROLLED_FILES_KEPT).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, numbered(1))?;
+        open_with_header(&self.path, now, false)
+    }
+}
+
+fn open_with_header(path: &Path, now: SystemTime, startup: bool) -> std::io::Result<OpenLog> {
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let started = OffsetDateTime::from(now);
+    let date = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        started.year(),
+        u8::from(started.month()),
+        started.day(),
+        started.hour(),
+        started.minute(),
+        started.second()
+    );
+    let mut header = String::new();
+    if bytes == 0 {
+        header.push_str(&format!(
+            "#Software: Serval {}\n#Version: 1.0\n#Date: {date}\n#Remark: all time values are in GMT.\n#Fields: {FIELDS}\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    if startup {
+        header.push_str(&format!("#Remark: Streaming beginning STARTUP {date}\n"));
+    }
+    file.write_all(header.as_bytes())?;
+    Ok(OpenLog {
+        file,
+        bytes: bytes + u64::try_from(header.len()).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]
@@ -243,5 +299,24 @@ mod tests {
         assert_eq!(text.matches("#Software: Serval").count(), 1);
         assert_eq!(text.matches("STARTUP").count(), 2);
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 2);
+    }
+
+    #[test]
+    fn full_log_rolls_over_and_keeps_five() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream-access.log");
+        let log = AccessLog::open_rolling_at(&path, SystemTime::UNIX_EPOCH, 1000).unwrap();
+        for _ in 0..40 {
+            log.write(&record());
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            current.starts_with("#Software: Serval"),
+            "a rolled file starts with the header"
+        );
+        assert!(current.len() < 1400);
+        assert!(dir.path().join("stream-access.log.1").exists());
+        assert!(dir.path().join("stream-access.log.5").exists());
+        assert!(!dir.path().join("stream-access.log.6").exists());
     }
 }

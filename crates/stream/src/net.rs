@@ -130,7 +130,10 @@ impl Shared {
                 Effect::Created {
                     session,
                     connection,
-                } => self.start_sender(session, connection),
+                } => {
+                    tracing::Span::current().record("session", lock(&session).id.as_str());
+                    self.start_sender(session, connection)
+                }
                 Effect::Wake { session_id } => {
                     if let Some(handle) = self
                         .senders
@@ -275,7 +278,9 @@ pub async fn run_listener(shared: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("rtsp", %peer, connection = id);
+        // `session` is filled in by the first SETUP on the connection.
+        let span =
+            tracing::info_span!("rtsp", %peer, connection = id, session = tracing::field::Empty);
         let task = serve_connection(shared.clone(), stream, peer, id);
         shared.tracker.spawn(
             async move {
