@@ -1,10 +1,26 @@
-//! CalDAV calendar service (RFC 4791, RFC 4918, RFC 6578) for Serval.
+//! CalDAV calendar service for Serval (RFC 4791, RFC 4918, RFC 6578, RFC 6764, RFC 3744
+//! subset, CalendarServer calendar-proxy and sharing): iCal Server's job.
 //!
-//! `ical`, `query` and `dav` are pure: text and numbers in, values out, no I/O or clock.
-//! `store` persists collections, objects, the instance index and the change log; `http`
-//! is the axum driver and `service` starts it.
+//! Code map, in reading order:
+//! - [`ical`]: iCalendar resources (calcard) validated per RFC 4791 §4.1, expanded into UTC
+//!   instances ([`ical::expand`]).
+//! - [`query`]: calendar-query filters and their evaluation; free-busy merging.
+//! - [`dav`]: WebDAV/CalDAV request bodies in (quick-xml), multistatus/errors out.
+//! - [`store`]: `CalendarStore` and its SQLite implementation over core's store:
+//!   collections, objects with a UNIQUE UID index, the instance index, the change log,
+//!   delegates, shares.
+//! - [`http`]: the axum driver (auth, rights, one handler per method, REPORTs, sharing).
+//! - [`paths`]: the URL space; [`service`]: `bind`; [`admin`]: CLI/admin-page operations;
+//!   [`bench`]: the benchmark client.
 //!
-//! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`].
+//! **Architecture invariants:** `ical`, `query` and `dav` are pure (no tokio, no store, no
+//! clock); the HTTP layer reads the clock and passes `now` down. Every access to another
+//! user's data goes through `http::rights` (owner, proxy delegate, group member) or a share
+//! (`http::objects::resolve_collection`); everything else answers 404. Nothing is advertised
+//! in the DAV header that does not work: no `calendar-auto-schedule` until RFC 6638 lands.
+//!
+//! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`], [`admin`] (delegate,
+//! import_ics, export_ics), [`bench`].
 
 pub mod admin;
 pub mod bench;
