@@ -11,7 +11,7 @@
 //!   delegates, shares.
 //! - [`http`]: the axum driver (auth, rights, one handler per method, REPORTs, sharing).
 //! - [`paths`]: the URL space; [`service`]: `bind`; [`admin`]: CLI/admin-page operations;
-//!   [`bench`]: the benchmark client.
+//!   [`mod@bench`]: the benchmark client.
 //!
 //! **Architecture invariants:** `ical`, `query` and `dav` are pure (no tokio, no store, no
 //! clock); the HTTP layer reads the clock and passes `now` down. Every access to another
@@ -20,7 +20,7 @@
 //! in the DAV header that does not work: no `calendar-auto-schedule` until RFC 6638 lands.
 //!
 //! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`], [`admin`] (delegate,
-//! import_ics, export_ics), [`bench`].
+//! import_ics, export_ics), [`mod@bench`].
 
 pub mod admin;
 pub mod bench;
