@@ -1,5 +1,6 @@
 //! Runs the calendar benchmark against a fresh in-process server:
-//! `cargo run --release -p serval-calendar --example bench -- 10000`.
+//! `cargo run --release -p serval-calendar --example bench -- 10000`, or against another
+//! server: `... --example bench -- 2000 http://127.0.0.1:5232/bench/bench/ bench x`.
 
 use serval_calendar::CalendarConfig;
 use serval_core::config::{DirectoryConfig, Listen};
@@ -12,6 +13,16 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    // `bench N URL USER PASSWORD` measures another server (e.g. Radicale) the same way.
+    if let Some(url) = std::env::args().nth(2) {
+        let user = std::env::args().nth(3).unwrap_or_default();
+        let password = std::env::args().nth(4).unwrap_or_default();
+        let report = serval_calendar::bench::bench_collection(&url, &user, &password, n)
+            .await
+            .expect("bench");
+        println!("{report}");
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("serval.db")).expect("store");
     let directory = Directory::new(store.clone(), &DirectoryConfig::default());
