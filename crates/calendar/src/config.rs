@@ -61,6 +61,12 @@ impl CalendarConfig {
                 format!("must be between 1 and 100000, not {}", self.max_instances),
             );
         }
+        if !self.allow_insecure_auth && self.listen.addrs().iter().any(|a| !a.ip().is_loopback()) {
+            problems.warning(
+                "calendar.listen",
+                "clients on other hosts cannot log in over plain HTTP: use calendar.tls_listen, or set calendar.allow_insecure_auth = true on a trusted network",
+            );
+        }
         if self.allow_insecure_auth {
             serval_core::config::warn_plain_public(
                 "calendar.listen",
@@ -85,6 +91,18 @@ mod tests {
             toml::from_str("listen = [\"127.0.0.1:1\", \"[::1]:2\"]\nmax_instances = 10").unwrap();
         assert_eq!(parsed.listen.addrs().len(), 2);
         assert!(toml::from_str::<CalendarConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn public_plain_listener_warns() {
+        let mut problems = Problems::new();
+        CalendarConfig {
+            listen: Listen::one("0.0.0.0:8008"),
+            ..CalendarConfig::default()
+        }
+        .validate(&mut problems);
+        assert_eq!(problems.iter().count(), 1);
+        assert!(!problems.has_errors());
     }
 
     #[test]
