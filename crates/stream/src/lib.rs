@@ -8,7 +8,8 @@
 //! never read the clock: time and the wall clock come in as arguments, randomness from a seeded
 //! generator. The media layer is `serval-stream-media`, reached only through the traits of
 //! [`library`] (implemented in [`movies`]), so protocol tests run against a fake movie. All UDP
-//! sessions share one server RTP/RTCP port pair; incoming RTCP is routed by client address.
+//! sessions share one server RTP/RTCP port pair (one per address family, same numbers);
+//! incoming RTCP is routed by client address.
 //! Deliberately absent for now: RTSP over HTTP, TLS, authentication, multicast, RECORD.
 //!
 //! **API boundary:** [`bind`], [`StreamConfig`], [`StreamError`] (and [`StreamService`], the

@@ -52,6 +52,7 @@ const READ_CHUNK: usize = 4096;
 pub struct UdpPair {
     pub rtp: Arc<UdpSocket>,
     pub rtcp: Arc<UdpSocket>,
+    pub is_ipv6: bool,
 }
 
 struct SenderHandle {
@@ -64,7 +65,8 @@ pub struct Shared {
     pub server: RtspServer,
     pub metrics: StreamMetrics,
     pub access_log: AccessLog,
-    pub udp: Option<UdpPair>,
+    /// One pair per address family we listen on, all on the same port numbers.
+    pub udp: Vec<UdpPair>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     senders: Mutex<HashMap<String, SenderHandle>>,
@@ -85,7 +87,7 @@ impl Shared {
         server: RtspServer,
         metrics: StreamMetrics,
         access_log: AccessLog,
-        udp: Option<UdpPair>,
+        udp: Vec<UdpPair>,
         shutdown: CancellationToken,
         max_connections: usize,
     ) -> Shared {
@@ -489,7 +491,11 @@ async fn run_sender(
                 rtp_bytes += u64::try_from(packet.bytes.len()).unwrap_or(0);
                 rtp_packets += 1;
             }
-            match (&sink, transport, &shared.udp) {
+            let udp = shared
+                .udp
+                .iter()
+                .find(|pair| pair.is_ipv6 == client_ip.is_ipv6());
+            match (&sink, transport, udp) {
                 (
                     Sink::Udp,
                     ChosenTransport::Udp {
@@ -611,29 +617,48 @@ pub async fn run_sweeper(shared: Arc<Shared>) {
     }
 }
 
-/// Binds the first free (even RTP, odd RTCP) pair of `range` on `ip`.
-pub async fn bind_udp_pair(
-    ip: std::net::IpAddr,
+/// Binds the first (even RTP, odd RTCP) port pair of `range` that is free on every address
+/// in `ips` (one unspecified address per family we listen on), so one `server_port` answer
+/// holds for IPv4 and IPv6 clients alike.
+pub async fn bind_udp_pairs(
+    ips: &[std::net::IpAddr],
     range: crate::config::PortRange,
-) -> Result<UdpPair, crate::error::StreamError> {
+) -> Result<Vec<UdpPair>, crate::error::StreamError> {
     let mut last_error = String::from("empty range");
-    for rtp_port in range.rtp_ports() {
-        let rtp = match UdpSocket::bind(SocketAddr::new(ip, rtp_port)).await {
-            Ok(socket) => socket,
-            Err(error) => {
-                last_error = format!("{ip}:{rtp_port}: {error}");
-                continue;
-            }
-        };
-        match UdpSocket::bind(SocketAddr::new(ip, rtp_port + 1)).await {
-            Ok(rtcp) => {
-                return Ok(UdpPair {
+    'ports: for rtp_port in range.rtp_ports() {
+        let mut pairs = Vec::new();
+        for ip in ips {
+            let bound =
+                bind_udp(*ip, rtp_port).and_then(|rtp| Ok((rtp, bind_udp(*ip, rtp_port + 1)?)));
+            match bound {
+                Ok((rtp, rtcp)) => pairs.push(UdpPair {
                     rtp: Arc::new(rtp),
                     rtcp: Arc::new(rtcp),
-                })
+                    is_ipv6: ip.is_ipv6(),
+                }),
+                Err(error) => {
+                    last_error = format!("{ip} port {rtp_port}/{}: {error}", rtp_port + 1);
+                    continue 'ports;
+                }
             }
-            Err(error) => last_error = format!("{ip}:{}: {error}", rtp_port + 1),
         }
+        return Ok(pairs);
     }
     Err(crate::error::StreamError::NoRtpPortPair { range, last_error })
+}
+
+/// A non-blocking UDP socket; IPv6 ones are IPv6-only so the IPv4 socket can share the port.
+fn bind_udp(ip: std::net::IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let domain = if ip.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if ip.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(ip, port).into())?;
+    UdpSocket::from_std(socket.into())
 }

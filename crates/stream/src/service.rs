@@ -64,16 +64,22 @@ pub async fn bind(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    // RTP leaves from the unspecified address of the first listener's family.
-    let udp_ip = match config.listen.0.first() {
-        Some(SocketAddr::V6(_)) => std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
-        _ => std::net::IpAddr::from([0, 0, 0, 0]),
-    };
-    let udp = net::bind_udp_pair(udp_ip, config.rtp_ports).await?;
-    let udp_ports = match (udp.rtp.local_addr(), udp.rtcp.local_addr()) {
-        (Ok(rtp), Ok(rtcp)) => Some((rtp.port(), rtcp.port())),
-        _ => None,
-    };
+    // RTP leaves from the unspecified address of each family we listen on.
+    let mut udp_ips = Vec::new();
+    if config.listen.0.iter().any(SocketAddr::is_ipv4) {
+        udp_ips.push(std::net::IpAddr::from([0, 0, 0, 0]));
+    }
+    if config.listen.0.iter().any(SocketAddr::is_ipv6) {
+        udp_ips.push(std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED));
+    }
+    let udp = net::bind_udp_pairs(&udp_ips, config.rtp_ports).await?;
+    let udp_ports =
+        udp.first().and_then(
+            |pair| match (pair.rtp.local_addr(), pair.rtcp.local_addr()) {
+                (Ok(rtp), Ok(rtcp)) => Some((rtp.port(), rtcp.port())),
+                _ => None,
+            },
+        );
     let access_log_path = ctx.data_dir.join("logs").join("stream-access.log");
     let access_log = AccessLog::open(&access_log_path, SystemTime::now())?;
     let metrics = StreamMetrics::register(ctx.metrics);
@@ -84,14 +90,16 @@ pub async fn bind(
         udp_ports,
     };
     let server = RtspServer::new(settings, library.clone(), rand::random());
-    let rtp_socket = udp.rtp.clone();
-    let rtcp_socket = udp.rtcp.clone();
+    let sockets: Vec<_> = udp
+        .iter()
+        .map(|pair| (pair.rtp.clone(), pair.rtcp.clone()))
+        .collect();
     let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let shared = Arc::new(Shared::new(
         server,
         metrics,
         access_log,
-        Some(udp),
+        udp,
         ctx.shutdown.clone(),
         max_connections,
     ));
@@ -100,12 +108,14 @@ pub async fn bind(
             .tracker
             .spawn(net::run_listener(shared.clone(), listener));
     }
-    shared
-        .tracker
-        .spawn(net::run_rtcp_receiver(shared.clone(), rtcp_socket));
-    shared
-        .tracker
-        .spawn(net::run_rtp_drain(shared.clone(), rtp_socket));
+    for (rtp_socket, rtcp_socket) in sockets {
+        shared
+            .tracker
+            .spawn(net::run_rtcp_receiver(shared.clone(), rtcp_socket));
+        shared
+            .tracker
+            .spawn(net::run_rtp_drain(shared.clone(), rtp_socket));
+    }
     shared.tracker.spawn(net::run_sweeper(shared.clone()));
     info!(target: "serval_stream", listen = ?listen_addrs, media_dir = %media_dir.display(),
           rtp_ports = ?udp_ports, "streaming service bound");

@@ -173,3 +173,26 @@ fn h265_decodes_bit_exact_over_udp() {
         |frames: &[(i64, String)]| frames.iter().map(|(_, h)| h.clone()).collect::<Vec<_>>();
     assert_eq!(hashes(&rtsp), hashes(&file));
 }
+
+#[test]
+fn ipv6_client_receives_udp_from_the_ipv6_port_pair() {
+    let movie = testing::H264_AAC.path();
+    let server = TestServer::start_with(&[("movie.mp4", &movie)], |config| {
+        config.listen = serval_core::config::Listen(vec![
+            "127.0.0.1:0".parse().unwrap(),
+            "[::1]:0".parse().unwrap(),
+        ]);
+    });
+    let v6 = server
+        .service
+        .listen_addrs()
+        .into_iter()
+        .find(std::net::SocketAddr::is_ipv6)
+        .expect("an IPv6 listener");
+    let url = format!("rtsp://{v6}/movie.mp4");
+    let frames = framemd5(&["-rtsp_transport", "udp"], &url, "0:v");
+    assert_eq!(frames.len(), 150);
+    // The IPv4 side shares the same port numbers.
+    let v4 = framemd5(&["-rtsp_transport", "udp"], &server.url("movie.mp4"), "0:v");
+    assert_eq!(v4.len(), 150);
+}
