@@ -30,6 +30,7 @@ pub mod http;
 pub mod ical;
 pub mod paths;
 pub mod query;
+pub mod schedule;
 pub mod service;
 pub mod store;
 
