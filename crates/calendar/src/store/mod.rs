@@ -6,8 +6,10 @@
 //! append-only change log per collection for sync-collection. The trait is blocking; the
 //! HTTP layer calls it from `spawn_blocking`.
 
+pub mod schedule;
 mod sqlite;
 
+pub use schedule::ScheduleStore;
 pub use sqlite::SqliteCalendarStore;
 
 use crate::dav::request::PropName;
@@ -162,7 +164,8 @@ pub struct Share {
     pub summary: String,
 }
 
-pub trait CalendarStore: Send + Sync + 'static {
+/// Everything the service stores; scheduling's part is [`ScheduleStore`].
+pub trait CalendarStore: ScheduleStore + Send + Sync + 'static {
     fn collections(&self, owner: &str) -> Result<Vec<Collection>, StoreError>;
     fn collection(&self, owner: &str, name: &str) -> Result<Option<Collection>, StoreError>;
     /// `None` when it already exists.

@@ -84,7 +84,21 @@ CREATE TABLE cal_share (
 CREATE UNIQUE INDEX cal_share_uid ON cal_share (uid);
 CREATE UNIQUE INDEX cal_share_mount ON cal_share (sharee, mount);
 ",
+    // RFC 6638: iTIP messages for recipients outside Serval, kept for the mail service.
+    r"
+CREATE TABLE cal_itip_queue (
+    id INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    method TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    message TEXT NOT NULL,
+    queued_at INTEGER NOT NULL
+);
+",
 ];
+
+mod schedule;
 
 #[derive(Clone, Debug)]
 pub struct SqliteCalendarStore {
