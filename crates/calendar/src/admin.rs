@@ -139,6 +139,7 @@ pub fn import_ics(
             &limits,
             crate::CalendarConfig::default().max_instances,
             now,
+            crate::http::floating_zone(&collection),
         ) {
             Ok(new) => {
                 let href = format!("{}.ics", href_safe(&uid));

@@ -4,7 +4,7 @@
 mod error;
 mod objects;
 mod principals;
-pub(crate) use objects::index_text;
+pub(crate) use objects::{floating_zone, index_text};
 mod props;
 mod report;
 pub(crate) mod sharing;

@@ -4,7 +4,9 @@ use super::props::{content_type, http_date, value_to_stored};
 use super::{blocking, header_str, rights, AppState, Caller, DavError, Request2, Rights};
 use crate::dav::request::{parse_mkcalendar, PropName, PropUpdate};
 use crate::dav::xml::{NS_CALDAV, NS_DAV};
-use crate::ical::expand::{expand, MAX_EXPANSION_STEPS};
+use crate::ical::expand::{
+    apply_floating_zone, expand, zone_of_calendar_timezone, MAX_EXPANSION_STEPS,
+};
 use crate::ical::{CalendarObject, ComponentKind, IcalError, ParseLimits};
 use crate::paths::{self, Target};
 use crate::store::{
@@ -12,6 +14,7 @@ use crate::store::{
 };
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use calcard::common::timezone::Tz;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -75,10 +78,17 @@ pub(crate) fn resolve_collection(
     }))
 }
 
+/// The zone floating times of `collection` are read in: its `calendar-timezone`, if set.
+pub(crate) fn floating_zone(collection: &Collection) -> Option<Tz> {
+    let stored = collection.prop(crate::dav::xml::NS_CALDAV, "calendar-timezone")?;
+    zone_of_calendar_timezone(stored.strip_prefix("t:").unwrap_or(stored))
+}
+
 /// Parses, validates and indexes a calendar object body (CPU work, off the async threads).
 pub(crate) async fn index_body(
     state: &Arc<AppState>,
     body: Vec<u8>,
+    floating_zone: Option<Tz>,
 ) -> Result<NewObject, DavError> {
     let limits = ParseLimits {
         max_resource_bytes: state.config.max_resource_size,
@@ -86,9 +96,11 @@ pub(crate) async fn index_body(
     };
     let max_instances = state.config.max_instances;
     let now = super::now();
-    tokio::task::spawn_blocking(move || index_text(body, &limits, max_instances, now))
-        .await
-        .map_err(|e| DavError::Internal(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        index_text(body, &limits, max_instances, now, floating_zone)
+    })
+    .await
+    .map_err(|e| DavError::Internal(e.to_string()))?
 }
 
 pub(crate) fn index_text(
@@ -96,6 +108,7 @@ pub(crate) fn index_text(
     limits: &ParseLimits,
     max_instances: usize,
     now: i64,
+    floating_zone: Option<Tz>,
 ) -> Result<NewObject, DavError> {
     if body.len() > limits.max_resource_bytes {
         return Err(DavError::caldav(
@@ -113,7 +126,10 @@ pub(crate) fn index_text(
         | IcalError::InvalidDates { .. } => DavError::caldav("valid-calendar-data", e.to_string()),
         _ => DavError::caldav("valid-calendar-object-resource", e.to_string()),
     })?;
-    let expansion = expand(&object.ical, MAX_EXPANSION_STEPS);
+    let mut expansion = expand(&object.ical, MAX_EXPANSION_STEPS);
+    if let Some(zone) = floating_zone {
+        apply_floating_zone(&mut expansion, zone);
+    }
     let horizon = now.saturating_add(INDEX_HORIZON_SECS);
     let total = expansion.instances.len();
     // Instances are indexed up to the horizon; the cap keeps one pathological rule from
@@ -338,7 +354,13 @@ pub(super) async fn put(
         if rights < Rights::Write {
             return Err(DavError::Forbidden);
         }
-        let new = index_text(body, &limits, max_instances, now)?;
+        let new = index_text(
+            body,
+            &limits,
+            max_instances,
+            now,
+            floating_zone(&collection),
+        )?;
         if !collection.components.contains(&new.kind) {
             return Err(DavError::caldav(
                 "supported-calendar-component",
@@ -471,7 +493,7 @@ pub(super) async fn move_or_copy(
         .ok_or(DavError::NotFound)?;
     let overwrite =
         !header_str(&req.headers, "Overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
-    let new = index_body(state, stored.data.into_bytes()).await?;
+    let new = index_body(state, stored.data.into_bytes(), floating_zone(&dest_cal)).await?;
     if is_move && sid == dest_cal.id {
         // Same calendar: the UID stays; drop the source first so no-uid-conflict does not fire.
         if !overwrite {
@@ -521,7 +543,14 @@ mod tests {
     fn open_ended_rule_is_indexed_to_the_horizon() {
         let text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:d\r\nDTSTART:20260101T090000Z\r\nRRULE:FREQ=DAILY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         let now = crate::ical::expand::parse_utc("20260101T000000Z").unwrap();
-        let new = index_text(text.as_bytes().to_vec(), &ParseLimits::default(), 3000, now).unwrap();
+        let new = index_text(
+            text.as_bytes().to_vec(),
+            &ParseLimits::default(),
+            3000,
+            now,
+            None,
+        )
+        .unwrap();
         assert_eq!(new.instances.len(), 365);
         assert_eq!(new.indexed_until, Some(now + INDEX_HORIZON_SECS));
         assert!(new.etag.starts_with('"') && new.etag.len() == 34);
@@ -529,7 +558,8 @@ mod tests {
 
     #[test]
     fn bad_bodies_map_to_caldav_preconditions() {
-        let err = index_text(b"nonsense".to_vec(), &ParseLimits::default(), 10, 0).unwrap_err();
+        let err =
+            index_text(b"nonsense".to_vec(), &ParseLimits::default(), 10, 0, None).unwrap_err();
         assert!(matches!(
             err,
             DavError::Precondition {
@@ -538,8 +568,14 @@ mod tests {
             }
         ));
         let no_uid = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nDTSTART:20260101T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-        let err =
-            index_text(no_uid.as_bytes().to_vec(), &ParseLimits::default(), 10, 0).unwrap_err();
+        let err = index_text(
+            no_uid.as_bytes().to_vec(),
+            &ParseLimits::default(),
+            10,
+            0,
+            None,
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             DavError::Precondition {

@@ -51,6 +51,7 @@ pub(super) async fn report(
     };
     let (collection, rights) =
         load_collection(state, caller, owner, calendar, Rights::Read).await?;
+    let zone = super::floating_zone(&collection);
     match report {
         Report::PrincipalPropertySearch {
             searches,
@@ -83,7 +84,7 @@ pub(super) async fn report(
                     let mut ms = Multistatus::new();
                     for (object, needs_check) in candidates {
                         if needs_parse(needs_check) {
-                            let Some((parsed, expansion)) = parse_stored(&object) else {
+                            let Some((parsed, expansion)) = parse_stored(&object, zone) else {
                                 continue;
                             };
                             if !filter.matches(&parsed.ical, &expansion) {
@@ -162,7 +163,7 @@ pub(super) async fn report(
                 match object {
                     Some(object) => {
                         let parsed = if data.expand.is_some() {
-                            parse_stored(&object)
+                            parse_stored(&object, zone)
                         } else {
                             None
                         };
@@ -189,7 +190,10 @@ pub(super) async fn report(
                 blocking(state, move |store| store.busy(&[id], range)).await?;
             for data in reexpand {
                 if let Ok(object) = CalendarObject::parse(&data, &ParseLimits::default()) {
-                    let expansion = expand(&object.ical, MAX_EXPANSION_STEPS);
+                    let mut expansion = expand(&object.ical, MAX_EXPANSION_STEPS);
+                    if let Some(zone) = zone {
+                        crate::ical::expand::apply_floating_zone(&mut expansion, zone);
+                    }
                     periods.extend(expansion.instances.iter().map(|i| BusyPeriod {
                         start: i.start,
                         end: i.end,
@@ -456,7 +460,10 @@ fn placeholder_user(name: &str) -> serval_core::directory::User {
     }
 }
 
-fn parse_stored(object: &StoredObject) -> Option<(CalendarObject, Expansion)> {
+fn parse_stored(
+    object: &StoredObject,
+    zone: Option<calcard::common::timezone::Tz>,
+) -> Option<(CalendarObject, Expansion)> {
     // Stored objects passed validation once; a failure here means a limit changed since.
     let parsed = CalendarObject::parse(
         &object.data,
@@ -466,7 +473,10 @@ fn parse_stored(object: &StoredObject) -> Option<(CalendarObject, Expansion)> {
         },
     )
     .ok()?;
-    let expansion = expand(&parsed.ical, MAX_EXPANSION_STEPS);
+    let mut expansion = expand(&parsed.ical, MAX_EXPANSION_STEPS);
+    if let Some(zone) = zone {
+        crate::ical::expand::apply_floating_zone(&mut expansion, zone);
+    }
     Some((parsed, expansion))
 }
 

@@ -97,6 +97,9 @@ pub struct Instance {
     pub all_day: bool,
     /// A VTODO without dates: spans [`UNDATED_START`, `UNDATED_END`).
     pub undated: bool,
+    /// Seconds to add to `start`/`end` to get back the floating local time, after
+    /// [`apply_floating_zone`] moved them to the calendar's zone (0 otherwise).
+    pub local_shift: i64,
     pub busy: BusyStatus,
 }
 
@@ -112,6 +115,45 @@ pub struct Expansion {
     /// `None`: every instance is listed. `Some(t)`: the recurrence goes on (or hit the
     /// step cap) and instances are complete only for starts before `t`.
     pub complete_until: Option<i64>,
+}
+
+/// The zone of a `calendar-timezone` property (a VCALENDAR holding one VTIMEZONE), used
+/// for floating times (RFC 4791 §5.2.2).
+pub fn zone_of_calendar_timezone(text: &str) -> Option<Tz> {
+    let mut parser = calcard::Parser::new(text);
+    let calcard::Entry::ICalendar(ical) = parser.entry() else {
+        return None;
+    };
+    let tzid = ical.timezones().find_map(|tz| {
+        tz.property(&ICalendarProperty::Tzid)
+            .and_then(|e| e.values.first())
+            .and_then(|v| v.as_text())
+    })?;
+    // The resolver understands IANA names and custom VTIMEZONE rules alike.
+    let zone = ical.build_tz_resolver().resolve(tzid)?;
+    (!zone.is_floating()).then_some(zone)
+}
+
+/// Re-reads floating instances (no TZID, all-day) as local times in `zone` instead of UTC.
+pub fn apply_floating_zone(expansion: &mut Expansion, zone: Tz) {
+    use chrono::TimeZone;
+    let shift = |seconds: i64| -> i64 {
+        DateTime::<Utc>::from_timestamp(seconds, 0)
+            .and_then(|utc| zone.from_local_datetime(&utc.naive_utc()).earliest())
+            .map_or(seconds, |local| local.timestamp())
+    };
+    for instance in expansion
+        .instances
+        .iter_mut()
+        .filter(|i| i.floating && !i.undated)
+    {
+        let local_start = instance.start;
+        instance.start = shift(instance.start);
+        instance.local_shift = local_start - instance.start;
+        instance.end = shift(instance.end);
+        instance.recurrence_id = instance.recurrence_id.map(shift);
+    }
+    expansion.instances.sort_by_key(|i| (i.start, i.comp_id));
 }
 
 /// Expansion steps per object: bounds CPU per PUT for rules like FREQ=MINUTELY with no end.
@@ -196,6 +238,7 @@ pub fn expand(ical: &ICalendar, max_steps: usize) -> Expansion {
             floating,
             all_day,
             undated: false,
+            local_shift: 0,
             busy: busy_status(comp),
         });
     }
@@ -216,6 +259,7 @@ pub fn expand(ical: &ICalendar, max_steps: usize) -> Expansion {
                 floating: false,
                 all_day: false,
                 undated: true,
+                local_shift: 0,
                 busy: BusyStatus::Free,
             });
         }
@@ -367,13 +411,22 @@ pub fn write_expanded(
         }
         let (start, end) = if instance.all_day {
             (
-                format!(";VALUE=DATE:{}", format_date(instance.start)),
-                format!(";VALUE=DATE:{}", format_date(instance.end)),
+                format!(
+                    ";VALUE=DATE:{}",
+                    format_date(instance.start + instance.local_shift)
+                ),
+                format!(
+                    ";VALUE=DATE:{}",
+                    format_date(instance.end + instance.local_shift)
+                ),
             )
         } else if instance.floating {
             (
-                format!(":{}", format_floating(instance.start)),
-                format!(":{}", format_floating(instance.end)),
+                format!(
+                    ":{}",
+                    format_floating(instance.start + instance.local_shift)
+                ),
+                format!(":{}", format_floating(instance.end + instance.local_shift)),
             )
         } else {
             (
@@ -387,9 +440,9 @@ pub fn write_expanded(
         }
         if let Some(rid) = instance.recurrence_id {
             let rid = if instance.all_day {
-                format!(";VALUE=DATE:{}", format_date(rid))
+                format!(";VALUE=DATE:{}", format_date(rid + instance.local_shift))
             } else if instance.floating {
-                format!(":{}", format_floating(rid))
+                format!(":{}", format_floating(rid + instance.local_shift))
             } else {
                 format!(":{}", format_utc(rid))
             };
@@ -560,6 +613,22 @@ mod tests {
         assert!(
             TimeRange::new(utc("20300101T000000Z"), utc("20300102T000000Z"))
                 .overlaps(e.instances[0].start, e.instances[0].end)
+        );
+    }
+
+    #[test]
+    fn floating_times_follow_the_calendar_timezone() {
+        let mut e =
+            instances("BEGIN:VEVENT\r\nUID:d\r\nDTSTART;VALUE=DATE:20260301\r\nEND:VEVENT\r\n");
+        let zone = zone_of_calendar_timezone(&format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n{BERLIN_TZ}END:VCALENDAR\r\n"
+        ))
+        .unwrap();
+        apply_floating_zone(&mut e, zone);
+        // Midnight in Berlin (CET) is 23:00 UTC the day before.
+        assert_eq!(
+            (e.instances[0].start, e.instances[0].end),
+            (utc("20260228T230000Z"), utc("20260301T230000Z"))
         );
     }
 
