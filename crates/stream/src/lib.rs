@@ -15,6 +15,7 @@
 //! **API boundary:** [`bind`], [`StreamConfig`], [`StreamError`] (and [`StreamService`], the
 //! `RunningService` it returns). The binary uses nothing else.
 
+pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod config;
@@ -29,6 +30,8 @@ pub mod paths;
 pub mod rtp;
 pub mod rtsp;
 mod service;
+pub mod tunnel;
+mod udp_batch;
 
 pub use config::StreamConfig;
 pub use error::StreamError;

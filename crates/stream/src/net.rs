@@ -28,6 +28,7 @@ use crate::rtsp::handler::{
 };
 use crate::rtsp::session::{OutgoingPacket, PacketKind};
 use crate::rtsp::transport::ChosenTransport;
+use crate::udp_batch;
 
 /// Frames queued for one TCP connection's writer. Beyond it the client is not reading as fast
 /// as the movie plays and is dropped rather than buffered without limit (about 5.6 MB of
@@ -472,6 +473,9 @@ async fn run_sender(
 ) {
     let mut batch: Vec<OutgoingPacket> = Vec::new();
     let mut frame = BytesMut::new();
+    // This tick's datagrams per server socket, sent with one system call each.
+    let mut rtp_datagrams: Vec<(SocketAddr, Bytes)> = Vec::new();
+    let mut rtcp_datagrams: Vec<(SocketAddr, Bytes)> = Vec::new();
     loop {
         let now = Instant::now();
         let (wakeup, client_ip, transports) = {
@@ -481,6 +485,10 @@ async fn run_sender(
                 guard.tracks.iter().map(|t| t.transport).collect();
             (guard.next_wakeup(), guard.client.ip(), transports)
         };
+        let udp = shared
+            .udp
+            .iter()
+            .find(|pair| pair.is_ipv6 == client_ip.is_ipv6());
         let mut rtp_bytes = 0u64;
         let mut rtp_packets = 0u64;
         for packet in batch.drain(..) {
@@ -491,11 +499,7 @@ async fn run_sender(
                 rtp_bytes += u64::try_from(packet.bytes.len()).unwrap_or(0);
                 rtp_packets += 1;
             }
-            let udp = shared
-                .udp
-                .iter()
-                .find(|pair| pair.is_ipv6 == client_ip.is_ipv6());
-            match (&sink, transport, udp) {
+            match (&sink, transport) {
                 (
                     Sink::Udp,
                     ChosenTransport::Udp {
@@ -503,25 +507,19 @@ async fn run_sender(
                         client_rtcp,
                         ..
                     },
-                    Some(udp),
-                ) => {
-                    let (socket, port) = match packet.kind {
-                        PacketKind::Rtp => (&udp.rtp, *client_rtp),
-                        PacketKind::Rtcp => (&udp.rtcp, *client_rtcp),
-                    };
-                    // A full socket buffer or an unreachable client loses this packet only;
-                    // RTP over UDP tolerates loss and the client's RTCP reports it.
-                    let _ = socket
-                        .send_to(&packet.bytes, SocketAddr::new(client_ip, port))
-                        .await;
-                }
+                ) => match packet.kind {
+                    PacketKind::Rtp => {
+                        rtp_datagrams.push((SocketAddr::new(client_ip, *client_rtp), packet.bytes))
+                    }
+                    PacketKind::Rtcp => rtcp_datagrams
+                        .push((SocketAddr::new(client_ip, *client_rtcp), packet.bytes)),
+                },
                 (
                     Sink::Tcp(connection),
                     ChosenTransport::Interleaved {
                         rtp_channel,
                         rtcp_channel,
                     },
-                    _,
                 ) => {
                     let channel = match packet.kind {
                         PacketKind::Rtp => *rtp_channel,
@@ -543,6 +541,17 @@ async fn run_sender(
                 _ => {}
             }
         }
+        if let Some(udp) = udp {
+            // Losses on a full buffer or an unreachable client are the client's to report (RTCP).
+            if !rtp_datagrams.is_empty() {
+                udp_batch::send_all(&udp.rtp, &rtp_datagrams).await;
+            }
+            if !rtcp_datagrams.is_empty() {
+                udp_batch::send_all(&udp.rtcp, &rtcp_datagrams).await;
+            }
+        }
+        rtp_datagrams.clear();
+        rtcp_datagrams.clear();
         if rtp_packets > 0 {
             shared.metrics.rtp_packets_sent.inc_by(rtp_packets);
             shared.metrics.rtp_bytes_sent.inc_by(rtp_bytes);
