@@ -797,3 +797,61 @@ async fn group_calendars_belong_to_members() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floating_events_follow_calendar_timezone() {
+    let server = TestServer::start();
+    let ann = Client::new(&server, "ann");
+    let tz = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n";
+    let all_day = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:day@test\r\nDTSTART;VALUE=DATE:20260301\r\nDTEND;VALUE=DATE:20260302\r\nSUMMARY:Holiday\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let query = |start: &str, end: &str| {
+        format!(
+            r#"<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"#
+        )
+    };
+    ann.send("MKCALENDAR", "/calendars/users/ann/home/", &[], "")
+        .await;
+    ann.put("/calendars/users/ann/home/day.ics", all_day, &[])
+        .await;
+    // Without a calendar-timezone, the day is a UTC day.
+    let r = ann
+        .send(
+            "REPORT",
+            "/calendars/users/ann/home/",
+            &[("Depth", "1")],
+            &query("20260228T230000Z", "20260228T235900Z"),
+        )
+        .await;
+    assert!(!r.body.contains("day.ics"), "{}", r.body);
+    // Setting Europe/Berlin moves the day one hour earlier in UTC; the index follows.
+    let patch = format!(
+        r#"<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><C:calendar-timezone>{}</C:calendar-timezone></D:prop></D:set></D:propertyupdate>"#,
+        tz.replace('\r', "&#13;")
+    );
+    let r = ann
+        .send("PROPPATCH", "/calendars/users/ann/home/", &[], &patch)
+        .await;
+    assert!(r.body.contains("200 OK"), "{}", r.body);
+    let r = ann
+        .send(
+            "REPORT",
+            "/calendars/users/ann/home/",
+            &[("Depth", "1")],
+            &query("20260228T230000Z", "20260228T235900Z"),
+        )
+        .await;
+    assert!(r.body.contains("day.ics"), "{}", r.body);
+    let r = ann
+        .send(
+            "REPORT",
+            "/calendars/users/ann/home/",
+            &[("Depth", "1")],
+            &query("20260301T230000Z", "20260301T235900Z"),
+        )
+        .await;
+    assert!(
+        !r.body.contains("day.ics"),
+        "the Berlin day ends at 23:00 UTC: {}",
+        r.body
+    );
+}

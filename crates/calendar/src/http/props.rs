@@ -561,7 +561,11 @@ pub(super) async fn proppatch(
                 })
                 .collect();
             let id = collection.id;
+            let timezone_changed = names.iter().any(|n| n.is(NS_CALDAV, "calendar-timezone"));
             blocking(state, move |store| store.set_props(id, &changes)).await?;
+            if timezone_changed {
+                reindex_for_timezone(state, &collection).await?;
+            }
             ms.propstat_status(&href, &names, "200 OK");
             Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))
         }
@@ -626,6 +630,50 @@ pub(super) async fn proppatch(
         }
         _ => Err(DavError::MethodNotAllowed),
     }
+}
+
+/// A new calendar-timezone moves floating events: their instances are indexed again.
+/// Each object is rewritten only if its ETag is unchanged, so a concurrent PUT wins.
+async fn reindex_for_timezone(
+    state: &Arc<AppState>,
+    collection: &Collection,
+) -> Result<(), DavError> {
+    let (id, owner, name) = (
+        collection.id,
+        collection.owner.clone(),
+        collection.name.clone(),
+    );
+    let limits = crate::ical::ParseLimits {
+        max_resource_bytes: usize::MAX,
+        ..crate::ical::ParseLimits::default()
+    };
+    let (max_instances, now) = (state.config.max_instances, super::now());
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), DavError> {
+        let Some(updated) = store.collection(&owner, &name)? else {
+            return Ok(());
+        };
+        let zone = super::floating_zone(&updated);
+        for (object, _) in store.query(id, None, None)? {
+            let Ok(new) = super::index_text(
+                object.data.clone().into_bytes(),
+                &limits,
+                max_instances,
+                now,
+                zone,
+            ) else {
+                continue;
+            };
+            let condition = crate::store::PutCondition {
+                if_match: Some(object.meta.etag.clone()),
+                if_none_match_any: false,
+            };
+            store.put_object(id, &object.meta.href, &new, &condition, now)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| DavError::Internal(e.to_string()))?
 }
 
 async fn check_principals_exist(
