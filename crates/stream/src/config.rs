@@ -13,6 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 pub use serval_core::config::{HumanDuration, Listen, Problems};
 
+pub use crate::access::ip::Cidr;
+pub use crate::access::policy::AccessRuleConfig;
+pub use crate::access::AuthScheme;
+
 /// The `[stream]` table.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -33,6 +37,25 @@ pub struct StreamConfig {
     pub max_bandwidth: Bandwidth,
     /// Largest RTP payload in bytes (hint tracks carry their own sizes).
     pub max_payload: u16,
+    /// RTSPS (RTSP over TLS with the `[tls]` certificate, RTP interleaved in the TLS stream)
+    /// addresses; empty: none. 322 is the registered port.
+    pub tls_listen: Listen,
+    /// Client addresses allowed to connect (CIDR blocks; empty: all), then refused (deny wins).
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+    /// Open RTSP connections from one client address (the old server's spam defense); more
+    /// are answered 503 and closed.
+    pub max_connections_per_ip: u32,
+    /// Sessions one client address may hold at once; a SETUP beyond it gets 453.
+    pub max_sessions_per_client: u32,
+    /// A request head must arrive whole within this time once its first byte has come
+    /// (defeats clients that send one byte a second).
+    pub request_timeout: HumanDuration,
+    /// Scheme of access rules that name none: `digest` (passwords never cross the network)
+    /// or `basic`.
+    pub auth_scheme: AuthScheme,
+    /// Per-folder access rules; the nearest of these and the `qtaccess` files applies.
+    pub access: Vec<AccessRuleConfig>,
 }
 
 impl Default for StreamConfig {
@@ -52,6 +75,14 @@ impl Default for StreamConfig {
                 bits_per_second: 100_000_000,
             },
             max_payload: 1400,
+            tls_listen: Listen(Vec::new()),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            max_connections_per_ip: 32,
+            max_sessions_per_client: 8,
+            request_timeout: HumanDuration(Duration::from_secs(10)),
+            auth_scheme: AuthScheme::Digest,
+            access: Vec::new(),
         }
     }
 }
@@ -110,11 +141,34 @@ impl StreamConfig {
                 ),
             );
         }
+        if self.max_connections_per_ip == 0 {
+            problem("stream.max_connections_per_ip", "must be at least 1".into());
+        }
+        if self.max_sessions_per_client == 0 {
+            problem(
+                "stream.max_sessions_per_client",
+                "must be at least 1".into(),
+            );
+        }
+        if self.request_timeout.0 < Duration::from_secs(1) {
+            problem(
+                "stream.request_timeout",
+                format!(
+                    "{} is too short for a request to arrive (at least 1s)",
+                    self.request_timeout
+                ),
+            );
+        }
         if !self.media_dir.as_os_str().is_empty() && self.media_dir.is_relative() {
             problem(
                 "stream.media_dir",
                 format!("{} must be an absolute path", self.media_dir.display()),
             );
+        }
+        for (index, rule) in self.access.iter().enumerate() {
+            for message in rule.problems() {
+                problems.error(format!("stream.access[{index}]"), message);
+            }
         }
     }
 }
@@ -314,6 +368,33 @@ mod tests {
                 .bits_per_second,
             102_400_000
         );
+    }
+
+    #[test]
+    fn access_keys_parse_and_validate() {
+        let config = parse(
+            "allow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"10.9.0.0/16\"]\nmax_connections_per_ip = 4\n\
+             tls_listen = \"127.0.0.1:322\"\nauth_scheme = \"basic\"\n\
+             [[access]]\npath = \"private/\"\nrequire = [\"group:staff\", \"user:bob\", \"valid-user\"]\n\
+             scheme = \"digest\"\ndeny = [\"192.0.2.0/24\"]\n\
+             [[access]]\npath = \"../x\"\nrequire = [\"nobody\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.allow.len(), 2);
+        assert_eq!(config.tls_listen.0.len(), 1);
+        assert_eq!(config.auth_scheme, AuthScheme::Basic);
+        assert_eq!(config.access[0].scheme, Some(AuthScheme::Digest));
+        assert_eq!(
+            problems_of(&config),
+            ["stream.access[1]", "stream.access[1]"]
+        );
+        assert!(parse("allow = [\"10.0.0.0/99\"]").is_err());
+        assert!(parse("[[access]]\npath = \"x\"\nrequires = []\n").is_err());
+        // The defaults print as TOML (`serval config default`) and read back the same.
+        let text = toml::to_string(&config).unwrap();
+        assert_eq!(parse(&text).unwrap(), config);
+        let text = toml::to_string(&StreamConfig::default()).unwrap();
+        assert_eq!(parse(&text).unwrap(), StreamConfig::default());
     }
 
     #[test]
