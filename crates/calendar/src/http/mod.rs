@@ -3,10 +3,12 @@
 
 mod error;
 mod objects;
+mod outbox;
 mod principals;
 pub(crate) use objects::{floating_zone, index_text};
 mod props;
 mod report;
+mod scheduling;
 pub(crate) mod sharing;
 
 pub use error::DavError;

@@ -85,6 +85,8 @@ pub(crate) async fn user_principal(
             ),
         ),
     ]);
+    // RFC 6638 §2: where this user's scheduling inbox and outbox are.
+    props.extend(super::outbox::principal_props(&user.name));
     // Delegation is only disclosed to the principal itself.
     if caller.user.name == user.name {
         let mut identities = vec![user.name.clone()];
