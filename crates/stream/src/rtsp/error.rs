@@ -42,6 +42,13 @@ pub enum RtspError {
     ParameterNotUnderstood,
     #[error("method `{0}` is not implemented")]
     NotImplemented(String),
+    #[error("client {client} already holds {limit} sessions, the per-client limit")]
+    TooManySessions {
+        client: std::net::IpAddr,
+        limit: usize,
+    },
+    #[error("the request URL names `{url_movie}` but the session plays another movie")]
+    SessionOfAnotherUrl { url_movie: String },
     #[error("not enough bandwidth: {in_use} + {wanted} bit/s over the limit of {limit}")]
     NotEnoughBandwidth {
         in_use: u64,
@@ -59,7 +66,11 @@ impl RtspError {
             Self::Catalog(CatalogError::NotFound(_)) | Self::NoSuchTrack(_) => StatusCode::NotFound,
             Self::Catalog(CatalogError::Unsupported(_)) => StatusCode::UnsupportedMediaType,
             Self::Catalog(CatalogError::Broken(_)) => StatusCode::InternalServerError,
-            Self::UnknownSession(_) => StatusCode::SessionNotFound,
+            // A session is only found at the URL it was set up for, so a grant for one movie
+            // cannot be used to play another.
+            Self::UnknownSession(_) | Self::SessionOfAnotherUrl { .. } => {
+                StatusCode::SessionNotFound
+            }
             Self::NotValidInState { .. } => StatusCode::MethodNotValidInThisState,
             Self::AggregateNotAllowed(_) => StatusCode::AggregateOperationNotAllowed,
             Self::OnlyAggregateAllowed { .. } => StatusCode::OnlyAggregateOperationAllowed,
@@ -68,7 +79,9 @@ impl RtspError {
             Self::HeaderNotValid { .. } => StatusCode::HeaderFieldNotValidForResource,
             Self::ParameterNotUnderstood => StatusCode::ParameterNotUnderstood,
             Self::NotImplemented(_) => StatusCode::NotImplemented,
-            Self::NotEnoughBandwidth { .. } => StatusCode::NotEnoughBandwidth,
+            Self::NotEnoughBandwidth { .. } | Self::TooManySessions { .. } => {
+                StatusCode::NotEnoughBandwidth
+            }
         }
     }
 

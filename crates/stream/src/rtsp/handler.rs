@@ -14,6 +14,8 @@ use rand::{Rng, SeedableRng};
 use rtsp_types::headers::{self, HeaderName};
 use rtsp_types::{Method, Request, Response, StatusCode, Version};
 
+use crate::access::gate::{AccessGate, AccessOutcome, AccessRequest};
+use crate::access::Action;
 use crate::library::Catalog;
 use crate::rtsp::error::RtspError;
 use crate::rtsp::range::NptRange;
@@ -125,6 +127,10 @@ pub struct RtspServer {
     /// Client RTCP address → session, to demultiplex RTCP arriving on the shared port.
     udp_routes: Mutex<HashMap<SocketAddr, String>>,
     rng: Mutex<StdRng>,
+    /// Access rules and the directory; `None` serves everyone (protocol tests, fuzzing).
+    access: Option<AccessGate>,
+    /// Sessions one client address may hold (SETUP storms get 453 beyond it).
+    max_sessions_per_client: usize,
 }
 
 impl RtspServer {
@@ -135,7 +141,26 @@ impl RtspServer {
             sessions: Mutex::new(HashMap::new()),
             udp_routes: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            access: None,
+            max_sessions_per_client: usize::MAX,
         }
+    }
+
+    /// Checks every request against `gate` (IP lists, folder rules, credentials).
+    pub fn with_access(mut self, gate: AccessGate) -> RtspServer {
+        self.access = Some(gate);
+        self
+    }
+
+    /// Caps the sessions one client address may hold.
+    pub fn with_max_sessions_per_client(mut self, limit: usize) -> RtspServer {
+        self.max_sessions_per_client = limit.max(1);
+        self
+    }
+
+    /// The access gate, for the driver's connection-level address check.
+    pub fn access(&self) -> Option<&AccessGate> {
+        self.access.as_ref()
     }
 
     pub fn settings(&self) -> &ServerSettings {
@@ -178,6 +203,9 @@ impl RtspServer {
             let error = RtspError::Malformed("missing CSeq".into());
             return (error_response(None, &error), Vec::new());
         };
+        if let Some(refusal) = self.check_access(connection, wallclock, request) {
+            return (refusal.with_cseq(&cseq), Vec::new());
+        }
         let mut effects = Vec::new();
         match self.dispatch(connection, now, wallclock, request, &mut effects) {
             Ok(response) => (with_common_headers(response, &cseq), effects),
@@ -188,6 +216,55 @@ impl RtspServer {
                     tracing::debug!(target: "serval_stream::rtsp", %error, method = ?request.method(), status = u16::from(error.status()), "request refused");
                 }
                 (error_response(Some(&cseq), &error), effects)
+            }
+        }
+    }
+
+    /// Runs the access gate on a request; `Some` is the 401/403 to answer instead. OPTIONS and
+    /// `*` requests name no movie and pass.
+    fn check_access(
+        &self,
+        connection: &Connection,
+        wallclock: SystemTime,
+        request: &Request<Vec<u8>>,
+    ) -> Option<ResponseBuilderLite> {
+        let gate = self.access.as_ref()?;
+        if *request.method() == Method::Options {
+            return None;
+        }
+        let url = request.request_uri()?;
+        let (movie_path, _) = split_control(url.path());
+        let action = match request.method() {
+            Method::Announce | Method::Record => Action::Write,
+            _ => Action::Read,
+        };
+        let method = method_name(request.method());
+        let now_unix = wallclock
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let outcome = gate.check(&AccessRequest {
+            peer: connection.peer.ip(),
+            method: &method,
+            action,
+            url_path: url.path(),
+            movie_path: &movie_path,
+            authorization: request.header(&headers::AUTHORIZATION).map(|v| v.as_str()),
+            now_unix,
+        });
+        match outcome {
+            AccessOutcome::Allowed { .. } => None,
+            AccessOutcome::Challenge { www_authenticate } => {
+                tracing::debug!(target: "serval_stream::access", peer = %connection.peer, %method,
+                                path = %movie_path, "credentials needed");
+                Some(
+                    ResponseBuilderLite::status(StatusCode::Unauthorized)
+                        .header(headers::WWW_AUTHENTICATE, www_authenticate),
+                )
+            }
+            AccessOutcome::Forbidden { reason } => {
+                tracing::info!(target: "serval_stream::access", peer = %connection.peer, %method,
+                               path = %movie_path, reason, "request forbidden");
+                Some(ResponseBuilderLite::status(StatusCode::Forbidden))
             }
         }
     }
@@ -289,6 +366,18 @@ impl RtspServer {
         let (session, created) = match existing {
             Some(session) => (session, false),
             None => {
+                let client = connection.peer.ip();
+                let held = self
+                    .table()
+                    .values()
+                    .filter(|e| lock(&e.session).client.ip() == client)
+                    .count();
+                if held >= self.max_sessions_per_client {
+                    return Err(RtspError::TooManySessions {
+                        client,
+                        limit: self.max_sessions_per_client,
+                    });
+                }
                 let wanted = presentation.bits_per_second();
                 let in_use: u64 = self.table().values().map(|e| e.bandwidth_bps).sum();
                 if in_use.saturating_add(wanted) > self.settings.max_bandwidth_bps {
@@ -440,6 +529,7 @@ impl RtspServer {
             .map(|v| NptRange::parse(v.as_str()))
             .transpose()?;
         let mut guard = lock(&session);
+        check_same_movie(&guard, request)?;
         guard.touch(now);
         check_aggregate(&guard, request)?;
         let started = guard.play(now, range)?;
@@ -469,6 +559,7 @@ impl RtspServer {
     ) -> Result<ResponseBuilderLite, RtspError> {
         let session = self.session_of(request)?;
         let mut guard = lock(&session);
+        check_same_movie(&guard, request)?;
         guard.touch(now);
         check_aggregate(&guard, request)?;
         if guard.state() != SessionState::Playing {
@@ -621,11 +712,19 @@ pub struct ResponseBuilderLite {
 
 impl ResponseBuilderLite {
     fn ok() -> Self {
+        ResponseBuilderLite::status(StatusCode::Ok)
+    }
+
+    fn status(status: StatusCode) -> Self {
         ResponseBuilderLite {
-            status: StatusCode::Ok,
+            status,
             headers: Vec::new(),
             body: Vec::new(),
         }
+    }
+
+    fn with_cseq(self, cseq: &str) -> Response<Vec<u8>> {
+        with_common_headers(self, cseq)
     }
 
     fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
@@ -700,6 +799,26 @@ fn split_control(path: &str) -> (String, Option<&str>) {
 
 fn parse_track_id(control: &str) -> Option<u32> {
     control.strip_prefix("trackID=")?.parse().ok()
+}
+
+/// The method as written on the wire (`DESCRIBE`), for the Digest response.
+fn method_name(method: &Method) -> String {
+    <&str>::from(method).chars().take(32).collect()
+}
+
+/// PLAY and PAUSE must name the movie their session plays: access was checked against the
+/// request URL, so a session set up for another URL must not be reachable through it.
+fn check_same_movie(session: &Session, request: &Request<Vec<u8>>) -> Result<(), RtspError> {
+    let Some(url) = request.request_uri() else {
+        return Ok(());
+    };
+    let (movie_path, _) = split_control(url.path());
+    if movie_path != session.movie_path {
+        return Err(RtspError::SessionOfAnotherUrl {
+            url_movie: movie_path.chars().take(64).collect(),
+        });
+    }
+    Ok(())
 }
 
 /// PLAY and PAUSE act on the whole presentation when it has several tracks (RFC 2326 §A, 460).
