@@ -19,6 +19,7 @@ pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod config;
+mod edge;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
