@@ -1,6 +1,7 @@
 //! A throwaway server for manual checks with third-party tools:
 //! `cargo run -p serval-calendar --example serve -- 127.0.0.1:8008` (users ann, bob; password
-//! "correct horse"). Data lives in a temp dir removed on exit.
+//! "correct horse"). Data lives in a temp dir removed on exit, or in the directory given as
+//! the second argument (kept, so a restart finds it: the kill -9 test uses this).
 
 use serval_calendar::CalendarConfig;
 use serval_core::config::{DirectoryConfig, Listen};
@@ -12,10 +13,16 @@ async fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8008".into());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("serval.db")).expect("store");
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data_dir = std::env::args()
+        .nth(2)
+        .map_or_else(|| temp.path().to_path_buf(), std::path::PathBuf::from);
+    let store = Store::open(&data_dir.join("serval.db")).expect("store");
     let directory = Directory::new(store.clone(), &DirectoryConfig::default());
     for (name, email) in [("ann", "ann@example.com"), ("bob", "bob@example.com")] {
+        if directory.user(name).ok().flatten().is_some() {
+            continue;
+        }
         directory
             .add_user(&NewUser {
                 name,
@@ -29,7 +36,7 @@ async fn main() {
     let mut registry = prometheus_client::registry::Registry::default();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let ctx = serval_core::service::StartContext {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: data_dir.clone(),
         store,
         directory,
         metrics: &mut registry,
