@@ -27,6 +27,7 @@ pub mod library;
 pub mod metrics;
 pub mod movies;
 mod net;
+mod pacer;
 pub mod paths;
 pub mod rtp;
 pub mod rtsp;

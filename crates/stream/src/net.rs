@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -26,9 +26,6 @@ use crate::rtsp::handler::{
     lock, response_bytes, status_response, ClosedSession, Connection, Effect, RtspServer,
     SharedSession,
 };
-use crate::rtsp::session::{OutgoingPacket, PacketKind};
-use crate::rtsp::transport::ChosenTransport;
-use crate::udp_batch;
 
 /// Frames queued for one TCP connection's writer. Beyond it the client is not reading as fast
 /// as the movie plays and is dropped rather than buffered without limit (about 5.6 MB of
@@ -36,12 +33,6 @@ use crate::udp_batch;
 const TCP_QUEUE_FRAMES: usize = 4096;
 /// Bytes gathered into one write of the TCP writer, so a frame's packets leave in one syscall.
 const MAX_WRITE_BATCH: usize = 64 * 1024;
-/// Shortest sleep of a sender task: packets are sent in ticks, not one wake-up each. Packets
-/// may leave up to `SEND_AHEAD` (250 ms) early, so a 40 ms tick never makes one late, and it
-/// gathers several packets per wake-up (and per TCP write). Measured with the load example,
-/// 100 sessions of 2 Mbit/s: 10 ms → 40 ms cut server CPU from 1.10 to 0.78 CPU-s/Gbit (UDP)
-/// and from 0.89 to 0.36 (TCP).
-const MIN_TICK: Duration = Duration::from_millis(40);
 /// How often idle sessions are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest datagram read on the RTCP port (RTCP compounds are a few hundred bytes).
@@ -56,9 +47,10 @@ pub struct UdpPair {
     pub is_ipv6: bool,
 }
 
-struct SenderHandle {
-    notify: Arc<Notify>,
-    cancel: CancellationToken,
+/// A session the pacer sends for, and where its packets go.
+pub(crate) struct Playing {
+    pub(crate) session: SharedSession,
+    pub(crate) sink: Sink,
 }
 
 /// State shared by every task of the service.
@@ -70,7 +62,10 @@ pub struct Shared {
     pub udp: Vec<UdpPair>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
-    senders: Mutex<HashMap<String, SenderHandle>>,
+    /// Sessions the pacer serves, by id.
+    pub(crate) playing: Mutex<HashMap<String, Playing>>,
+    /// Wakes the pacer at once (a session started, seeked or paused).
+    pub(crate) pacer_wake: Notify,
     connections: Mutex<HashMap<u64, ConnectionHandle>>,
     next_connection_id: AtomicU64,
     connection_slots: Arc<Semaphore>,
@@ -78,9 +73,9 @@ pub struct Shared {
 }
 
 #[derive(Clone)]
-struct ConnectionHandle {
-    frames: mpsc::Sender<Bytes>,
-    drop_slow: CancellationToken,
+pub(crate) struct ConnectionHandle {
+    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) drop_slow: CancellationToken,
 }
 
 impl Shared {
@@ -99,7 +94,8 @@ impl Shared {
             udp,
             shutdown,
             tracker: TaskTracker::new(),
-            senders: Mutex::new(HashMap::new()),
+            playing: Mutex::new(HashMap::new()),
+            pacer_wake: Notify::new(),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(1),
             connection_slots: Arc::new(Semaphore::new(max_connections)),
@@ -110,6 +106,15 @@ impl Shared {
     /// RTP bytes sent since start (for the load summary's bitrate).
     pub fn bytes_sent_total(&self) -> u64 {
         self.bytes_sent_total.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_sent(&self, rtp_packets: u64, rtp_bytes: u64) {
+        if rtp_packets > 0 {
+            self.metrics.rtp_packets_sent.inc_by(rtp_packets);
+            self.metrics.rtp_bytes_sent.inc_by(rtp_bytes);
+            self.bytes_sent_total
+                .fetch_add(rtp_bytes, Ordering::Relaxed);
+        }
     }
 
     /// Ends a session on the admin's request.
@@ -137,16 +142,7 @@ impl Shared {
                     tracing::Span::current().record("session", lock(&session).id.as_str());
                     self.start_sender(session, connection)
                 }
-                Effect::Wake { session_id } => {
-                    if let Some(handle) = self
-                        .senders
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&session_id)
-                    {
-                        handle.notify.notify_one();
-                    }
-                }
+                Effect::Wake { .. } => self.pacer_wake.notify_one(),
                 Effect::Closed(closed) => self.finish(closed),
             }
         }
@@ -172,26 +168,13 @@ impl Shared {
             }
             None => Sink::Udp,
         };
-        let handle = SenderHandle {
-            notify: Arc::new(Notify::new()),
-            cancel: self.shutdown.child_token(),
-        };
-        let task = run_sender(
-            self.clone(),
-            session,
-            sink,
-            handle.notify.clone(),
-            handle.cancel.clone(),
-        );
-        self.senders
+        self.playing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), handle);
+            .insert(id.clone(), Playing { session, sink });
         self.metrics.sessions_open.inc();
         self.metrics.sessions_total.inc();
         info!(target: "serval_stream::session", session = %id, %client, %movie, "session created");
-        self.tracker
-            .spawn(task.instrument(tracing::info_span!("session", session = %id, %client, %movie)));
     }
 
     /// Stops a closed session's sender, logs it and writes its access log line.
@@ -199,13 +182,13 @@ impl Shared {
         // Counted before locking the session: the table lock is always taken first.
         let total_clients = self.server.session_count();
         let session = lock(&closed.session);
-        if let Some(handle) = self
-            .senders
+        if self
+            .playing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&session.id)
+            .is_some()
         {
-            handle.cancel.cancel();
             self.metrics.sessions_open.dec();
         }
         let (bytes_sent, packets_sent) = session.totals();
@@ -253,7 +236,7 @@ impl Shared {
 }
 
 /// Where a session's packets go.
-enum Sink {
+pub(crate) enum Sink {
     Udp,
     Tcp(ConnectionHandle),
 }
@@ -461,115 +444,6 @@ async fn write_frames(mut writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Byt
         }
     }
     let _ = writer.shutdown().await;
-}
-
-/// One session's sender: polls the session for due packets, sends them, sleeps until the next.
-async fn run_sender(
-    shared: Arc<Shared>,
-    session: SharedSession,
-    sink: Sink,
-    notify: Arc<Notify>,
-    cancel: CancellationToken,
-) {
-    let mut batch: Vec<OutgoingPacket> = Vec::new();
-    let mut frame = BytesMut::new();
-    // This tick's datagrams per server socket, sent with one system call each.
-    let mut rtp_datagrams: Vec<(SocketAddr, Bytes)> = Vec::new();
-    let mut rtcp_datagrams: Vec<(SocketAddr, Bytes)> = Vec::new();
-    loop {
-        let now = Instant::now();
-        let (wakeup, client_ip, transports) = {
-            let mut guard = lock(&session);
-            guard.poll_packets(now.into_std(), SystemTime::now(), &mut batch);
-            let transports: Vec<ChosenTransport> =
-                guard.tracks.iter().map(|t| t.transport).collect();
-            (guard.next_wakeup(), guard.client.ip(), transports)
-        };
-        let udp = shared
-            .udp
-            .iter()
-            .find(|pair| pair.is_ipv6 == client_ip.is_ipv6());
-        let mut rtp_bytes = 0u64;
-        let mut rtp_packets = 0u64;
-        for packet in batch.drain(..) {
-            let Some(transport) = transports.get(packet.track_index) else {
-                continue;
-            };
-            if packet.kind == PacketKind::Rtp {
-                rtp_bytes += u64::try_from(packet.bytes.len()).unwrap_or(0);
-                rtp_packets += 1;
-            }
-            match (&sink, transport) {
-                (
-                    Sink::Udp,
-                    ChosenTransport::Udp {
-                        client_rtp,
-                        client_rtcp,
-                        ..
-                    },
-                ) => match packet.kind {
-                    PacketKind::Rtp => {
-                        rtp_datagrams.push((SocketAddr::new(client_ip, *client_rtp), packet.bytes))
-                    }
-                    PacketKind::Rtcp => rtcp_datagrams
-                        .push((SocketAddr::new(client_ip, *client_rtcp), packet.bytes)),
-                },
-                (
-                    Sink::Tcp(connection),
-                    ChosenTransport::Interleaved {
-                        rtp_channel,
-                        rtcp_channel,
-                    },
-                ) => {
-                    let channel = match packet.kind {
-                        PacketKind::Rtp => *rtp_channel,
-                        PacketKind::Rtcp => *rtcp_channel,
-                    };
-                    let Ok(len) = u16::try_from(packet.bytes.len()) else {
-                        continue;
-                    };
-                    frame.reserve(4 + packet.bytes.len());
-                    frame.put_u8(b'$');
-                    frame.put_u8(channel);
-                    frame.put_u16(len);
-                    frame.extend_from_slice(&packet.bytes);
-                    if connection.frames.try_send(frame.split().freeze()).is_err() {
-                        connection.drop_slow.cancel();
-                        return;
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(udp) = udp {
-            // Losses on a full buffer or an unreachable client are the client's to report (RTCP).
-            if !rtp_datagrams.is_empty() {
-                udp_batch::send_all(&udp.rtp, &rtp_datagrams).await;
-            }
-            if !rtcp_datagrams.is_empty() {
-                udp_batch::send_all(&udp.rtcp, &rtcp_datagrams).await;
-            }
-        }
-        rtp_datagrams.clear();
-        rtcp_datagrams.clear();
-        if rtp_packets > 0 {
-            shared.metrics.rtp_packets_sent.inc_by(rtp_packets);
-            shared.metrics.rtp_bytes_sent.inc_by(rtp_bytes);
-            shared
-                .bytes_sent_total
-                .fetch_add(rtp_bytes, Ordering::Relaxed);
-        }
-        let sleep_until = match wakeup {
-            Some(at) => Instant::from_std(at).max(now + MIN_TICK),
-            // Idle (paused, ended, or not yet playing) until a request wakes us.
-            None => now + Duration::from_secs(3600),
-        };
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = notify.notified() => {}
-            () = tokio::time::sleep_until(sleep_until) => {}
-        }
-    }
 }
 
 /// Reads RTCP from clients on the shared RTCP port and routes it by source address.

@@ -117,6 +117,9 @@ pub async fn bind(
             .spawn(net::run_rtp_drain(shared.clone(), rtp_socket));
     }
     shared.tracker.spawn(net::run_sweeper(shared.clone()));
+    shared
+        .tracker
+        .spawn(crate::pacer::run_pacer(shared.clone()));
     info!(target: "serval_stream", listen = ?listen_addrs, media_dir = %media_dir.display(),
           rtp_ports = ?udp_ports, "streaming service bound");
     Ok(Arc::new(StreamService {

@@ -1,0 +1,151 @@
+//! The pacer: one task that, every tick, asks each playing session for the packets now due
+//! and sends them, so the cost of waking up is paid once per tick rather than once per
+//! session, and each tick's UDP datagrams for all sessions leave in a few `sendmmsg` calls.
+//!
+//! A request that starts, seeks or pauses a session wakes the pacer at once, so the first
+//! packet after PLAY does not wait for the next tick.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::time::Instant;
+
+use crate::net::{Shared, Sink};
+use crate::rtsp::handler::{lock, SharedSession};
+use crate::rtsp::session::{OutgoingPacket, PacketKind};
+use crate::rtsp::transport::ChosenTransport;
+use crate::udp_batch;
+
+/// Shortest time between passes. Packets may leave up to `SEND_AHEAD` (250 ms) early, so a
+/// 40 ms tick never makes one late, and it gathers several packets per session per pass.
+/// Measured with the load example, 100 sessions of 2 Mbit/s, per-session tasks: 10 ms → 40 ms
+/// cut server CPU from 1.10 to 0.78 CPU-s/Gbit (UDP) and from 0.89 to 0.36 (TCP).
+const MIN_TICK: Duration = Duration::from_millis(40);
+/// Longest sleep when nothing is due (paused or finished sessions only).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Datagrams of one pass, per server socket.
+#[derive(Default)]
+struct UdpOut {
+    rtp: Vec<(SocketAddr, Bytes)>,
+    rtcp: Vec<(SocketAddr, Bytes)>,
+}
+
+/// Runs until shutdown.
+pub async fn run_pacer(shared: Arc<Shared>) {
+    let mut batch: Vec<OutgoingPacket> = Vec::new();
+    let mut frame = BytesMut::new();
+    // Index 0: IPv4 pair, 1: IPv6 pair (as many as `shared.udp` holds).
+    let mut udp_out: Vec<UdpOut> = shared.udp.iter().map(|_| UdpOut::default()).collect();
+    let mut sessions: Vec<(SharedSession, Option<crate::net::ConnectionHandle>)> = Vec::new();
+    loop {
+        let now = Instant::now();
+        sessions.clear();
+        {
+            let playing = shared.playing.lock().unwrap_or_else(|p| p.into_inner());
+            sessions.extend(playing.values().map(|p| {
+                let tcp = match &p.sink {
+                    Sink::Tcp(handle) => Some(handle.clone()),
+                    Sink::Udp => None,
+                };
+                (p.session.clone(), tcp)
+            }));
+        }
+        let mut next_wakeup = now + IDLE_TICK;
+        let (mut rtp_packets, mut rtp_bytes) = (0u64, 0u64);
+        for (session, tcp) in &sessions {
+            let (wakeup, client_ip, transports) = {
+                let mut guard = lock(session);
+                guard.poll_packets(now.into_std(), SystemTime::now(), &mut batch);
+                let transports: Vec<ChosenTransport> =
+                    guard.tracks.iter().map(|t| t.transport).collect();
+                (guard.next_wakeup(), guard.client.ip(), transports)
+            };
+            if let Some(at) = wakeup {
+                next_wakeup = next_wakeup.min(Instant::from_std(at));
+            }
+            let family = shared
+                .udp
+                .iter()
+                .position(|pair| pair.is_ipv6 == client_ip.is_ipv6());
+            for packet in batch.drain(..) {
+                let Some(transport) = transports.get(packet.track_index) else {
+                    continue;
+                };
+                if packet.kind == PacketKind::Rtp {
+                    rtp_packets += 1;
+                    rtp_bytes += u64::try_from(packet.bytes.len()).unwrap_or(0);
+                }
+                match (transport, tcp) {
+                    (
+                        ChosenTransport::Udp {
+                            client_rtp,
+                            client_rtcp,
+                            ..
+                        },
+                        None,
+                    ) => {
+                        let Some(out) = family.and_then(|index| udp_out.get_mut(index)) else {
+                            continue;
+                        };
+                        match packet.kind {
+                            PacketKind::Rtp => out
+                                .rtp
+                                .push((SocketAddr::new(client_ip, *client_rtp), packet.bytes)),
+                            PacketKind::Rtcp => out
+                                .rtcp
+                                .push((SocketAddr::new(client_ip, *client_rtcp), packet.bytes)),
+                        }
+                    }
+                    (
+                        ChosenTransport::Interleaved {
+                            rtp_channel,
+                            rtcp_channel,
+                        },
+                        Some(connection),
+                    ) => {
+                        let channel = match packet.kind {
+                            PacketKind::Rtp => *rtp_channel,
+                            PacketKind::Rtcp => *rtcp_channel,
+                        };
+                        let Ok(len) = u16::try_from(packet.bytes.len()) else {
+                            continue;
+                        };
+                        frame.reserve(4 + packet.bytes.len());
+                        frame.put_u8(b'$');
+                        frame.put_u8(channel);
+                        frame.put_u16(len);
+                        frame.extend_from_slice(&packet.bytes);
+                        // A full queue means the client reads slower than the movie plays: its
+                        // connection is dropped (the connection task closes its sessions).
+                        if connection.frames.try_send(frame.split().freeze()).is_err() {
+                            connection.drop_slow.cancel();
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (pair, out) in shared.udp.iter().zip(udp_out.iter_mut()) {
+            // Losses on a full buffer or an unreachable client are the client's to report (RTCP).
+            if !out.rtp.is_empty() {
+                udp_batch::send_all(&pair.rtp, &out.rtp).await;
+                out.rtp.clear();
+            }
+            if !out.rtcp.is_empty() {
+                udp_batch::send_all(&pair.rtcp, &out.rtcp).await;
+                out.rtcp.clear();
+            }
+        }
+        shared.count_sent(rtp_packets, rtp_bytes);
+        let sleep_until = next_wakeup.max(now + MIN_TICK);
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            () = shared.pacer_wake.notified() => {}
+            () = tokio::time::sleep_until(sleep_until) => {}
+        }
+    }
+}
