@@ -1,5 +1,6 @@
-//! Entry points for `cargo fuzz` (`fuzz/fuzz_targets/rtsp_request.rs`) and for the unit test
-//! that runs the same body over seed inputs. Not an API: hidden from the docs.
+//! Entry points for `cargo fuzz` (`fuzz/fuzz_targets/{rtsp_request,http_tunnel,qtaccess,qtusers}.rs`)
+//! and for the unit tests that run the same bodies over seed inputs. Not an API: hidden from the
+//! docs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +63,82 @@ pub fn rtsp_request(data: &[u8]) {
             return;
         }
         rest = rest.get(consumed..).unwrap_or_default();
+    }
+}
+
+/// Classifies `data` as a connection's first bytes and, for a tunnel POST, decodes the rest as
+/// its base64 body in two pieces split at the first input byte's value. Must never panic.
+pub fn http_tunnel(data: &[u8]) {
+    use crate::tunnel::{classify, Base64Stream, Classified};
+    let body = match classify(data) {
+        Ok(Classified::Tunnel { consumed, .. }) => data.get(consumed..).unwrap_or_default(),
+        Ok(_) | Err(_) => data,
+    };
+    let split = usize::from(data.first().copied().unwrap_or(0)).min(body.len());
+    let (first, second) = body.split_at(split);
+    let mut decoder = Base64Stream::new();
+    let mut out = bytes::BytesMut::new();
+    if decoder.push(first, &mut out).is_ok() {
+        let _ = decoder.push(second, &mut out);
+    }
+    // Four base64 characters make at most three bytes.
+    assert!(out.len() <= body.len());
+}
+
+/// Parses `data` as a `qtaccess` rule file. Must never panic.
+pub fn qtaccess(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(rules) = crate::access::qtaccess::parse_qtaccess(&text) {
+        assert!(
+            rules.read.len() + rules.write.len() <= 2 * crate::access::qtaccess::MAX_PRINCIPALS
+        );
+    }
+}
+
+/// Parses `data` as a `qtusers` file and as a `qtgroups` file. Must never panic.
+pub fn qtusers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(file) = crate::access::qtusers::parse_qtusers(&text) {
+        assert!(file.users.iter().all(|u| u.md5_ha1.len() == 32));
+    }
+    let _ = crate::access::qtusers::parse_qtgroups(&text);
+}
+
+#[cfg(test)]
+mod access_seed_tests {
+    use super::*;
+
+    const TUNNEL_SEEDS: &[&[u8]] = &[
+        b"GET /a.mp4 HTTP/1.0\r\nx-sessioncookie: 6b8b4567\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n",
+        b"POST /a.mp4 HTTP/1.0\r\nx-sessioncookie: 6b8b4567\r\nContent-Length: 32767\r\n\r\nT1BUSU9OUyAqIFJUU1AvMS4wDQoNCg==",
+        b"POST / HTTP/1.1\r\nx-sessioncookie: a\r\n\r\n====AAAA\r\nA=A=",
+        b"GET_PARAMETER rtsp://h/a RTSP/1.0\r\n",
+        b"GET / HTTP/1.0\r\nx-sessioncookie: \xff\r\n\r\n",
+    ];
+    const QTACCESS_SEEDS: &[&[u8]] = &[
+        b"AuthName \"Staff\"\nAuthScheme digest\nAuthUserFile /x\nrequire group staff\n<Limit WRITE>\nrequire user bob\n</Limit>\n",
+        b"<Limit READ WRITE>\nrequire valid-user\n</Limit>\nrequire any-user\n",
+        b"<><Limit>\n</Limit\nrequire  \t user\n\xff\xfe",
+    ];
+    const QTUSERS_SEEDS: &[&[u8]] = &[
+        b"realm Streaming Server\nbob:AbCdEfGhIjKlM:0123456789abcdef0123456789abcdef\n",
+        b"staff: alice bob\nbroadcaster:\n",
+        b"realm \"x\"\n::::\n\xc3\x28:x:0123456789abcdef0123456789abcdeF\n",
+    ];
+
+    fn each_prefix(seeds: &[&[u8]], body: fn(&[u8])) {
+        for seed in seeds {
+            for end in 0..=seed.len() {
+                body(&seed[..end]);
+            }
+        }
+    }
+
+    #[test]
+    fn access_and_tunnel_seeds_do_not_panic() {
+        each_prefix(TUNNEL_SEEDS, http_tunnel);
+        each_prefix(QTACCESS_SEEDS, qtaccess);
+        each_prefix(QTUSERS_SEEDS, qtusers);
     }
 }
 

@@ -1,0 +1,9 @@
+//! `cargo fuzz run qtaccess`: see `serval_stream::fuzzing::qtaccess`, whose body also runs over seeds
+//! in that module's unit tests.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    serval_stream::fuzzing::qtaccess(data);
+});
