@@ -4,3 +4,4 @@
 
 pub mod itip;
 pub mod lines;
+pub mod queue;
