@@ -185,6 +185,9 @@ struct Context<'a> {
     expansion: &'a Expansion,
 }
 
+/// REPEATs of one alarm considered (RFC 5545 puts no bound; clients use a handful).
+const MAX_ALARM_REPEATS: i64 = 100;
+
 /// Nesting of comp-filters we evaluate (VCALENDAR > VEVENT > VALARM is 3).
 const MAX_FILTER_DEPTH: usize = 8;
 
@@ -238,14 +241,73 @@ impl Context<'_> {
                 .map(|i| i.comp_id)
                 .collect()
         });
+        let parent_id = self
+            .ical
+            .components
+            .iter()
+            .position(|c| std::ptr::eq(c, parent))
+            .and_then(|i| u32::try_from(i).ok());
         children.iter().any(|(id, child)| {
             let time_ok = match (&in_range, filter.name.eq_ignore_ascii_case("VALARM")) {
                 (None, _) => true,
-                // Alarm trigger times are not expanded; an alarm's time-range is not evaluated.
-                (Some(_), true) => true,
+                (Some(_), true) => match (filter.time_range, parent_id) {
+                    (Some(range), Some(parent_id)) => self.alarm_fires_in(parent_id, child, range),
+                    _ => false,
+                },
                 (Some(set), false) => set.contains(id),
             };
             time_ok && self.component_matches(child, depth + 1, filter)
+        })
+    }
+
+    /// RFC 4791 §9.9 for VALARM: does a trigger (or a REPEAT of it) of this alarm fall in
+    /// `range` for some instance of the component holding it?
+    fn alarm_fires_in(&self, parent_id: u32, alarm: &ICalendarComponent, range: TimeRange) -> bool {
+        use calcard::icalendar::{
+            ICalendarParameterName, ICalendarParameterValue, ICalendarProperty, ICalendarRelated,
+        };
+        let Some(trigger) = alarm.property(&ICalendarProperty::Trigger) else {
+            return false;
+        };
+        let repeat = alarm
+            .property(&ICalendarProperty::Repeat)
+            .and_then(|e| e.values.first())
+            .and_then(|v| v.as_integer())
+            .unwrap_or(0)
+            .clamp(0, MAX_ALARM_REPEATS);
+        let every = alarm
+            .property(&ICalendarProperty::Duration)
+            .and_then(|e| match e.values.first() {
+                Some(ICalendarValue::Duration(d)) => Some(d.as_seconds()),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let fires: Vec<i64> = match trigger.values.first() {
+            Some(ICalendarValue::Duration(offset)) => {
+                let from_end = matches!(
+                    trigger.parameter(&ICalendarParameterName::Related),
+                    Some(ICalendarParameterValue::Related(ICalendarRelated::End))
+                );
+                self.expansion
+                    .instances
+                    .iter()
+                    .filter(|i| i.comp_id == parent_id && !i.undated)
+                    .map(|i| {
+                        (if from_end { i.end } else { i.start }).saturating_add(offset.as_seconds())
+                    })
+                    .collect()
+            }
+            Some(ICalendarValue::PartialDateTime(at)) => at
+                .to_date_time_with_tz(calcard::common::timezone::Tz::UTC)
+                .map(|d| vec![d.timestamp()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        fires.iter().any(|first| {
+            (0..=repeat).any(|k| {
+                let at = first.saturating_add(k.saturating_mul(every));
+                range.overlaps(at, at)
+            })
         })
     }
 
@@ -408,6 +470,32 @@ mod tests {
         let plan = events_in(range("20260101T000000Z", "20260201T000000Z")).index_plan();
         assert!(plan.exact);
         assert_eq!(plan.kind, Some(ComponentKind::Event));
+    }
+
+    #[test]
+    fn alarm_time_range_uses_trigger_times() {
+        let (obj, exp) = object("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nRRULE:FREQ=DAILY;COUNT=2\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\nEND:VEVENT\r\n");
+        let alarm_in = |start: &str, end: &str| {
+            let mut filter = Filter::for_kind(ComponentKind::Event);
+            filter.root.comp_filters[0].comp_filters.push(CompFilter {
+                name: "VALARM".into(),
+                time_range: Some(range(start, end)),
+                ..CompFilter::default()
+            });
+            filter.matches(&obj.ical, &exp)
+        };
+        assert!(
+            alarm_in("20260105T094000Z", "20260105T095000Z"),
+            "09:45 on the first day"
+        );
+        assert!(
+            alarm_in("20260106T094000Z", "20260106T095000Z"),
+            "and on the second"
+        );
+        assert!(
+            !alarm_in("20260105T095000Z", "20260105T110000Z"),
+            "not during the event itself"
+        );
     }
 
     #[test]
