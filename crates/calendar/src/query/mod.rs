@@ -185,6 +185,23 @@ struct Context<'a> {
     expansion: &'a Expansion,
 }
 
+/// Properties a VCALENDAR itself carries (RFC 5545 §3.7, RFC 7986 §5); prop-filters on
+/// VCALENDAR naming anything else are read as searches over its components.
+fn is_vcalendar_property(name: &str) -> bool {
+    const OWN: [&str; 8] = [
+        "VERSION",
+        "PRODID",
+        "CALSCALE",
+        "METHOD",
+        "NAME",
+        "REFRESH-INTERVAL",
+        "SOURCE",
+        "COLOR",
+    ];
+    OWN.iter().any(|own| own.eq_ignore_ascii_case(name))
+        || name.to_ascii_uppercase().starts_with("X-WR-")
+}
+
 /// REPEATs of one alarm considered (RFC 5545 puts no bound; clients use a handful).
 const MAX_ALARM_REPEATS: i64 = 100;
 
@@ -201,14 +218,41 @@ impl Context<'_> {
         if depth > MAX_FILTER_DEPTH {
             return false;
         }
-        filter
-            .prop_filters
+        filter.prop_filters.iter().all(|pf| {
+            if depth == 0 && !is_vcalendar_property(&pf.name) {
+                self.calendar_wide_prop_filter_matches(comp, pf)
+            } else {
+                self.prop_filter_matches(comp, pf)
+            }
+        }) && filter
+            .comp_filters
             .iter()
-            .all(|pf| self.prop_filter_matches(comp, pf))
-            && filter
-                .comp_filters
-                .iter()
-                .all(|cf| self.child_filter_matches(comp, depth, cf))
+            .all(|cf| self.child_filter_matches(comp, depth, cf))
+    }
+
+    /// A prop-filter on VCALENDAR naming a component property (SUMMARY, CATEGORIES, ...):
+    /// clients such as python caldav send these to search without naming a component
+    /// type, so it is tested against the calendar's components (RFC 4791 would test the
+    /// VCALENDAR's own properties, which never hold these, and match nothing).
+    fn calendar_wide_prop_filter_matches(
+        &self,
+        root: &ICalendarComponent,
+        filter: &PropFilter,
+    ) -> bool {
+        let mut children = root
+            .component_ids
+            .iter()
+            .filter_map(|id| {
+                usize::try_from(*id)
+                    .ok()
+                    .and_then(|i| self.ical.components.get(i))
+            })
+            .filter(|c| c.component_type.has_time_ranges());
+        if filter.is_not_defined {
+            children.all(|c| self.prop_filter_matches(c, filter))
+        } else {
+            children.any(|c| self.prop_filter_matches(c, filter))
+        }
     }
 
     /// A child comp-filter matches when some child of that name passes it (or, with
@@ -495,6 +539,46 @@ mod tests {
         assert!(
             !alarm_in("20260105T095000Z", "20260105T110000Z"),
             "not during the event itself"
+        );
+    }
+
+    #[test]
+    fn component_property_filter_on_vcalendar_searches_components() {
+        let (obj, exp) = object(WEEKLY_WITH_MOVED);
+        let mut filter = Filter {
+            root: CompFilter {
+                name: "VCALENDAR".into(),
+                ..CompFilter::default()
+            },
+        };
+        filter.root.prop_filters.push(PropFilter {
+            name: "SUMMARY".into(),
+            text_match: Some(TextMatch {
+                needle: "moved".into(),
+                ..TextMatch::default()
+            }),
+            ..PropFilter::default()
+        });
+        assert!(filter.matches(&obj.ical, &exp));
+        filter.root.prop_filters[0]
+            .text_match
+            .as_mut()
+            .unwrap()
+            .needle = "nowhere".into();
+        assert!(!filter.matches(&obj.ical, &exp));
+        let own = Filter {
+            root: CompFilter {
+                name: "VCALENDAR".into(),
+                prop_filters: vec![PropFilter {
+                    name: "VERSION".into(),
+                    ..PropFilter::default()
+                }],
+                ..CompFilter::default()
+            },
+        };
+        assert!(
+            own.matches(&obj.ical, &exp),
+            "VCALENDAR's own properties are still its own"
         );
     }
 
