@@ -12,3 +12,14 @@ fn python_caldav_lifecycle() {
     println!("{out}");
     assert!(out.trim_end().ends_with("OK"), "{out}");
 }
+
+/// python `caldav` as organizer (ann) and attendees (bob, carol) and a room: invite,
+/// accept, decline, update, cancel, a recurring meeting with a moved instance, free-busy,
+/// a room booked twice (tests/python/scheduling.py).
+#[test]
+fn python_caldav_scheduling() {
+    let server = common::TestServer::start_with_rooms();
+    let out = common::run_python("scheduling.py", &server, "ann", "caldav");
+    println!("{out}");
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+}

@@ -15,6 +15,7 @@ pub use error::DavError;
 
 use crate::config::CalendarConfig;
 use crate::paths::{self, Target};
+use crate::store::schedule::{INBOX, OUTBOX};
 use crate::store::CalendarStore;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -30,11 +31,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// DAV compliance classes we implement (RFC 4918 §18, RFC 4791 §5.1, CalendarServer proxy).
-/// Class 2 (locking) and calendar-auto-schedule are deliberately absent.
+/// RFC 6638 implicit scheduling is `calendar-auto-schedule`. Class 2 (locking) is
+/// deliberately absent.
 pub const DAV_HEADER: &str =
-    "1, 3, access-control, calendar-access, calendar-proxy, extended-mkcol";
+    "1, 3, access-control, calendar-access, calendar-proxy, extended-mkcol, calendar-auto-schedule";
 const ALLOW: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, MOVE, COPY";
+    "OPTIONS, GET, HEAD, POST, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, MOVE, COPY";
 
 /// Per-method request metrics.
 #[derive(Clone)]
@@ -247,6 +249,29 @@ async fn route(
     target: Target,
     req: Request2,
 ) -> Result<Response, DavError> {
+    // RFC 6638 scheduling boxes: the outbox stores nothing (PROPFIND describes it, POST
+    // asks for free-busy); the inbox is created on first use and only the server writes it.
+    match (&target, req.method.as_str()) {
+        (Target::Collection { owner, calendar }, method) if calendar == OUTBOX => {
+            return match method {
+                "PROPFIND" => outbox::propfind(state, caller, owner, &req).await,
+                "POST" => outbox::post(state, caller, owner, &req).await,
+                _ => Err(DavError::MethodNotAllowed),
+            };
+        }
+        (Target::Object { calendar, .. }, _) if calendar == OUTBOX => {
+            return Err(DavError::NotFound)
+        }
+        (Target::Object { calendar, .. }, "PUT" | "MOVE" | "COPY") if calendar == INBOX => {
+            return Err(DavError::Forbidden)
+        }
+        (Target::Collection { owner, calendar }, _) if calendar == INBOX => {
+            if *owner == caller.user.name {
+                scheduling::ensure_inbox(state, owner).await?;
+            }
+        }
+        _ => {}
+    }
     // The notification collection (sharing invites) is not a calendar.
     match (&target, req.method.as_str()) {
         (Target::Collection { owner, calendar }, "PROPFIND")

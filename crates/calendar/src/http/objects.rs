@@ -188,7 +188,11 @@ pub(super) async fn mkcalendar(
             DavError::Forbidden
         });
     }
-    if name == super::sharing::NOTIFICATION_COLLECTION || name.starts_with("shared-") {
+    if name == super::sharing::NOTIFICATION_COLLECTION
+        || name.starts_with("shared-")
+        || name == crate::store::schedule::INBOX
+        || name == crate::store::schedule::OUTBOX
+    {
         return Err(DavError::dav(
             StatusCode::FORBIDDEN,
             "resource-must-be-null",
@@ -347,7 +351,8 @@ pub(super) async fn put(
         req.body.to_vec(),
     );
     let store = state.store.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<PutOutcome, DavError> {
+    let scheduling_state = state.clone();
+    let (outcome, rescheduled) = tokio::task::spawn_blocking(move || {
         let (collection, rights) =
             resolve_collection(store.as_ref(), &owner_name, &calendar_name, rights)?
                 .ok_or(DavError::NotFound)?;
@@ -367,7 +372,24 @@ pub(super) async fn put(
                 format!("{} not accepted here", new.kind.as_str()),
             ));
         }
-        Ok(store.put_object(collection.id, &href, &new, &condition, now)?)
+        // RFC 6638: the version being replaced decides who gets a CANCEL or a REPLY.
+        let previous = store.object(collection.id, &href)?.map(|o| o.data);
+        let outcome = store.put_object(collection.id, &href, &new, &condition, now)?;
+        let rescheduled = match outcome {
+            PutOutcome::Created { .. } | PutOutcome::Updated { .. } => {
+                schedule_after_write(
+                    &scheduling_state,
+                    now,
+                    &owner_name,
+                    &collection,
+                    &href,
+                    previous.as_deref(),
+                    Some(&new.data),
+                )
+            }
+            _ => None,
+        };
+        Ok::<_, DavError>((outcome, rescheduled))
     })
     .await
     .map_err(|e| DavError::Internal(e.to_string()))??;
@@ -389,10 +411,33 @@ pub(super) async fn put(
         }
     };
     let mut r = status.into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        r.headers_mut().insert(header::ETAG, v);
+    // When scheduling rewrote the object (SCHEDULE-STATUS, a room's answer) the stored
+    // text is not what the client sent, so no ETag (RFC 6638 §8.3 via RFC 4791 §5.3.4).
+    if rescheduled.is_none() {
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
     }
     Ok(r)
+}
+
+/// Implicit scheduling after a write; its failures are logged, never the PUT's: the
+/// client's data is stored either way. Returns the new ETag of a rewritten object.
+fn schedule_after_write(
+    state: &AppState,
+    now: i64,
+    owner: &str,
+    collection: &Collection,
+    href: &str,
+    previous: Option<&str>,
+    current: Option<&str>,
+) -> Option<String> {
+    super::scheduling::Scheduler { state, now }
+        .after_write(owner, collection, href, previous, current)
+        .unwrap_or_else(|error| {
+            tracing::error!(%owner, %href, %error, "implicit scheduling failed");
+            None
+        })
 }
 
 pub(super) async fn delete(
@@ -411,12 +456,32 @@ pub(super) async fn delete(
                 load_collection(state, caller, owner, calendar, Rights::Write).await?;
             let if_match = header_str(&req.headers, "If-Match").map(|v| v.trim().to_owned());
             let (id, href) = (collection.id, object.clone());
-            match blocking(state, move |store| {
-                store.delete_object(id, &href, if_match.as_deref())
+            let (outcome, previous) = blocking(state, move |store| {
+                let previous = store.object(id, &href)?.map(|o| o.data);
+                Ok((store.delete_object(id, &href, if_match.as_deref())?, previous))
             })
-            .await?
-            {
-                DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
+            .await?;
+            match outcome {
+                DeleteOutcome::Deleted => {
+                    if let Some(previous) = previous {
+                        // RFC 6638: an organizer's delete cancels, an attendee's declines.
+                        let (state2, owner, href) = (state.clone(), owner.clone(), object.clone());
+                        tokio::task::spawn_blocking(move || {
+                            schedule_after_write(
+                                &state2,
+                                super::now(),
+                                &owner,
+                                &collection,
+                                &href,
+                                Some(&previous),
+                                None,
+                            )
+                        })
+                        .await
+                        .map_err(|e| DavError::Internal(e.to_string()))?;
+                    }
+                    Ok(StatusCode::NO_CONTENT.into_response())
+                }
                 DeleteOutcome::NotFound => Err(DavError::NotFound),
                 DeleteOutcome::PreconditionFailed => Err(DavError::PreconditionFailed),
             }

@@ -10,6 +10,7 @@ use crate::dav::response::{Multistatus, PropValue};
 use crate::dav::xml::{escape, Element, NS_CALDAV, NS_CALSERVER, NS_DAV};
 use crate::ical::ComponentKind;
 use crate::paths::{self, Target};
+use crate::store::schedule::INBOX;
 use crate::store::{Collection, ObjectMeta};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -195,6 +196,22 @@ pub(crate) fn calendar(
             text(max_resource_size.to_string()),
         ),
     ]);
+    if collection.name == INBOX && collection.shared_from.is_none() {
+        // RFC 6638 §2.2: the inbox is not a calendar; it names where invitations land.
+        for (name, value) in &mut props {
+            if name.is(NS_DAV, "resourcetype") {
+                *value = PropValue::Xml(super::outbox::INBOX_RESOURCETYPE.into());
+            }
+        }
+        props.push(p(
+            NS_CALDAV,
+            "schedule-default-calendar-URL",
+            PropValue::Hrefs(vec![paths::collection(
+                &collection.owner,
+                super::scheduling::DEFAULT_CALENDAR,
+            )]),
+        ));
+    }
     match &collection.shared_from {
         Some(real_owner) => props.push(p(
             NS_CALSERVER,
@@ -396,7 +413,8 @@ pub(super) async fn propfind(
                 let owner_name = owner.clone();
                 let mut collections =
                     blocking(state, move |store| store.collections(&owner_name)).await?;
-                if collections.is_empty() && rights == Rights::Owner {
+                let only_inbox = collections.iter().all(|c| c.name == INBOX);
+                if only_inbox && rights == Rights::Owner {
                     // Like CalendarServer: a home starts with one calendar so clients have somewhere to write.
                     let owner_name = owner.clone();
                     let props = vec![(
@@ -425,6 +443,9 @@ pub(super) async fn propfind(
                         add_share_props(state, collection, &mut described).await?;
                     }
                     listing.push(described);
+                }
+                if rights >= Rights::Write && !owner.starts_with("group:") {
+                    listing.push(super::outbox::describe_outbox(caller, owner, rights));
                 }
                 if rights == Rights::Owner {
                     // Calendars others shared with this user and they accepted.

@@ -516,6 +516,28 @@ impl Scheduler<'_> {
     }
 }
 
+/// Creates the user's inbox if it does not exist yet (it is made on first use).
+pub(crate) async fn ensure_inbox(
+    state: &std::sync::Arc<AppState>,
+    owner: &str,
+) -> Result<(), DavError> {
+    let owner = owner.to_owned();
+    let now = super::now();
+    super::blocking(state, move |store| {
+        if store.collection(&owner, INBOX)?.is_none() {
+            store.create_collection(
+                &owner,
+                INBOX,
+                &[ComponentKind::Event, ComponentKind::Todo],
+                &[],
+                now,
+            )?;
+        }
+        Ok(())
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

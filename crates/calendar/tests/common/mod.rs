@@ -5,7 +5,7 @@
 
 use serval_calendar::CalendarConfig;
 use serval_core::config::{DirectoryConfig, Listen};
-use serval_core::directory::NewUser;
+use serval_core::directory::{NewUser, PrincipalKind};
 use serval_core::{Directory, Store};
 use std::net::SocketAddr;
 use std::process::Command;
@@ -24,15 +24,31 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> Self {
-        Self::start_inner(false)
+        Self::start_inner(false, &[])
+    }
+
+    /// Also has the room `boardroom` (boardroom@example.com) and the resource `projector`
+    /// (projector@example.com), which log in nowhere and answer invitations themselves.
+    pub fn start_with_rooms() -> Self {
+        Self::start_inner(
+            false,
+            &[
+                ("boardroom", "boardroom@example.com", PrincipalKind::Room),
+                (
+                    "projector",
+                    "projector@example.com",
+                    PrincipalKind::Resource,
+                ),
+            ],
+        )
     }
 
     /// Also listens with TLS (a self-signed certificate made by core).
     pub fn start_with_tls() -> Self {
-        Self::start_inner(true)
+        Self::start_inner(true, &[])
     }
 
-    fn start_inner(with_tls: bool) -> Self {
+    fn start_inner(with_tls: bool, resources: &[(&str, &str, PrincipalKind)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("serval.db")).expect("store");
         let directory = Directory::new(store.clone(), &DirectoryConfig::default());
@@ -50,6 +66,17 @@ impl TestServer {
                     kind: None,
                 })
                 .expect("add user");
+        }
+        for (name, email, kind) in resources {
+            directory
+                .add_user(&NewUser {
+                    name,
+                    password: None,
+                    full_name: name,
+                    email,
+                    kind: Some(*kind),
+                })
+                .expect("add room");
         }
         directory.add_group("staff").expect("group");
         directory.add_member("staff", "bob").expect("member");
@@ -111,6 +138,11 @@ impl TestServer {
             thread: Some(thread),
             _dir: dir,
         }
+    }
+
+    /// The service's data directory (holds `serval.db`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {
