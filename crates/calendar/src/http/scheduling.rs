@@ -305,9 +305,13 @@ impl Scheduler<'_> {
                         None => return Ok((ScheduleStatus::NoSchedulingSupport, None)),
                     },
                 };
+                let mut keep_copy = true;
                 if user.kind != PrincipalKind::Person {
                     if let Some(me) = meeting.attendee_address(&|a| is_address_of(user, a)) {
                         let free = self.is_free(user, &copy, existing.as_ref().map(|(_, o)| o))?;
+                        // A declined booking stays out of the resource's calendar, so it
+                        // neither blocks later bookings nor shows in its free-busy.
+                        keep_copy = free;
                         itip::set_partstat(
                             &mut copy,
                             &me,
@@ -317,14 +321,18 @@ impl Scheduler<'_> {
                         tracing::info!(room = %user.name, uid = %meeting.uid, free, "resource answered an invitation");
                     }
                 }
-                let object = self.index(&collection, &copy.to_text())?;
-                store.put_object(
-                    collection.id,
-                    &href,
-                    &object,
-                    &PutCondition::default(),
-                    self.now,
-                )?;
+                if keep_copy {
+                    let object = self.index(&collection, &copy.to_text())?;
+                    store.put_object(
+                        collection.id,
+                        &href,
+                        &object,
+                        &PutCondition::default(),
+                        self.now,
+                    )?;
+                } else if existing.is_some() {
+                    store.delete_object(collection.id, &href, None)?;
+                }
             }
         }
         self.put_in_inbox(&user.name, &meeting.uid, kind, message)?;
