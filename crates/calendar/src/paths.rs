@@ -103,8 +103,29 @@ pub fn parse(path: &str) -> Option<Target> {
     })
 }
 
+/// Bytes escaped in a path segment: everything but RFC 3986 `pchar` (unreserved,
+/// sub-delims, ':' and '@'). Keeping '@' literal gives a resource one spelling, the one
+/// clients wrote (caldav-server-tester's url.encode-at.identity).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 fn enc(segment: &str) -> String {
-    urlencoding::encode(segment).into_owned()
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// The principal URL of a user, or of a group for a `group:NAME` owner key.
@@ -183,6 +204,7 @@ mod tests {
         assert_eq!(parse("/calendars/users/ann/%2e%2e/"), None);
         assert_eq!(parse("/calendars/users/ann/a%2Fb/"), None);
         assert_eq!(parse("/nope"), None);
+        assert_eq!(object("ann", "a@b", "x y@z.ics"), "/calendars/users/ann/a@b/x%20y@z.ics");
         assert_eq!(
             parse(&collection("group:staff", "rota")),
             Some(Target::Collection {

@@ -112,8 +112,12 @@ async fn discovery_basics() {
         "{dav}"
     );
     assert!(
+        dav.contains("calendarserver-sharing"),
+        "CS sharing works (calendarserver_sharing test), so Apple clients must be told: {dav}"
+    );
+    assert!(
         !dav.contains("calendar-auto-schedule"),
-        "scheduling is not implemented, so not advertised"
+        "scheduling is not implemented, so not advertised (update this once RFC 6638 lands)"
     );
     let r = http
         .request(Method::from_bytes(b"PROPFIND").unwrap(), server.url("/"))
