@@ -5,6 +5,8 @@
 //! - [`ical`]: iCalendar resources (calcard) validated per RFC 4791 §4.1, expanded into UTC
 //!   instances ([`ical::expand`]).
 //! - [`query`]: calendar-query filters and their evaluation; free-busy merging.
+//! - [`schedule`]: RFC 6638/5546 iTIP messages (REQUEST, CANCEL, REPLY, VFREEBUSY) over
+//!   content lines, pure; `http::scheduling` delivers them, `http::outbox` answers free-busy.
 //! - [`dav`]: WebDAV/CalDAV request bodies in (quick-xml), multistatus/errors out.
 //! - [`store`]: `CalendarStore` and its SQLite implementation over core's store:
 //!   collections, objects with a UNIQUE UID index, the instance index, the change log,
@@ -17,7 +19,7 @@
 //! clock); the HTTP layer reads the clock and passes `now` down. Every access to another
 //! user's data goes through `http::rights` (owner, proxy delegate, group member) or a share
 //! (`http::objects::resolve_collection`); everything else answers 404. Nothing is advertised
-//! in the DAV header that does not work: no `calendar-auto-schedule` until RFC 6638 lands.
+//! in the DAV header that does not work (`calendar-auto-schedule` came with RFC 6638).
 //!
 //! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`], [`admin`] (delegate,
 //! import_ics, export_ics), [`mod@bench`].

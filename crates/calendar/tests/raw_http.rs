@@ -116,8 +116,8 @@ async fn discovery_basics() {
         "CS sharing works (calendarserver_sharing test), so Apple clients must be told: {dav}"
     );
     assert!(
-        !dav.contains("calendar-auto-schedule"),
-        "scheduling is not implemented, so not advertised (update this once RFC 6638 lands)"
+        dav.contains("calendar-auto-schedule"),
+        "RFC 6638 scheduling is advertised (tests/scheduling_http.rs checks it works): {dav}"
     );
     let r = http
         .request(Method::from_bytes(b"PROPFIND").unwrap(), server.url("/"))
