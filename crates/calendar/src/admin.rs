@@ -3,7 +3,9 @@
 
 use crate::http::index_text;
 use crate::ical::{ComponentKind, ParseLimits};
-use crate::store::{CalendarStore, PutCondition, PutOutcome, SqliteCalendarStore, StoreError};
+use crate::store::{
+    CalendarStore, PutCondition, PutOutcome, ScheduleStore, SqliteCalendarStore, StoreError,
+};
 use calcard::icalendar::{ICalendar, ICalendarComponent, ICalendarComponentType};
 use calcard::{Entry, Parser};
 use serval_core::html::escape;
@@ -349,6 +351,11 @@ impl serval_core::service::AdminPanel for CalendarPanel {
             ));
         }
         html.push_str("</table>");
+        // RFC 6638: invitations to people outside Serval wait here for the mail service.
+        let queue = cal
+            .itip_queue(crate::schedule::queue::ADMIN_ROWS)
+            .unwrap_or_default();
+        html.push_str(&crate::schedule::queue::html(&queue));
         html.push_str(&format!(
             "<form method=\"post\" action=\"{}\">{csrf_field}<label>Owner <input name=\"owner\"></label> <label>Delegate (user or group:NAME) <input name=\"delegate\"></label> <select name=\"level\"><option value=\"read\">read</option><option value=\"write\">write</option><option value=\"remove\">remove</option></select> <button>Set delegate</button></form>",
             escape(action_url)
@@ -405,7 +412,10 @@ impl serval_core::service::AdminPanel for CalendarPanel {
                 serde_json::json!({"user": u.name, "calendars": calendars, "delegates": delegates})
             })
             .collect();
-        serde_json::json!({ "users": entries })
+        let queue = cal
+            .itip_queue(crate::schedule::queue::ADMIN_ROWS)
+            .unwrap_or_default();
+        serde_json::json!({ "users": entries, "itip_queue": crate::schedule::queue::json(&queue) })
     }
 }
 

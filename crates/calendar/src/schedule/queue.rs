@@ -75,4 +75,36 @@ mod tests {
         assert_eq!(json(&[item])[0]["bytes"], 14);
         assert!(html(&[]).contains("None queued"));
     }
+
+    #[test]
+    fn the_admin_panel_lists_the_queue() {
+        use crate::store::schedule::{NewItip, ScheduleStore};
+        use serval_core::service::AdminPanel;
+        let dir = tempfile::tempdir().unwrap();
+        let store = serval_core::Store::open(&dir.path().join("serval.db")).unwrap();
+        let directory = serval_core::Directory::new(
+            store.clone(),
+            &serval_core::config::DirectoryConfig::default(),
+        );
+        let calendars = crate::store::SqliteCalendarStore::open(store.clone()).unwrap();
+        calendars
+            .queue_itip(
+                &NewItip {
+                    sender: "ann",
+                    recipient: "mailto:zed@elsewhere.org",
+                    method: "CANCEL",
+                    uid: "m9",
+                    message: "BEGIN:VCALENDAR",
+                },
+                0,
+            )
+            .unwrap();
+        let panel = crate::admin::CalendarPanel { store, directory };
+        let page = panel.render("", "/admin/calendar");
+        assert!(
+            page.contains("mailto:zed@elsewhere.org") && page.contains("CANCEL"),
+            "{page}"
+        );
+        assert_eq!(panel.json()["itip_queue"][0]["uid"], "m9");
+    }
 }
