@@ -34,7 +34,7 @@ use std::time::Instant;
 /// RFC 6638 implicit scheduling is `calendar-auto-schedule`. Class 2 (locking) is
 /// deliberately absent.
 pub const DAV_HEADER: &str =
-    "1, 3, access-control, calendar-access, calendar-proxy, extended-mkcol, calendar-auto-schedule";
+    "1, 3, access-control, calendar-access, calendar-proxy, calendarserver-sharing, extended-mkcol, calendar-auto-schedule";
 const ALLOW: &str =
     "OPTIONS, GET, HEAD, POST, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, MOVE, COPY";
 
