@@ -463,3 +463,54 @@ async fn discovery_advertises_scheduling() {
         r.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_tag_guards_attendee_writes() {
+    let server = TestServer::start();
+    let (ann, bob) = (Client::new(&server, "ann"), Client::new(&server, "bob"));
+    ann.discover().await;
+    let ics = meeting(
+        "st1",
+        "20260306T090000Z",
+        "20260306T100000Z",
+        &["PARTSTAT=NEEDS-ACTION:mailto:bob@example.com"],
+    );
+    assert_eq!(
+        ann.put("/calendars/users/ann/calendar/st1.ics", &ics)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let path = "/calendars/users/bob/calendar/st1.ics";
+    let r = bob.get(path).await;
+    let tag = r.headers["schedule-tag"].to_str().unwrap().to_owned();
+    let organizer_tag = ann
+        .get("/calendars/users/ann/calendar/st1.ics")
+        .await
+        .headers["schedule-tag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let accepted = r.body.replace(
+        "PARTSTAT=NEEDS-ACTION:mailto:bob",
+        "PARTSTAT=ACCEPTED:mailto:bob",
+    );
+    let stale = [
+        ("Content-Type", "text/calendar"),
+        ("If-Schedule-Tag-Match", "\"stale\""),
+    ];
+    assert_eq!(
+        bob.send("PUT", path, &stale, &accepted).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
+    let current = [
+        ("Content-Type", "text/calendar"),
+        ("If-Schedule-Tag-Match", tag.as_str()),
+    ];
+    let r = bob.send("PUT", path, &current, &accepted).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    // The reply changed ann's copy (PARTSTAT) but not its Schedule-Tag.
+    let r = ann.get("/calendars/users/ann/calendar/st1.ics").await;
+    assert!(r.body.contains("PARTSTAT=ACCEPTED"), "{}", r.body);
+    assert_eq!(r.headers["schedule-tag"].to_str().unwrap(), organizer_tag);
+}

@@ -277,6 +277,7 @@ pub(super) async fn get(
             let stored = blocking(state, move |store| store.object(id, &href))
                 .await?
                 .ok_or(DavError::NotFound)?;
+            let schedule_tag = crate::schedule::itip::schedule_tag(&stored.data);
             let mut r = stored.data.into_response();
             let h = r.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&content_type(stored.meta.kind)) {
@@ -284,6 +285,11 @@ pub(super) async fn get(
             }
             if let Ok(v) = HeaderValue::from_str(&stored.meta.etag) {
                 h.insert(header::ETAG, v);
+            }
+            if let Some(tag) = schedule_tag {
+                if let Ok(v) = HeaderValue::from_str(&tag) {
+                    h.insert("Schedule-Tag", v);
+                }
             }
             if let Ok(v) = HeaderValue::from_str(&http_date(stored.meta.modified_at)) {
                 h.insert(header::LAST_MODIFIED, v);
@@ -352,7 +358,10 @@ pub(super) async fn put(
     );
     let store = state.store.clone();
     let scheduling_state = state.clone();
-    let (outcome, rescheduled) = tokio::task::spawn_blocking(move || {
+    // RFC 6638 §3.2.10: an attendee's client may insist it edits the version it saw.
+    let schedule_tag_match =
+        header_str(&req.headers, "If-Schedule-Tag-Match").map(|v| v.trim().to_owned());
+    let (outcome, rescheduled, schedule_tag) = tokio::task::spawn_blocking(move || {
         let (collection, rights) =
             resolve_collection(store.as_ref(), &owner_name, &calendar_name, rights)?
                 .ok_or(DavError::NotFound)?;
@@ -374,6 +383,15 @@ pub(super) async fn put(
         }
         // RFC 6638: the version being replaced decides who gets a CANCEL or a REPLY.
         let previous = store.object(collection.id, &href)?.map(|o| o.data);
+        if let Some(expected) = &schedule_tag_match {
+            let current = previous
+                .as_deref()
+                .and_then(crate::schedule::itip::schedule_tag);
+            if current.as_deref() != Some(expected.as_str()) {
+                return Err(DavError::PreconditionFailed);
+            }
+        }
+        let schedule_tag = crate::schedule::itip::schedule_tag(&new.data);
         let outcome = store.put_object(collection.id, &href, &new, &condition, now)?;
         let rescheduled = match outcome {
             PutOutcome::Created { .. } | PutOutcome::Updated { .. } => {
@@ -389,7 +407,7 @@ pub(super) async fn put(
             }
             _ => None,
         };
-        Ok::<_, DavError>((outcome, rescheduled))
+        Ok::<_, DavError>((outcome, rescheduled, schedule_tag))
     })
     .await
     .map_err(|e| DavError::Internal(e.to_string()))??;
@@ -417,6 +435,9 @@ pub(super) async fn put(
         if let Ok(v) = HeaderValue::from_str(&etag) {
             r.headers_mut().insert(header::ETAG, v);
         }
+    }
+    if let Some(v) = schedule_tag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        r.headers_mut().insert("Schedule-Tag", v);
     }
     Ok(r)
 }

@@ -378,6 +378,23 @@ pub fn same_for_attendees(a: &Document, b: &Document) -> bool {
     reduced(a) == reduced(b)
 }
 
+/// Schedule-Tag (RFC 6638 §3.2.10) of a stored meeting: a digest of what the organizer
+/// decides, leaving out DTSTAMP, PARTSTAT and the server's parameters, so applying an
+/// attendee's REPLY to the organizer's copy keeps the tag while an organizer's change, or
+/// a new REQUEST delivered to an attendee, changes it. `None` without an ORGANIZER.
+pub fn schedule_tag(text: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let doc = Document::parse(text).ok()?;
+    Meeting::of(&doc)?;
+    let mut reduced = calendar_copy(&doc);
+    reduced.lines.retain(|l| l.name != "DTSTAMP");
+    for line in &mut reduced.lines {
+        line.remove_param("PARTSTAT");
+    }
+    let digest = Sha256::digest(reduced.to_text().as_bytes());
+    Some(format!("\"{}\"", hex::encode(digest.get(..12).unwrap_or(&digest))))
+}
+
 /// A VFREEBUSY request POSTed to an outbox (RFC 6638 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreeBusyRequest {
@@ -591,6 +608,18 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example
         assert!(same_for_attendees(&organizer, &doc(MEETING)));
         let moved = MEETING.replace("DTSTART:20260112T090000Z", "DTSTART:20260112T080000Z");
         assert!(!same_for_attendees(&organizer, &doc(&moved)));
+    }
+
+    #[test]
+    fn schedule_tag_ignores_replies_but_not_organizer_changes() {
+        let tag = schedule_tag(MEETING).unwrap();
+        let mut replied = doc(MEETING);
+        set_partstat(&mut replied, "mailto:bob@example.com", "ACCEPTED");
+        set_schedule_status(&mut replied, "mailto:bob@example.com", ScheduleStatus::Success);
+        assert_eq!(schedule_tag(&replied.to_text()).unwrap(), tag);
+        let moved = MEETING.replace("DTSTART:20260112T090000Z", "DTSTART:20260112T080000Z");
+        assert_ne!(schedule_tag(&moved).unwrap(), tag);
+        assert_eq!(schedule_tag("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"), None);
     }
 
     #[test]
