@@ -47,6 +47,14 @@ pub struct UdpPair {
     pub is_ipv6: bool,
 }
 
+/// The sessions one pacer task serves, and the signal that wakes it at once (a session
+/// started, seeked or paused).
+#[derive(Default)]
+pub(crate) struct PacerShard {
+    pub(crate) playing: Mutex<HashMap<String, Playing>>,
+    pub(crate) wake: Notify,
+}
+
 /// A session the pacer sends for, and where its packets go.
 pub(crate) struct Playing {
     pub(crate) session: SharedSession,
@@ -62,10 +70,8 @@ pub struct Shared {
     pub udp: Vec<UdpPair>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
-    /// Sessions the pacer serves, by id.
-    pub(crate) playing: Mutex<HashMap<String, Playing>>,
-    /// Wakes the pacer at once (a session started, seeked or paused).
-    pub(crate) pacer_wake: Notify,
+    /// Sessions by pacer shard; one pacer task per shard (per core), each session on one.
+    pub(crate) shards: Vec<PacerShard>,
     connections: Mutex<HashMap<u64, ConnectionHandle>>,
     next_connection_id: AtomicU64,
     connection_slots: Arc<Semaphore>,
@@ -86,6 +92,7 @@ impl Shared {
         udp: Vec<UdpPair>,
         shutdown: CancellationToken,
         max_connections: usize,
+        pacer_shards: usize,
     ) -> Shared {
         Shared {
             server,
@@ -94,8 +101,9 @@ impl Shared {
             udp,
             shutdown,
             tracker: TaskTracker::new(),
-            playing: Mutex::new(HashMap::new()),
-            pacer_wake: Notify::new(),
+            shards: (0..pacer_shards.max(1))
+                .map(|_| PacerShard::default())
+                .collect(),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(1),
             connection_slots: Arc::new(Semaphore::new(max_connections)),
@@ -106,6 +114,16 @@ impl Shared {
     /// RTP bytes sent since start (for the load summary's bitrate).
     pub fn bytes_sent_total(&self) -> u64 {
         self.bytes_sent_total.load(Ordering::Relaxed)
+    }
+
+    /// The pacer shard serving session `id`.
+    pub(crate) fn shard_of(&self, id: &str) -> &PacerShard {
+        let hash = id.bytes().fold(0usize, |hash, byte| {
+            hash.wrapping_mul(31).wrapping_add(usize::from(byte))
+        });
+        let index = hash % self.shards.len().max(1);
+        // `shards` is never empty (built with at least one); the fallback only satisfies the type.
+        self.shards.get(index).unwrap_or_else(|| &self.shards[0])
     }
 
     pub(crate) fn count_sent(&self, rtp_packets: u64, rtp_bytes: u64) {
@@ -142,7 +160,7 @@ impl Shared {
                     tracing::Span::current().record("session", lock(&session).id.as_str());
                     self.start_sender(session, connection)
                 }
-                Effect::Wake { .. } => self.pacer_wake.notify_one(),
+                Effect::Wake { session_id } => self.shard_of(&session_id).wake.notify_one(),
                 Effect::Closed(closed) => self.finish(closed),
             }
         }
@@ -168,7 +186,8 @@ impl Shared {
             }
             None => Sink::Udp,
         };
-        self.playing
+        self.shard_of(&id)
+            .playing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), Playing { session, sink });
@@ -183,6 +202,7 @@ impl Shared {
         let total_clients = self.server.session_count();
         let session = lock(&closed.session);
         if self
+            .shard_of(&session.id)
             .playing
             .lock()
             .unwrap_or_else(|p| p.into_inner())

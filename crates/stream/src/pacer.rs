@@ -1,6 +1,7 @@
-//! The pacer: one task that, every tick, asks each playing session for the packets now due
-//! and sends them, so the cost of waking up is paid once per tick rather than once per
-//! session, and each tick's UDP datagrams for all sessions leave in a few `sendmmsg` calls.
+//! The pacer: one task per shard of sessions (one shard per core) that, every tick, asks each
+//! of its sessions for the packets now due and sends them, so the cost of waking up is paid
+//! once per tick rather than once per session, and a tick's UDP datagrams leave in a few
+//! `sendmmsg` calls.
 //!
 //! A request that starts, seeks or pauses a session wakes the pacer at once, so the first
 //! packet after PLAY does not wait for the next tick.
@@ -25,6 +26,9 @@ use crate::udp_batch;
 const MIN_TICK: Duration = Duration::from_millis(40);
 /// Longest sleep when nothing is due (paused or finished sessions only).
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// Datagrams gathered before they are sent, mid-pass if need be: bounds the pass's memory
+/// and the burst a client's socket sees when the pacer catches up after a slow pass.
+const FLUSH_AT: usize = 256;
 
 /// Datagrams of one pass, per server socket.
 #[derive(Default)]
@@ -34,7 +38,10 @@ struct UdpOut {
 }
 
 /// Runs until shutdown.
-pub async fn run_pacer(shared: Arc<Shared>) {
+pub async fn run_pacer(shared: Arc<Shared>, shard_index: usize) {
+    let Some(shard) = shared.shards.get(shard_index) else {
+        return;
+    };
     let mut batch: Vec<OutgoingPacket> = Vec::new();
     let mut frame = BytesMut::new();
     // Index 0: IPv4 pair, 1: IPv6 pair (as many as `shared.udp` holds).
@@ -44,7 +51,7 @@ pub async fn run_pacer(shared: Arc<Shared>) {
         let now = Instant::now();
         sessions.clear();
         {
-            let playing = shared.playing.lock().unwrap_or_else(|p| p.into_inner());
+            let playing = shard.playing.lock().unwrap_or_else(|p| p.into_inner());
             sessions.extend(playing.values().map(|p| {
                 let tcp = match &p.sink {
                     Sink::Tcp(handle) => Some(handle.clone()),
@@ -128,24 +135,30 @@ pub async fn run_pacer(shared: Arc<Shared>) {
                     _ => {}
                 }
             }
+            flush(&shared, &mut udp_out, FLUSH_AT).await;
         }
-        for (pair, out) in shared.udp.iter().zip(udp_out.iter_mut()) {
-            // Losses on a full buffer or an unreachable client are the client's to report (RTCP).
-            if !out.rtp.is_empty() {
-                udp_batch::send_all(&pair.rtp, &out.rtp).await;
-                out.rtp.clear();
-            }
-            if !out.rtcp.is_empty() {
-                udp_batch::send_all(&pair.rtcp, &out.rtcp).await;
-                out.rtcp.clear();
-            }
-        }
+        flush(&shared, &mut udp_out, 0).await;
         shared.count_sent(rtp_packets, rtp_bytes);
         let sleep_until = next_wakeup.max(now + MIN_TICK);
         tokio::select! {
             () = shared.shutdown.cancelled() => return,
-            () = shared.pacer_wake.notified() => {}
+            () = shard.wake.notified() => {}
             () = tokio::time::sleep_until(sleep_until) => {}
+        }
+    }
+}
+
+/// Sends the gathered datagrams of every socket holding at least `threshold` (0: all).
+async fn flush(shared: &Shared, udp_out: &mut [UdpOut], threshold: usize) {
+    for (pair, out) in shared.udp.iter().zip(udp_out.iter_mut()) {
+        // Losses on a full buffer or an unreachable client are the client's to report (RTCP).
+        if !out.rtp.is_empty() && out.rtp.len() >= threshold {
+            udp_batch::send_all(&pair.rtp, &out.rtp).await;
+            out.rtp.clear();
+        }
+        if !out.rtcp.is_empty() && out.rtcp.len() >= threshold {
+            udp_batch::send_all(&pair.rtcp, &out.rtcp).await;
+            out.rtcp.clear();
         }
     }
 }

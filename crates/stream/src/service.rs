@@ -102,6 +102,8 @@ pub async fn bind(
         udp,
         ctx.shutdown.clone(),
         max_connections,
+        // One pacer per core: sessions are spread over the runtime's worker threads.
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
     ));
     for listener in listeners {
         shared
@@ -117,9 +119,11 @@ pub async fn bind(
             .spawn(net::run_rtp_drain(shared.clone(), rtp_socket));
     }
     shared.tracker.spawn(net::run_sweeper(shared.clone()));
-    shared
-        .tracker
-        .spawn(crate::pacer::run_pacer(shared.clone()));
+    for shard_index in 0..shared.shards.len() {
+        shared
+            .tracker
+            .spawn(crate::pacer::run_pacer(shared.clone(), shard_index));
+    }
     info!(target: "serval_stream", listen = ?listen_addrs, media_dir = %media_dir.display(),
           rtp_ports = ?udp_ports, "streaming service bound");
     Ok(Arc::new(StreamService {
