@@ -358,6 +358,31 @@ async fn freebusy_through_the_outbox_shows_busy_time_only() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
+    // An invitation bob declined does not make him busy.
+    ann.discover().await;
+    let invite = meeting(
+        "fbm",
+        "20260305T100000Z",
+        "20260305T110000Z",
+        &["PARTSTAT=NEEDS-ACTION:mailto:bob@example.com"],
+    );
+    assert_eq!(
+        ann.put("/calendars/users/ann/calendar/fbm.ics", &invite)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let copy = bob.get_ok("/calendars/users/bob/calendar/fbm.ics").await;
+    let declined = copy.replace(
+        "PARTSTAT=NEEDS-ACTION:mailto:bob",
+        "PARTSTAT=DECLINED:mailto:bob",
+    );
+    assert_eq!(
+        bob.put("/calendars/users/bob/calendar/fbm.ics", &declined)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     let r = ann
         .send(
             "POST",
@@ -367,6 +392,11 @@ async fn freebusy_through_the_outbox_shows_busy_time_only() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        !r.body.contains("T100000Z/"),
+        "declined is free: {}",
+        r.body
+    );
     let body = r.body.replace("\r\n ", "");
     assert!(body.contains("schedule-response"), "{body}");
     assert!(body.contains("2.0;Success"), "{body}");

@@ -10,6 +10,7 @@
 
 use super::objects::{floating_zone, index_text};
 use super::{AppState, DavError};
+use crate::ical::expand::BusyStatus;
 use crate::ical::{ComponentKind, ParseLimits};
 use crate::schedule::itip::{self, Meeting, ScheduleStatus};
 use crate::schedule::lines::Document;
@@ -132,6 +133,9 @@ impl Scheduler<'_> {
             )
         } else {
             self.as_attendee(&owner_user, &meeting, old_doc.as_ref(), new_doc.as_ref())?;
+            if let (Some(text), Some(doc)) = (new, new_doc.as_ref()) {
+                self.free_if_declined(&owner_user, collection, href, text, doc)?;
+            }
             Ok(None)
         }
     }
@@ -322,7 +326,10 @@ impl Scheduler<'_> {
                     }
                 }
                 if keep_copy {
-                    let object = self.index(&collection, &copy.to_text())?;
+                    let mut object = self.index(&collection, &copy.to_text())?;
+                    if declined_everything(user, &copy) {
+                        free_instances(&mut object);
+                    }
                     store.put_object(
                         collection.id,
                         &href,
@@ -337,6 +344,35 @@ impl Scheduler<'_> {
         }
         self.put_in_inbox(&user.name, &meeting.uid, kind, message)?;
         Ok((ScheduleStatus::Delivered, answer))
+    }
+
+    /// An attendee who declined every instance is not busy then (CalendarServer does the
+    /// same): the stored copy's indexed instances become free. The text, hence the ETag,
+    /// stays as the client wrote it.
+    fn free_if_declined(
+        &self,
+        attendee: &User,
+        collection: &Collection,
+        href: &str,
+        text: &str,
+        doc: &Document,
+    ) -> Result<(), DavError> {
+        if !declined_everything(attendee, doc) {
+            return Ok(());
+        }
+        let mut object = self.index(collection, text)?;
+        if object.instances.iter().all(|i| i.busy == BusyStatus::Free) {
+            return Ok(());
+        }
+        free_instances(&mut object);
+        let condition = PutCondition {
+            if_match: Some(object.etag.clone()),
+            if_none_match_any: false,
+        };
+        self.state
+            .store
+            .put_object(collection.id, href, &object, &condition, self.now)?;
+        Ok(())
     }
 
     /// Whether the resource's calendars have no busy time overlapping the new meeting's
@@ -360,7 +396,7 @@ impl Scheduler<'_> {
         let busy: Vec<_> = wanted
             .instances
             .iter()
-            .filter(|i| i.busy != crate::ical::expand::BusyStatus::Free)
+            .filter(|i| i.busy != BusyStatus::Free)
             .collect();
         let (Some(start), Some(end)) = (
             busy.iter().map(|i| i.start).min(),
@@ -544,6 +580,21 @@ pub(crate) async fn ensure_inbox(
         Ok(())
     })
     .await
+}
+
+/// Whether `user` attends and declined every component they are listed in.
+fn declined_everything(user: &User, doc: &Document) -> bool {
+    let Some(meeting) = Meeting::of(doc) else {
+        return false;
+    };
+    let answers = meeting.partstats_of(&|a| is_address_of(user, a));
+    !answers.is_empty() && answers.iter().all(|(_, partstat)| partstat == "DECLINED")
+}
+
+fn free_instances(object: &mut NewObject) {
+    for instance in &mut object.instances {
+        instance.busy = BusyStatus::Free;
+    }
 }
 
 #[cfg(test)]

@@ -622,6 +622,25 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example
         assert_eq!(schedule_tag("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"), None);
     }
 
+    /// Every prefix of a real meeting (as a cut-off upload would deliver it) goes
+    /// through every iTIP path without a panic.
+    #[test]
+    fn truncated_meetings_never_panic() {
+        let bob = "mailto:bob@example.com";
+        for end in (0..=MEETING.len()).filter(|&i| MEETING.is_char_boundary(i)) {
+            let text = &MEETING[..end];
+            let _ = schedule_tag(text);
+            let Ok(d) = Document::parse(text) else { continue };
+            let _ = FreeBusyRequest::of(&d);
+            let _ = Meeting::of(&d).map(|m| m.server_scheduled_attendees());
+            let _ = cancel_for(&d, bob);
+            if let Some(reply) = reply_from(&d, bob) {
+                let mut organizer = doc(MEETING);
+                apply_reply(&mut organizer, &reply, bob);
+            }
+        }
+    }
+
     #[test]
     fn freebusy_request_parses_and_reply_has_no_titles() {
         let req = doc("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:t\r\nMETHOD:REQUEST\r\nBEGIN:VFREEBUSY\r\nUID:fb1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260112T000000Z\r\nDTEND:20260113T000000Z\r\nORGANIZER:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example.com\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n");
