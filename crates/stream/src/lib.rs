@@ -2,7 +2,8 @@
 //! Streaming Server.
 //!
 //! Start reading at [`rtsp::handler`] (requests against the session table), then
-//! [`rtsp::session`] (state machine and pacing) and `net` (the tokio driver).
+//! [`rtsp::session`] (state machine and pacing), then `net` (the tokio driver: connections,
+//! UDP sockets, expiry) and `pacer` (one task per core sending every session's due packets).
 //!
 //! **Architecture invariants:** the protocol modules ([`rtsp`], [`rtp`]) never import tokio and
 //! never read the clock: time and the wall clock come in as arguments, randomness from a seeded
@@ -10,7 +11,7 @@
 //! [`library`] (implemented in [`movies`]), so protocol tests run against a fake movie. All UDP
 //! sessions share one server RTP/RTCP port pair (one per address family, same numbers);
 //! incoming RTCP is routed by client address.
-//! Deliberately absent for now: RTSP over HTTP, TLS, authentication, multicast, RECORD.
+//! Deliberately absent: multicast and RECORD (playback only).
 //!
 //! **API boundary:** [`bind`], [`StreamConfig`], [`StreamError`] (and [`StreamService`], the
 //! `RunningService` it returns). The binary uses nothing else.
