@@ -111,6 +111,17 @@ impl Scheduler<'_> {
         {
             return Ok(None);
         }
+        // Fast path for the common case (and the PUT benchmark): no ORGANIZER, no meeting.
+        let may_schedule = |text: Option<&str>| {
+            text.is_some_and(|t| {
+                t.as_bytes()
+                    .windows(b"ORGANIZER".len())
+                    .any(|w| w.eq_ignore_ascii_case(b"ORGANIZER"))
+            })
+        };
+        if !may_schedule(old) && !may_schedule(new) {
+            return Ok(None);
+        }
         let old_doc = old.and_then(|t| Document::parse(t).ok());
         let new_doc = new.and_then(|t| Document::parse(t).ok());
         let Some(meeting) = new_doc
