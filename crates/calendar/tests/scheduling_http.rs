@@ -178,6 +178,27 @@ async fn every_schedule_status_outcome() {
         "{organizer_copy}"
     );
 
+    // Bob answers an invitation from outside (his client stored it): the REPLY is queued.
+    bob.discover().await;
+    let outside = meeting(
+        "ext1",
+        "20260302T120000Z",
+        "20260302T130000Z",
+        &["PARTSTAT=NEEDS-ACTION:mailto:bob@example.com"],
+    )
+    .replace(
+        "ORGANIZER;CN=Ann:mailto:ann@example.com",
+        "ORGANIZER:mailto:zed@elsewhere.org",
+    )
+    .replace("ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\n", "");
+    let path = "/calendars/users/bob/calendar/ext1.ics";
+    assert_eq!(bob.put(path, &outside).await.status, StatusCode::CREATED);
+    let accepted = outside.replace("PARTSTAT=NEEDS-ACTION", "PARTSTAT=ACCEPTED");
+    assert_eq!(
+        bob.put(path, &accepted).await.status,
+        StatusCode::NO_CONTENT
+    );
+
     // The external attendee's REQUEST waits in the queue, on the admin page too.
     use serval_calendar::store::ScheduleStore;
     let store = serval_core::Store::open(&server.data_dir().join("serval.db")).expect("store");
@@ -196,6 +217,13 @@ async fn every_schedule_status_outcome() {
     );
     assert!(
         queue.iter().all(|q| q.recipient != "mailto:nobody"),
+        "{queue:?}"
+    );
+    assert!(
+        queue.iter().any(|q| q.sender == "bob"
+            && q.method == "REPLY"
+            && q.recipient == "mailto:zed@elsewhere.org"
+            && q.message.contains("PARTSTAT=ACCEPTED")),
         "{queue:?}"
     );
 }
