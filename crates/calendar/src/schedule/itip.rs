@@ -392,7 +392,10 @@ pub fn schedule_tag(text: &str) -> Option<String> {
         line.remove_param("PARTSTAT");
     }
     let digest = Sha256::digest(reduced.to_text().as_bytes());
-    Some(format!("\"{}\"", hex::encode(digest.get(..12).unwrap_or(&digest))))
+    Some(format!(
+        "\"{}\"",
+        hex::encode(digest.get(..12).unwrap_or(&digest))
+    ))
 }
 
 /// A VFREEBUSY request POSTed to an outbox (RFC 6638 §5.1).
@@ -542,6 +545,17 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example
     }
 
     #[test]
+    fn organizer_scheduled_by_the_client_leaves_everyone_to_it() {
+        let text = MEETING.replace(
+            "ORGANIZER;CN=Ann:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP",
+            "ORGANIZER;SCHEDULE-AGENT=CLIENT:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP",
+        );
+        let m = Meeting::of(&doc(&text)).unwrap();
+        assert!(m.organizer_client_scheduled);
+        assert!(m.server_scheduled_attendees().is_empty());
+    }
+
+    #[test]
     fn request_only_carries_the_components_an_attendee_is_in() {
         let zed = request_for(&doc(MEETING), "mailto:zed@elsewhere.org").unwrap();
         let text = zed.to_text();
@@ -615,7 +629,11 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example
         let tag = schedule_tag(MEETING).unwrap();
         let mut replied = doc(MEETING);
         set_partstat(&mut replied, "mailto:bob@example.com", "ACCEPTED");
-        set_schedule_status(&mut replied, "mailto:bob@example.com", ScheduleStatus::Success);
+        set_schedule_status(
+            &mut replied,
+            "mailto:bob@example.com",
+            ScheduleStatus::Success,
+        );
         assert_eq!(schedule_tag(&replied.to_text()).unwrap(), tag);
         let moved = MEETING.replace("DTSTART:20260112T090000Z", "DTSTART:20260112T080000Z");
         assert_ne!(schedule_tag(&moved).unwrap(), tag);
@@ -630,7 +648,9 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example
         for end in (0..=MEETING.len()).filter(|&i| MEETING.is_char_boundary(i)) {
             let text = &MEETING[..end];
             let _ = schedule_tag(text);
-            let Ok(d) = Document::parse(text) else { continue };
+            let Ok(d) = Document::parse(text) else {
+                continue;
+            };
             let _ = FreeBusyRequest::of(&d);
             let _ = Meeting::of(&d).map(|m| m.server_scheduled_attendees());
             let _ = cancel_for(&d, bob);
