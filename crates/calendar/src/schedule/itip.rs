@@ -222,6 +222,24 @@ pub fn calendar_copy(doc: &Document) -> Document {
 /// `None` when no component lists them.
 pub fn request_for(doc: &Document, attendee: &str) -> Option<Document> {
     let mut message = calendar_copy(doc);
+    // Instances the attendee was taken off: without their override, the master's rule
+    // would bring them back in the attendee's copy, so the master excludes them instead.
+    let excluded: Vec<Line> = message
+        .components()
+        .into_iter()
+        .filter(|(name, span)| is_schedulable(name) && !lists_attendee(&message, *span, attendee))
+        .filter_map(|(_, span)| message.property(span, "RECURRENCE-ID"))
+        .map(|rid| Line {
+            name: "EXDATE".into(),
+            params: rid
+                .params
+                .iter()
+                .filter(|(n, _)| n != "RANGE")
+                .cloned()
+                .collect(),
+            value: rid.value.clone(),
+        })
+        .collect();
     let mut any = false;
     message.retain_components(|name, span, d| {
         if !is_schedulable(name) {
@@ -231,6 +249,16 @@ pub fn request_for(doc: &Document, attendee: &str) -> Option<Document> {
         any |= keep;
         keep
     });
+    if !excluded.is_empty() {
+        let master = message.components().into_iter().find(|(name, span)| {
+            is_schedulable(name) && message.property(*span, "RECURRENCE-ID").is_none()
+        });
+        if let Some((_, span)) = master {
+            for (offset, exdate) in excluded.into_iter().enumerate() {
+                message.lines.insert(span.end + offset, exdate);
+            }
+        }
+    }
     message.set_method(Some("REQUEST"));
     any.then_some(message)
 }
@@ -564,6 +592,24 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example
         let bob = request_for(&doc(MEETING), "mailto:bob@example.com").unwrap();
         assert_eq!(bob.components().len(), 2);
         assert!(request_for(&doc(MEETING), "mailto:nobody@example.com").is_none());
+    }
+
+    #[test]
+    fn an_attendee_taken_off_one_instance_gets_it_excluded() {
+        let text = MEETING.replace(
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example.com\r\nEND:VEVENT",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nEND:VEVENT",
+        );
+        let bob = request_for(&doc(&text), "mailto:bob@example.com").unwrap();
+        assert_eq!(bob.components().len(), 1);
+        let (_, master) = bob.components()[0];
+        assert_eq!(
+            bob.property(master, "EXDATE").map(|l| l.value.as_str()),
+            Some("20260119T090000Z")
+        );
+        // Someone on every instance gets no EXDATE.
+        let both = request_for(&doc(MEETING), "mailto:bob@example.com").unwrap();
+        assert!(!both.to_text().contains("EXDATE"));
     }
 
     #[test]
