@@ -127,27 +127,44 @@ fn build_filter(config: &LogConfig) -> Result<EnvFilter, String> {
     EnvFilter::try_new(directives(config)).map_err(|e| e.to_string())
 }
 
+/// Whether events of `target` are access-log lines (`serval_<service>::access`).
+fn is_access(target: &str) -> bool {
+    target.starts_with("serval_") && target.ends_with("::access")
+}
+
 /// Installs the global subscriber. Call once, early in `serve`.
-pub fn init(config: &LogConfig) -> Result<LogHandle, String> {
+///
+/// Access-log events (target `serval_<service>::access`, message = the finished line) skip the
+/// level filter and stderr and are appended to `<access_log_dir>/<service>-access.log`, so a
+/// quiet log level never loses access lines and log analysers read plain files.
+pub fn init(config: &LogConfig, access_log_dir: &std::path::Path) -> Result<LogHandle, String> {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::Layer as _;
     let (filter, handle) = reload::Layer::new(build_filter(config)?);
     let tail = LogTail::default();
-    let registry = tracing_subscriber::registry().with(filter);
+    let not_access = filter_fn(|m| !is_access(m.target()));
     let result = match config.format {
-        LogFormat::Text => registry
+        LogFormat::Text => tracing_subscriber::registry()
             .with(
                 fmt::layer()
                     .with_writer(tail.clone())
                     .with_ansi(false)
-                    .with_target(true),
+                    .with_target(true)
+                    .with_filter(filter)
+                    .with_filter(not_access),
             )
+            .with(access_layer(access_log_dir))
             .try_init(),
-        LogFormat::Json => registry
+        LogFormat::Json => tracing_subscriber::registry()
             .with(
                 fmt::layer()
                     .json()
                     .with_writer(tail.clone())
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_filter(filter)
+                    .with_filter(not_access),
             )
+            .with(access_layer(access_log_dir))
             .try_init(),
     };
     result.map_err(|e| e.to_string())?;
@@ -155,6 +172,90 @@ pub fn init(config: &LogConfig) -> Result<LogHandle, String> {
         filter: handle,
         tail,
     })
+}
+
+fn access_layer<S>(dir: &std::path::Path) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
+    AccessFiles::new(dir).with_filter(tracing_subscriber::filter::filter_fn(|m| {
+        is_access(m.target())
+    }))
+}
+
+/// Appends access-log events to one file per service.
+struct AccessFiles {
+    dir: std::path::PathBuf,
+    files: Mutex<std::collections::HashMap<String, std::fs::File>>,
+}
+
+impl AccessFiles {
+    fn new(dir: &std::path::Path) -> AccessFiles {
+        AccessFiles {
+            dir: dir.to_path_buf(),
+            files: Mutex::default(),
+        }
+    }
+}
+
+/// Collects the `message` field of an event.
+struct MessageField(String);
+
+impl tracing::field::Visit for MessageField {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.push_str(&format!("{value:?}"));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AccessFiles {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let target = event.metadata().target();
+        let service = target
+            .trim_start_matches("serval_")
+            .split("::")
+            .next()
+            .unwrap_or("serval");
+        let mut line = MessageField(String::new());
+        event.record(&mut line);
+        line.0.push('\n');
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if !files.contains_key(service) {
+            let _ = std::fs::create_dir_all(&self.dir);
+            let path = self.dir.join(format!("{service}-access.log"));
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(f) => {
+                    files.insert(service.to_string(), f);
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "cannot open access log {}: {e}",
+                        path.display()
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(f) = files.get_mut(service) {
+            let _ = f.write_all(line.0.as_bytes());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +269,13 @@ mod tests {
         c.services.insert("stream".into(), LogLevel::Debug);
         assert_eq!(directives(&c), "info,serval_stream=debug");
         assert!(build_filter(&c).is_ok());
+    }
+
+    #[test]
+    fn access_targets_are_recognised() {
+        assert!(is_access("serval_calendar::access"));
+        assert!(!is_access("serval_calendar::http"));
+        assert!(!is_access("other::access"));
     }
 
     #[test]

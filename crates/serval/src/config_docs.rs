@@ -31,7 +31,7 @@ pub const DOCS: &[(&str, &str)] = &[
     ("directory.failed_login_window", "Window for counting failed logins."),
     ("stream", "On-demand RTSP/RTP streaming of the MP4/MOV files in media_dir (QuickTime Streaming Server's job).\nrtsp://HOST:PORT/sub/movie.mp4 plays media_dir/sub/movie.mp4."),
     ("stream.enabled", "Run the streaming service."),
-    ("stream.listen", "RTSP addresses. 554 is the standard RTSP port and 7070 the old alternative (both below 1024\nneed root or CAP_NET_BIND_SERVICE except 7070); 8554 needs no privilege."),
+    ("stream.listen", "RTSP addresses. 554 is the standard RTSP port (below 1024: needs root or CAP_NET_BIND_SERVICE),\n7070 was QuickTime's alternative, 8554 is the unprivileged default."),
     ("stream.media_dir", "The movies folder; empty means data_dir/media (created at start)."),
     ("stream.rtp_ports", "Server UDP ports for RTP (even) and RTCP (odd), a range to open in the firewall.\nSessions share the pairs, so this is not a session limit."),
     ("stream.session_timeout", "A session with no RTSP request and no RTCP report for this long is closed."),
@@ -45,6 +45,14 @@ pub const DOCS: &[(&str, &str)] = &[
     ("calendar.max_instances", "Most occurrences one recurring event may expand to in queries and free-busy."),
     ("calendar.allow_insecure_auth", "Accept passwords over plain HTTP from other hosts (off: only loopback may log in without TLS)."),
     ("stream.max_payload", "Largest RTP payload in bytes; keep packets under the network MTU."),
+    ("stream.tls_listen", "RTSPS addresses (RTSP over TLS with the [tls] certificate, RTP inside the TLS stream);\nempty: none. 322 is the registered RTSPS port, e.g. [\"0.0.0.0:322\"]."),
+    ("stream.allow", "Client addresses allowed to connect, as CIDR blocks (e.g. [\"192.168.1.0/24\"]); empty: everyone."),
+    ("stream.deny", "Client addresses refused even when allowed (deny wins), as CIDR blocks."),
+    ("stream.max_connections_per_ip", "Open RTSP connections from one address (the old server's spam defense); more are refused."),
+    ("stream.max_sessions_per_client", "Sessions one address may hold; a SETUP beyond it is answered 453, so no client can\nexhaust the server for others."),
+    ("stream.request_timeout", "A request must arrive whole within this time once it has begun (defeats clients that\nsend a byte a second)."),
+    ("stream.auth_scheme", "\"digest\" (passwords never cross the network; what QuickTime-era players expect) or \"basic\",\nfor protected folders whose rule names none."),
+    ("stream.access", "Protected folders, nearest rule wins; `qtaccess` files in the movies folder work too.\nReplace `access = []` with one table per folder:\n  [[stream.access]]\n  path = \"private/\"\n  require = [\"group:staff\", \"user:bob\"]   # or \"valid-user\", \"any-user\"\n  scheme = \"digest\"                        # optional: basic or digest\n  allow = [\"192.168.1.0/24\"]                # optional CIDR rules for this folder"),
 ];
 
 /// Adds the comments to a serialized default config.

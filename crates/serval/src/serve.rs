@@ -50,7 +50,8 @@ async fn serve(
     let signals = Signals::install().context("cannot install signal handlers")?;
     datadir::ensure(&data_dir)?;
     let _lock = datadir::lock(&data_dir)?;
-    let log = serval_core::logging::init(&config.log)
+    let access_log_dir = data_dir.join(&config.log.access_log_dir);
+    let log = serval_core::logging::init(&config.log, &access_log_dir)
         .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))?;
 
     let store = Store::open(&datadir::store_path(&data_dir)).context("cannot open the store")?;

@@ -398,3 +398,43 @@ fn bench_calendar_quick_runs_against_a_throwaway_server() {
     let put_rate: f64 = cells[4].parse().unwrap();
     assert!(put_rate > 0.0, "{row}");
 }
+
+#[test]
+fn access_lines_go_to_their_own_file_whatever_the_log_level() {
+    let t = TestDir::new("");
+    let config = std::fs::read_to_string(t.config()).unwrap();
+    let config = config.replace(
+        "[calendar]\nenabled = false",
+        "[calendar]\nlisten = \"127.0.0.1:0\"",
+    );
+    std::fs::write(
+        t.config(),
+        format!("{config}\n[log.services]\ncalendar = \"error\"\n"),
+    )
+    .unwrap();
+    let mut server = t.serve();
+    let ready = server.wait_for_log("service=\"calendar\"", Duration::from_secs(5));
+    let addr = common::field(&ready, "listen=").unwrap().to_string();
+    let r = reqwest::blocking::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("http://{addr}/"),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let path = t.data_dir().join("logs/calendar-access.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("PROPFIND") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(text.contains("\"PROPFIND / HTTP/1.1\" 401"), "{text}");
+    assert!(
+        !server.log.iter().any(|l| l.contains("PROPFIND")),
+        "access lines stay out of the error log"
+    );
+}

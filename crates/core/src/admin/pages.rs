@@ -328,7 +328,7 @@ pub(super) fn service(
         .map(ToString::to_string)
         .collect();
     let body = format!(
-        "<h1>{}</h1>{}<p class=\"muted\">Listening on {} · {} · {}</p>{panel_html}",
+        "<h1>{}</h1>{}<p class=\"muted\">Listening on {} · {} open connections · {}</p>{panel_html}",
         escape(&capitalize(service.name())),
         message(msg),
         escape(&addrs.join(", ")),
