@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use serval_core::config::{DirectoryConfig, Listen};
 use serval_core::service::{RunningService, StartContext};
 use serval_core::{Directory, Store};
-use serval_stream::config::PortRange;
+use serval_stream::config::{Bandwidth, PortRange};
 use serval_stream::StreamConfig;
 use serval_stream_bench::{run_step, StepSpec, Target, TransportMix};
 use serval_stream_media::testing;
@@ -50,6 +50,12 @@ impl InProcessServer {
                 first: base,
                 last: base + 63,
             },
+            // The load is the point here, not admission control; every session is 127.0.0.1.
+            max_bandwidth: Bandwidth {
+                bits_per_second: 100_000_000_000,
+            },
+            max_connections_per_ip: 100_000,
+            max_sessions_per_client: 100_000,
             ..StreamConfig::default()
         };
         let ctx = StartContext {
