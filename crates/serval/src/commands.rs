@@ -349,3 +349,38 @@ pub fn restore(config_path: Option<&Path>, backup_file: &Path) -> anyhow::Result
     let _ = std::io::stdout().flush();
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn import_qtusers(
+    config_path: Option<&Path>,
+    users: &Path,
+    groups: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    let directory = open_directory(&loaded)?;
+    let report = serval_stream::access::qtusers::import_qtusers(&directory, users, groups)
+        .with_context(|| format!("cannot import {}", users.display()))?;
+    println!(
+        "realm \"{}\": {} user(s) imported",
+        report.realm,
+        report.imported_users.len()
+    );
+    for name in &report.imported_users {
+        println!("  imported user {name}");
+    }
+    for (what, why) in &report.skipped_users {
+        println!("  skipped {what}: {why}");
+    }
+    for (group, members) in &report.imported_groups {
+        println!("  group {group}: {}", members.join(", "));
+    }
+    for (what, why) in &report.skipped_groups {
+        println!("  skipped {what}: {why}");
+    }
+    if report.realm != loaded.config.directory.realm {
+        println!(
+            "note: these accounts keep working for Digest logins in realm \"{}\" (protected folders whose rule or qtaccess AuthName names it); they join realm \"{}\" when they set a password",
+            report.realm, loaded.config.directory.realm
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

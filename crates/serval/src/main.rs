@@ -61,12 +61,28 @@ enum Command {
         /// A file written by `serval backup`.
         file: PathBuf,
     },
+    /// Streaming administration.
+    #[command(subcommand)]
+    Stream(StreamCommand),
     /// Calendar administration: delegates, import and export of .ics files.
     #[command(subcommand)]
     Calendar(CalendarCommand),
     /// Benchmarks that start the server under test and print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum StreamCommand {
+    /// Import the users of an old QuickTime/Darwin Streaming Server `qtusers` file (and groups of a
+    /// `qtgroups` file), keeping their Digest hashes so their passwords keep working for players.
+    ImportQtusers {
+        /// The `qtusers` file (first line `realm NAME`, then `user:crypt:HA1`).
+        file: PathBuf,
+        /// The `qtgroups` file (`group: user1 user2`).
+        #[arg(long)]
+        groups: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +201,9 @@ fn main() -> ExitCode {
         Command::Status { json } => commands::status(cli.config.as_deref(), json),
         Command::Backup { file } => commands::backup(cli.config.as_deref(), &file),
         Command::Restore { file } => commands::restore(cli.config.as_deref(), &file),
+        Command::Stream(StreamCommand::ImportQtusers { file, groups }) => {
+            commands::import_qtusers(cli.config.as_deref(), &file, groups.as_deref())
+        }
         Command::Calendar(cmd) => calendar_cli::run(cli.config.as_deref(), cmd),
         Command::Bench(BenchCommand::Stream(args)) => {
             serval_stream_bench::run(args).map(|()| ExitCode::SUCCESS)

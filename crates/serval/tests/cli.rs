@@ -438,3 +438,64 @@ fn access_lines_go_to_their_own_file_whatever_the_log_level() {
         "access lines stay out of the error log"
     );
 }
+
+#[test]
+fn import_qtusers_keeps_old_accounts_and_groups() {
+    let t = TestDir::new("");
+    let ha1 = |user: &str, password: &str| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", &format!("import hashlib;print(hashlib.md5(b'{user}:Streaming Server:{password}').hexdigest())")])
+            .output()
+            .expect("python3 runs");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let users = t.dir.path().join("qtusers");
+    std::fs::write(
+        &users,
+        format!(
+            "realm Streaming Server\nalice:aXcRypt0:{}\nbob:bXcRypt0:{}\nnot a valid line\n",
+            ha1("alice", "secret"),
+            ha1("bob", "hunter2")
+        ),
+    )
+    .unwrap();
+    let groups = t.dir.path().join("qtgroups");
+    std::fs::write(&groups, "broadcaster: alice bob nobody\n").unwrap();
+    let out = t.run(
+        &[
+            "stream",
+            "import-qtusers",
+            users.to_str().unwrap(),
+            "--groups",
+            groups.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("realm \"Streaming Server\": 2 user(s) imported"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("skipped"),
+        "the bad line and the unknown member are reported: {}",
+        out.stdout
+    );
+    let list = t.run(&["user", "list"], "");
+    assert!(
+        list.stdout.contains("alice") && list.stdout.contains("bob"),
+        "{}",
+        list.stdout
+    );
+    let groups = t.run(&["group", "list"], "");
+    assert!(
+        groups
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("broadcaster") && l.contains("alice")),
+        "{}",
+        groups.stdout
+    );
+}
