@@ -225,20 +225,23 @@ impl Edge {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (sender, receiver) = mpsc::channel(TUNNEL_QUEUE_CHUNKS);
-        {
+        let registered = {
             let mut tunnels = self.tunnels.lock().unwrap_or_else(|p| p.into_inner());
-            if tunnels.len() >= MAX_TUNNELS || tunnels.contains_key(&cookie) {
-                drop(tunnels);
-                self.forget_idle(id);
-                refuse_http(
-                    &mut stream,
-                    &TunnelError::BadCookie { limit: 0 },
-                    self.server_name,
-                )
-                .await;
-                return Opened::Closed;
+            let free = tunnels.len() < MAX_TUNNELS && !tunnels.contains_key(&cookie);
+            if free {
+                tunnels.insert(cookie.clone(), sender);
             }
-            tunnels.insert(cookie.clone(), sender);
+            free
+        };
+        if !registered {
+            self.forget_idle(id);
+            refuse_http(
+                &mut stream,
+                &TunnelError::BadCookie { limit: 0 },
+                self.server_name,
+            )
+            .await;
+            return Opened::Closed;
         }
         if stream
             .write_all(crate::tunnel::get_response(self.server_name).as_bytes())

@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
@@ -20,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::edge::{BoxedWriter, ConnectionIo, Edge, Opened};
 use crate::metrics::StreamMetrics;
 use crate::rtsp::framing::{decode, Decoded, RejectStatus};
 use crate::rtsp::handler::{
@@ -76,6 +76,8 @@ pub struct Shared {
     next_connection_id: AtomicU64,
     connection_slots: Arc<Semaphore>,
     bytes_sent_total: AtomicU64,
+    /// Address checks, idle eviction, TLS and HTTP tunnels before the RTSP serve loop.
+    pub(crate) edge: Arc<Edge>,
 }
 
 #[derive(Clone)]
@@ -92,6 +94,7 @@ impl Shared {
         udp: Vec<UdpPair>,
         shutdown: CancellationToken,
         max_connections: usize,
+        edge: Arc<Edge>,
         pacer_shards: usize,
     ) -> Shared {
         Shared {
@@ -108,6 +111,7 @@ impl Shared {
             next_connection_id: AtomicU64::new(1),
             connection_slots: Arc::new(Semaphore::new(max_connections)),
             bytes_sent_total: AtomicU64::new(0),
+            edge,
         }
     }
 
@@ -261,8 +265,13 @@ pub(crate) enum Sink {
     Tcp(ConnectionHandle),
 }
 
-/// Accepts connections until shutdown.
-pub async fn run_listener(shared: Arc<Shared>, listener: TcpListener) {
+/// Accepts connections until shutdown; `tls` makes it an RTSPS listener. Each connection gets
+/// its own task at once, so a slow handshake or a wait for a free slot never delays accepting.
+pub async fn run_listener(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => return,
@@ -278,40 +287,89 @@ pub async fn run_listener(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = shared.connection_slots.clone().try_acquire_owned() else {
-            debug!(target: "serval_stream::net", %peer, "connection limit reached, answering 503");
-            shared.tracker.spawn(refuse_busy(stream));
-            continue;
-        };
         let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
         // `session` is filled in by the first SETUP on the connection.
-        let span =
-            tracing::info_span!("rtsp", %peer, connection = id, session = tracing::field::Empty);
-        let task = serve_connection(shared.clone(), stream, peer, id);
-        shared.tracker.spawn(
-            async move {
-                task.await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
+        let span = tracing::info_span!("rtsp", %peer, connection = id, tls = tls.is_some(),
+                                       session = tracing::field::Empty);
+        shared
+            .tracker
+            .spawn(admit(shared.clone(), stream, peer, id, tls.clone()).instrument(span));
     }
 }
 
-async fn refuse_busy(mut stream: TcpStream) {
-    let response = status_response(None, rtsp_types::StatusCode::ServiceUnavailable);
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        stream.write_all(&response_bytes(&response)),
-    )
-    .await;
-}
-
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
+/// Checks a new connection's address and slots, runs the TLS handshake, and serves it.
+async fn admit(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let server_name = crate::rtsp::handler::SERVER_NAME;
+    if let Some(gate) = shared.server.access() {
+        if !gate.admits_address(peer.ip()) {
+            debug!(target: "serval_stream::access", %peer, "address refused by [stream] allow/deny");
+            crate::edge::refuse_rtsp(&mut stream, "403 Forbidden", server_name).await;
+            return;
+        }
+    }
+    let Some(_ip_slot) = shared.edge.claim_ip_slot(peer.ip()) else {
+        debug!(target: "serval_stream::net", %peer, "per-address connection limit reached, answering 503");
+        crate::edge::refuse_rtsp(&mut stream, "503 Service Unavailable", server_name).await;
+        return;
+    };
+    let permit = match shared.connection_slots.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        // Full: close the oldest connection that never set up a session, and take its slot.
+        Err(_) if shared.edge.evict_oldest_idle() => tokio::time::timeout(
+            shared.edge.eviction_wait(),
+            shared.connection_slots.clone().acquire_owned(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok),
+        Err(_) => None,
+    };
+    let Some(_permit) = permit else {
+        debug!(target: "serval_stream::net", %peer, "connection limit reached, answering 503");
+        crate::edge::refuse_rtsp(&mut stream, "503 Service Unavailable", server_name).await;
+        return;
+    };
     let local = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let (mut reader, writer) = stream.into_split();
+    let opened = match tls {
+        Some(acceptor) => {
+            let Some(tls_stream) =
+                crate::edge::tls_handshake(&acceptor, stream, shared.edge.request_timeout()).await
+            else {
+                return;
+            };
+            shared.edge.open(tls_stream, id).await
+        }
+        None => shared.edge.open(stream, id).await,
+    };
+    match opened {
+        Opened::Rtsp(io) => serve_connection(shared.clone(), io, peer, local, id).await,
+        Opened::TunnelPost(feed) => feed.await,
+        Opened::Closed => {}
+    }
+    shared.edge.forget_idle(id);
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    io: ConnectionIo,
+    peer: SocketAddr,
+    local: SocketAddr,
+    id: u64,
+) {
+    let ConnectionIo {
+        mut reader,
+        writer,
+        initial,
+        stop,
+    } = io;
     let (frames, queued) = mpsc::channel::<Bytes>(TCP_QUEUE_FRAMES);
     let handle = ConnectionHandle {
         frames: frames.clone(),
@@ -329,30 +387,12 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     debug!(target: "serval_stream::net", "connection open");
 
     let mut connection = Connection::new(id, peer, local);
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut buffer = initial;
     let idle_limit = shared.server.settings().session_timeout;
+    let request_timeout = shared.edge.request_timeout();
+    // When the bytes now buffered started to arrive without making a whole request or frame.
+    let mut partial_since: Option<Instant> = None;
     'connection: loop {
-        buffer.reserve(READ_CHUNK);
-        // A connection that never set up a session and sends nothing for a session timeout
-        // only holds a slot; close it.
-        let idle_deadline = Instant::now() + idle_limit;
-        let read = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            () = tokio::time::sleep_until(idle_deadline), if !connection.has_set_up_sessions() => {
-                debug!(target: "serval_stream::net", "idle connection without a session, closing");
-                break;
-            }
-            () = handle.drop_slow.cancelled() => {
-                warn!(target: "serval_stream::net", "client reads too slowly, dropping the connection");
-                shared.metrics.slow_readers_dropped.inc();
-                break;
-            }
-            read = reader.read_buf(&mut buffer) => read,
-        };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
         loop {
             let now = Instant::now().into_std();
             let decoded = match decode(&buffer) {
@@ -429,7 +469,51 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
             }
             buffer.advance(consumed);
         }
+        if connection.has_set_up_sessions() {
+            shared.edge.forget_idle(id);
+        }
+        // A request or frame must arrive whole within the request timeout of its first byte,
+        // so a client sending one byte a second cannot hold a connection.
+        partial_since = if buffer.is_empty() {
+            None
+        } else {
+            partial_since.or_else(|| Some(Instant::now()))
+        };
+        let partial_deadline = partial_since.map(|since| since + request_timeout);
+        buffer.reserve(READ_CHUNK);
+        // A connection that never set up a session and sends nothing for a session timeout
+        // only holds a slot; close it.
+        let idle_deadline = Instant::now() + idle_limit;
+        let read = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = stop.cancelled() => {
+                debug!(target: "serval_stream::net", "connection closed by the edge (evicted, or its tunnel ended)");
+                break;
+            }
+            () = tokio::time::sleep_until(idle_deadline), if !connection.has_set_up_sessions() => {
+                debug!(target: "serval_stream::net", "idle connection without a session, closing");
+                break;
+            }
+            () = tokio::time::sleep_until(partial_deadline.unwrap_or(idle_deadline)), if partial_deadline.is_some() => {
+                debug!(target: "serval_stream::net", buffered = buffer.len(),
+                       "request not complete within the request timeout, closing");
+                break;
+            }
+            () = handle.drop_slow.cancelled() => {
+                warn!(target: "serval_stream::net", "client reads too slowly, dropping the connection");
+                shared.metrics.slow_readers_dropped.inc();
+                break;
+            }
+            read = reader.read_buf(&mut buffer) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
     }
+    shared.edge.forget_idle(id);
+    // Ends the tunnel watcher of a GET half, if any.
+    stop.cancel();
     shared
         .connections
         .lock()
@@ -448,7 +532,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
 }
 
 /// Writes queued responses and interleaved frames, gathering what is queued into one write.
-async fn write_frames(mut writer: OwnedWriteHalf, mut queued: mpsc::Receiver<Bytes>) {
+async fn write_frames(mut writer: BoxedWriter, mut queued: mpsc::Receiver<Bytes>) {
     let mut batch = BytesMut::with_capacity(MAX_WRITE_BATCH);
     while let Some(first) = queued.recv().await {
         batch.clear();

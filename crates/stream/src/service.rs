@@ -11,9 +11,12 @@ use serval_core::service::{AdminPanel, RunningService, StartContext};
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::access::gate::AccessGate;
+use crate::access::policy::AccessPolicy;
 use crate::access_log::AccessLog;
 use crate::admin::StreamAdminPanel;
 use crate::config::StreamConfig;
+use crate::edge::Edge;
 use crate::error::StreamError;
 use crate::metrics::StreamMetrics;
 use crate::movies::MovieLibrary;
@@ -60,8 +63,30 @@ pub async fn bind(
             })?;
         listeners.push(listener);
     }
+    // RTSPS listeners: RTSP with RTP interleaved inside TLS, with the `[tls]` certificate.
+    let rtsps = match (&ctx.tls, config.tls_listen.0.is_empty()) {
+        (_, true) => None,
+        (Some(tls), false) => Some(crate::edge::rtsps_acceptor(tls)),
+        (None, false) => {
+            return Err(StreamError::Config(
+                "stream.tls_listen needs a certificate: configure [tls]".into(),
+            ))
+        }
+    };
+    let mut tls_listeners = Vec::new();
+    for addr in &config.tls_listen.0 {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StreamError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        tls_listeners.push(listener);
+    }
+    // Plain listeners first, then RTSPS ones, in config order.
     let listen_addrs: Vec<SocketAddr> = listeners
         .iter()
+        .chain(&tls_listeners)
         .filter_map(|l| l.local_addr().ok())
         .collect();
     // RTP leaves from the unspecified address of each family we listen on.
@@ -89,7 +114,22 @@ pub async fn bind(
         max_bandwidth_bps: config.max_bandwidth.bits_per_second,
         udp_ports,
     };
-    let server = RtspServer::new(settings, library.clone(), rand::random());
+    let gate = AccessGate::new(
+        AccessPolicy::new(&media_dir, config.access.clone(), config.auth_scheme),
+        ctx.directory.clone(),
+        config.allow.clone(),
+        config.deny.clone(),
+    );
+    let server = RtspServer::new(settings, library.clone(), rand::random())
+        .with_access(gate)
+        .with_max_sessions_per_client(
+            usize::try_from(config.max_sessions_per_client).unwrap_or(usize::MAX),
+        );
+    let edge = Arc::new(Edge::new(
+        config.max_connections_per_ip,
+        config.request_timeout.0,
+        crate::rtsp::handler::SERVER_NAME,
+    ));
     let sockets: Vec<_> = udp
         .iter()
         .map(|pair| (pair.rtp.clone(), pair.rtcp.clone()))
@@ -102,13 +142,19 @@ pub async fn bind(
         udp,
         ctx.shutdown.clone(),
         max_connections,
+        edge,
         // One pacer per core: sessions are spread over the runtime's worker threads.
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
     ));
     for listener in listeners {
         shared
             .tracker
-            .spawn(net::run_listener(shared.clone(), listener));
+            .spawn(net::run_listener(shared.clone(), listener, None));
+    }
+    for listener in tls_listeners {
+        shared
+            .tracker
+            .spawn(net::run_listener(shared.clone(), listener, rtsps.clone()));
     }
     for (rtp_socket, rtcp_socket) in sockets {
         shared

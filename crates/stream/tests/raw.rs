@@ -354,13 +354,14 @@ fn connections_over_the_limit_get_503() {
     let server = TestServer::start_with(&[("movie.mp4", &movie)], |config| {
         config.max_connections = 1
     });
+    // The first client holds a session, so it is not an idle connection the server may close
+    // to make room (see hostile.rs for that).
     let mut first = RawClient::connect(&server);
-    assert_eq!(
-        first
-            .request("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
-            .status,
-        200
+    let setup = format!(
+        "SETUP {}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+        server.url("movie.mp4")
     );
+    assert_eq!(first.request(&setup).status, 200);
     let mut second = RawClient::connect(&server);
     assert_eq!(second.response().status, 503);
     drop(first);

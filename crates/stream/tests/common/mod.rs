@@ -18,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The RTSPS address, when the server was started with TLS.
+    pub tls_addr: Option<SocketAddr>,
+    /// The user directory the server authenticates against.
+    pub directory: Directory,
     pub service: Arc<dyn RunningService>,
     pub media_dir: PathBuf,
     pub data_dir: tempfile::TempDir,
@@ -35,6 +39,16 @@ impl TestServer {
     pub fn start_with(
         movies: &[(&str, &Path)],
         adjust: impl FnOnce(&mut StreamConfig),
+    ) -> TestServer {
+        TestServer::start_full(movies, adjust, false)
+    }
+
+    /// Like [`TestServer::start_with`]; `tls` adds an RTSPS listener on 127.0.0.1 with a
+    /// self-signed certificate.
+    pub fn start_full(
+        movies: &[(&str, &Path)],
+        adjust: impl FnOnce(&mut StreamConfig),
+        tls: bool,
     ) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let media_dir = data_dir.path().join("media");
@@ -67,21 +81,36 @@ impl TestServer {
             },
             ..StreamConfig::default()
         };
+        if tls {
+            config.tls_listen = Listen(vec!["127.0.0.1:0".parse().unwrap()]);
+        }
         adjust(&mut config);
+        let tls_config = tls.then(|| {
+            let settings = serval_core::config::TlsConfig {
+                self_signed: true,
+                ..Default::default()
+            };
+            serval_core::tls::server_config(&settings, data_dir.path())
+                .expect("self-signed TLS config")
+                .expect("TLS configured")
+        });
         let ctx = StartContext {
             data_dir: data_dir.path().to_path_buf(),
             store,
-            directory,
+            directory: directory.clone(),
             metrics: &mut registry,
-            tls: None,
+            tls: tls_config,
             shutdown: shutdown.clone(),
         };
         let service = runtime
             .block_on(serval_stream::bind(ctx, config))
             .expect("bind stream service");
         let addr = service.listen_addrs()[0];
+        let tls_addr = service.listen_addrs().get(1).copied();
         TestServer {
             addr,
+            tls_addr,
+            directory,
             service,
             media_dir,
             data_dir,
@@ -93,6 +122,30 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// Adds a directory user with a password, in `groups` (created as needed).
+    pub fn add_user(&self, name: &str, password: &str, groups: &[&str]) {
+        self.directory
+            .add_user(&serval_core::directory::NewUser {
+                name,
+                password: Some(password),
+                ..Default::default()
+            })
+            .expect("add user");
+        for group in groups {
+            let _ = self.directory.add_group(group);
+            self.directory.add_member(group, name).expect("add member");
+        }
+    }
+
+    /// `rtsp://user:password@addr/path`.
+    pub fn url_with_credentials(&self, user: &str, password: &str, path: &str) -> String {
+        format!(
+            "rtsp://{user}:{password}@{}/{}",
+            self.addr,
+            path.trim_start_matches('/')
+        )
     }
 
     pub fn access_log(&self) -> String {

@@ -1,0 +1,257 @@
+//! Hostile and broken clients over raw sockets. After each, a healthy client still plays (it
+//! sets up a session over TCP and receives RTP). Clients vanishing mid-PLAY are covered in
+//! raw.rs (`silent_sessions_time_out`, `a_tcp_client_that_stops_reading_is_dropped_...`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use serval_core::config::HumanDuration;
+use serval_stream_media::testing;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn start(adjust: impl FnOnce(&mut serval_stream::StreamConfig)) -> TestServer {
+    let movie = testing::H264_AAC.path();
+    TestServer::start_with(&[("movie.mp4", &movie)], |config| {
+        config.request_timeout = HumanDuration(REQUEST_TIMEOUT);
+        adjust(config);
+    })
+}
+
+fn connect(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => all.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "connection not closed by the server: {e}; got {:?}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Reads one response head (skipping interleaved frames is not needed before PLAY).
+fn response(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut byte = [0u8; 1];
+    while !all.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("response");
+        assert!(n > 0, "closed before a response");
+        all.push(byte[0]);
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// A well-behaved client: SETUP over TCP, PLAY, and an RTP frame arrives.
+fn healthy_client_plays(server: &TestServer) {
+    let mut stream = connect(server);
+    let base = format!("rtsp://{}/movie.mp4", server.addr);
+    stream
+        .write_all(format!("SETUP {base}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n").as_bytes())
+        .unwrap();
+    let setup = response(&mut stream);
+    assert!(setup.starts_with("RTSP/1.0 200"), "healthy SETUP: {setup}");
+    let session = setup
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    stream
+        .write_all(
+            format!("PLAY {base}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    assert!(response(&mut stream).starts_with("RTSP/1.0 200"));
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(first[0], b'$', "RTP arrives interleaved");
+    stream
+        .write_all(
+            format!("TEARDOWN {base}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+}
+
+fn refused_and_closed(server: &TestServer, bytes: &[u8], status: &str) {
+    let mut stream = connect(server);
+    // The server may close before it has read everything; a reset while writing is fine.
+    let _ = stream.write_all(bytes);
+    let answer = read_to_close(&mut stream);
+    assert!(
+        answer.starts_with(status),
+        "expected {status}, got {answer:?}"
+    );
+}
+
+#[test]
+fn oversized_and_malformed_heads_are_refused_and_closed() {
+    let server = start(|_| {});
+    let long_line = format!(
+        "DESCRIBE rtsp://h/{} RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+        "a".repeat(9000)
+    );
+    refused_and_closed(&server, long_line.as_bytes(), "RTSP/1.0 400");
+    let many_headers = format!(
+        "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n{}\r\n",
+        "X-A: b\r\n".repeat(70)
+    );
+    refused_and_closed(&server, many_headers.as_bytes(), "RTSP/1.0 400");
+    let big_body = "SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 1000000\r\n\r\n";
+    refused_and_closed(&server, big_body.as_bytes(), "RTSP/1.0 400");
+    for length in ["-5", "12abc", "99999999999999999999999"] {
+        let bad =
+            format!("SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {length}\r\n\r\n");
+        refused_and_closed(&server, bad.as_bytes(), "RTSP/1.0 400");
+    }
+    // Binary garbage that ends like a head: 400, and the stream stays in step. Without any
+    // line end it is closed silently once the request timeout passes.
+    let mut garbage: Vec<u8> = (0..4000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1)
+        .collect();
+    garbage.extend_from_slice(b"\r\n\r\n");
+    let mut stream = connect(&server);
+    stream.write_all(&garbage).unwrap();
+    assert!(response(&mut stream).starts_with("RTSP/1.0 400"));
+    let mut silent = connect(&server);
+    silent.write_all(&garbage[..3000]).unwrap();
+    let started = Instant::now();
+    assert_eq!(read_to_close(&mut silent), "");
+    assert!(started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(3));
+    let http_junk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    refused_and_closed(&server, http_junk, "HTTP/1.0 400");
+    healthy_client_plays(&server);
+}
+
+#[test]
+fn a_request_without_cseq_gets_400_and_the_connection_stays_usable() {
+    let server = start(|_| {});
+    let mut stream = connect(&server);
+    stream.write_all(b"OPTIONS * RTSP/1.0\r\n\r\n").unwrap();
+    assert!(response(&mut stream).starts_with("RTSP/1.0 400"));
+    stream
+        .write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 2\r\n\r\n")
+        .unwrap();
+    assert!(response(&mut stream).starts_with("RTSP/1.0 200"));
+    healthy_client_plays(&server);
+}
+
+#[test]
+fn slow_senders_and_unfinished_frames_are_cut_off_after_the_request_timeout() {
+    let server = start(|_| {});
+    // One byte a second: the head never completes in time.
+    let mut slow = connect(&server);
+    let started = Instant::now();
+    let mut closed_after = None;
+    for byte in b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n" {
+        if slow.write_all(&[*byte]).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut probe = [0u8; 1];
+        slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        match slow.read(&mut probe) {
+            Ok(0) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(_) | Err(_) => {}
+        }
+    }
+    let closed_after = closed_after.expect("a one-byte-a-second client is closed");
+    assert!(
+        closed_after < REQUEST_TIMEOUT + Duration::from_secs(3),
+        "{closed_after:?}"
+    );
+    // An interleaved frame that announces 65535 bytes and sends 10.
+    let mut bogus = connect(&server);
+    bogus.write_all(b"$\x00\xff\xff0123456789").unwrap();
+    let started = Instant::now();
+    read_to_close(&mut bogus);
+    assert!(started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(3));
+    healthy_client_plays(&server);
+}
+
+#[test]
+fn thousands_of_idle_connections_make_room_for_new_clients() {
+    let server = start(|config| {
+        config.max_connections = 200;
+        config.max_connections_per_ip = 100_000;
+    });
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(TcpStream::connect(server.addr).unwrap());
+    }
+    // The oldest idle connections were closed to admit the newer ones.
+    let mut first = idle.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(read_to_close(&mut first), "");
+    healthy_client_plays(&server);
+}
+
+#[test]
+fn one_address_is_capped_in_connections_and_sessions() {
+    let server = start(|config| {
+        config.max_connections_per_ip = 5;
+        config.max_sessions_per_client = 3;
+    });
+    let held: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut sixth = {
+        let _fifth = connect(&server);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut sixth = connect(&server);
+        let answer = read_to_close(&mut sixth);
+        assert!(answer.starts_with("RTSP/1.0 503"), "{answer}");
+        sixth
+    };
+    let _ = sixth.flush();
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    // A SETUP storm from one address: the fourth session is refused with 453.
+    let mut stream = connect(&server);
+    let base = format!("rtsp://{}/movie.mp4", server.addr);
+    let mut statuses = Vec::new();
+    for cseq in 1..=4 {
+        stream
+            .write_all(format!("SETUP {base}/trackID=1 RTSP/1.0\r\nCSeq: {cseq}\r\nTransport: RTP/AVP;unicast;client_port=40000-40001\r\n\r\n").as_bytes())
+            .unwrap();
+        statuses.push(response(&mut stream)[9..12].to_owned());
+    }
+    assert_eq!(statuses, ["200", "200", "200", "453"]);
+    drop(stream);
+}
+
+#[test]
+fn a_denied_address_is_refused_at_connect() {
+    let server = start(|config| {
+        config.deny =
+            vec![serval_stream::config::Cidr::try_from("127.0.0.0/8".to_string()).unwrap()];
+    });
+    let mut stream = connect(&server);
+    let answer = read_to_close(&mut stream);
+    assert!(answer.starts_with("RTSP/1.0 403"), "{answer}");
+}
