@@ -4,6 +4,9 @@
 //! Start reading at [`rtsp::handler`] (requests against the session table), then
 //! [`rtsp::session`] (state machine and pacing), then `net` (the tokio driver: connections,
 //! UDP sockets, expiry) and `pacer` (one task per core sending every session's due packets).
+//! Who may play what is [`access`] (`qtaccess` files, `[[stream.access]]` rules, Basic/Digest
+//! against the directory), checked by the handler on every request; `edge` sits between
+//! `accept` and the RTSP loop (address caps, idle eviction, RTSPS handshake, HTTP [`tunnel`]s).
 //!
 //! **Architecture invariants:** the protocol modules ([`rtsp`], [`rtp`]) never import tokio and
 //! never read the clock: time and the wall clock come in as arguments, randomness from a seeded
@@ -14,7 +17,8 @@
 //! Deliberately absent: multicast and RECORD (playback only).
 //!
 //! **API boundary:** [`bind`], [`StreamConfig`], [`StreamError`] (and [`StreamService`], the
-//! `RunningService` it returns). The binary uses nothing else.
+//! `RunningService` it returns), and [`import_qtusers`] for `serval stream import-qtusers`. The
+//! binary uses nothing else.
 
 pub mod access;
 pub mod access_log;
@@ -36,6 +40,7 @@ mod service;
 pub mod tunnel;
 mod udp_batch;
 
+pub use access::qtusers::{import_qtusers, ImportReport, QtUsersError};
 pub use config::StreamConfig;
 pub use error::StreamError;
 pub use service::{bind, StreamService};
