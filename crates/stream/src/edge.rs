@@ -435,7 +435,7 @@ mod tests {
             .write_all(b"IFJUU1AvMS4wDQoNCg==")
             .await
             .unwrap();
-        let mut request = vec![0u8; 64];
+        let mut request = [0u8; 64];
         let mut got = 0;
         while got < 22 {
             got += io.reader.read(&mut request[got..]).await.unwrap();

@@ -87,6 +87,8 @@ pub(crate) struct ConnectionHandle {
 }
 
 impl Shared {
+    // Called once, from `bind`; each argument is a distinct part of the service.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         server: RtspServer,
         metrics: StreamMetrics,

@@ -1,6 +1,6 @@
 //! The RTSP 1.0 protocol core (RFC 2326), free of tokio and of the clock: framing of the
 //! connection's byte stream, header grammars, the session state machine and the request
-//! handlers. The tokio driver in [`crate::net`] feeds it bytes and time.
+//! handlers. The tokio driver in `net` feeds it bytes and time.
 
 pub mod error;
 pub mod framing;
