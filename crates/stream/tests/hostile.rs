@@ -246,3 +246,53 @@ fn a_denied_address_is_refused_at_connect() {
     let answer = read_to_close(&mut stream);
     assert!(answer.starts_with("RTSP/1.0 403"), "{answer}");
 }
+
+#[test]
+fn clients_vanishing_mid_play_free_their_sessions() {
+    let server = start(|config| {
+        config.session_timeout = HumanDuration(Duration::from_secs(5));
+    });
+    let base = format!("rtsp://{}/movie.mp4", server.addr);
+    let play = |transport: &str| {
+        let mut stream = connect(&server);
+        stream
+            .write_all(
+                format!(
+                    "SETUP {base}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: {transport}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        let setup = response(&mut stream);
+        let session = setup
+            .lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        stream
+            .write_all(
+                format!("PLAY {base}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        assert!(response(&mut stream).starts_with("RTSP/1.0 200"));
+        stream
+    };
+    // TCP: the connection goes away mid-PLAY and its session with it.
+    drop(play("RTP/AVP/TCP;unicast;interleaved=0-1"));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.service.connections() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.service.connections(), 0, "TCP session freed");
+    // UDP: the client stops sending RTCP and keep-alives; the session times out.
+    let udp = play("RTP/AVP;unicast;client_port=9-10");
+    assert_eq!(server.service.connections(), 1);
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(server.service.connections(), 0, "UDP session expired");
+    drop(udp);
+    healthy_client_plays(&server);
+}
