@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(parse("/calendars/users/ann/%2e%2e/"), None);
         assert_eq!(parse("/calendars/users/ann/a%2Fb/"), None);
         assert_eq!(parse("/nope"), None);
-        assert_eq!(object("ann", "a@b", "x y@z.ics"), "/calendars/users/ann/a@b/x%20y@z.ics");
+        assert_eq!(
+            object("ann", "a@b", "x y@z.ics"),
+            "/calendars/users/ann/a@b/x%20y@z.ics"
+        );
         assert_eq!(
             parse(&collection("group:staff", "rota")),
             Some(Target::Collection {

@@ -2,6 +2,7 @@
 //! REPORTs (calendar-query, calendar-multiget, free-busy-query, sync-collection).
 
 use super::xml::{self, Element, XmlError, NS_CALDAV, NS_DAV};
+use crate::ical::calendar_data::{CompSelection, CompSpec, PropSelection, PropSpec};
 use crate::ical::expand::{parse_utc, TimeRange};
 use crate::query::{Collation, CompFilter, Filter, MatchType, ParamFilter, PropFilter, TextMatch};
 
@@ -49,6 +50,8 @@ pub enum RequestError {
     UnsupportedCollation(String),
     #[error("invalid filter: {0}")]
     InvalidFilter(String),
+    #[error("invalid calendar-data request: {0}")]
+    InvalidCalendarData(String),
     #[error("REPORT `{0}` is not supported")]
     UnsupportedReport(String),
 }
@@ -127,10 +130,13 @@ pub fn parse_mkcalendar(body: &[u8]) -> Result<Vec<PropUpdate>, RequestError> {
 }
 
 /// What a client asked for in `calendar-data` (RFC 4791 §9.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CalendarDataRequest {
     pub expand: Option<TimeRange>,
     pub limit_recurrence_set: Option<TimeRange>,
+    pub limit_freebusy_set: Option<TimeRange>,
+    /// Partial retrieval (§9.6.1); `None` returns the whole object.
+    pub comp: Option<CompSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +145,8 @@ pub enum Report {
         props: Propfind,
         data: CalendarDataRequest,
         filter: Filter,
+        /// RFC 5323 §5.17 `DAV:limit/DAV:nresults`, as the client sent it.
+        limit: Option<usize>,
     },
     CalendarMultiget {
         props: Propfind,
@@ -205,6 +213,7 @@ pub fn parse_report(body: &[u8]) -> Result<Report, RequestError> {
     let root = xml::parse(body)?;
     if root.is(NS_CALDAV, "calendar-query") {
         let (props, data) = report_props(&root)?;
+        let limit = nresults(&root);
         let filter_el = root
             .child(NS_CALDAV, "filter")
             .ok_or(RequestError::Missing { element: "filter" })?;
@@ -225,6 +234,7 @@ pub fn parse_report(body: &[u8]) -> Result<Report, RequestError> {
             props,
             data,
             filter: Filter { root },
+            limit,
         });
     }
     if root.is(NS_CALDAV, "calendar-multiget") {
@@ -253,10 +263,7 @@ pub fn parse_report(body: &[u8]) -> Result<Report, RequestError> {
         let infinite_depth = root
             .child(NS_DAV, "sync-level")
             .is_some_and(|l| l.text_content() == "infinite");
-        let limit = root
-            .child(NS_DAV, "limit")
-            .and_then(|l| l.child(NS_DAV, "nresults"))
-            .and_then(|n| n.text_content().parse::<usize>().ok());
+        let limit = nresults(&root);
         let props = match root.child(NS_DAV, "prop") {
             Some(prop) => Propfind::Prop(prop.children.iter().map(PropName::of).collect()),
             None => Propfind::Prop(vec![PropName::new(NS_DAV, "getetag")]),
@@ -332,12 +339,76 @@ fn report_props(root: &Element) -> Result<(Propfind, CalendarDataRequest), Reque
             if let Some(limit) = cd.child(NS_CALDAV, "limit-recurrence-set") {
                 data.limit_recurrence_set = Some(parse_time_range(limit)?);
             }
+            if let Some(limit) = cd.child(NS_CALDAV, "limit-freebusy-set") {
+                data.limit_freebusy_set = Some(parse_time_range(limit)?);
+            }
+            if let Some(comp) = cd.child(NS_CALDAV, "comp") {
+                let spec = parse_comp_spec(comp)?;
+                if spec.name != "VCALENDAR" {
+                    return Err(RequestError::InvalidCalendarData(format!(
+                        "the outer <comp> names {}, not VCALENDAR",
+                        spec.name
+                    )));
+                }
+                data.comp = Some(spec);
+            }
         }
         Propfind::Prop(prop.children.iter().map(PropName::of).collect())
     } else {
         Propfind::AllProp
     };
     Ok((props, data))
+}
+
+/// `DAV:limit/DAV:nresults` (RFC 5323 §5.17, reused by RFC 6578 §6.6); CardDAV's
+/// spelling in its own namespace is read too, since clients share that code.
+fn nresults(root: &Element) -> Option<usize> {
+    root.child(NS_DAV, "limit")
+        .or_else(|| root.child(NS_CALDAV, "limit"))
+        .and_then(|l| {
+            l.child(NS_DAV, "nresults")
+                .or_else(|| l.child(NS_CALDAV, "nresults"))
+        })
+        .and_then(|n| n.text_content().trim().parse::<usize>().ok())
+}
+
+/// One `C:comp` element (RFC 4791 §9.6.1): `(allprop | prop*), (allcomp | comp*)`.
+/// Recursion follows the XML nesting, which `xml::parse` bounds at `MAX_XML_DEPTH`.
+fn parse_comp_spec(element: &Element) -> Result<CompSpec, RequestError> {
+    let name = element
+        .attr("name")
+        .ok_or(RequestError::Missing {
+            element: "comp name",
+        })?
+        .to_ascii_uppercase();
+    if element.children.is_empty() {
+        return Ok(CompSpec::whole(&name));
+    }
+    let props = if element.child(NS_CALDAV, "allprop").is_some() {
+        PropSelection::All
+    } else {
+        let mut wanted = Vec::new();
+        for prop in element.children_named(NS_CALDAV, "prop") {
+            let name = prop.attr("name").ok_or(RequestError::Missing {
+                element: "prop name",
+            })?;
+            wanted.push(PropSpec {
+                name: name.to_ascii_uppercase(),
+                novalue: prop.attr("novalue").is_some_and(|v| v == "yes"),
+            });
+        }
+        PropSelection::Named(wanted)
+    };
+    let comps = if element.child(NS_CALDAV, "allcomp").is_some() {
+        CompSelection::All
+    } else {
+        element
+            .children_named(NS_CALDAV, "comp")
+            .map(parse_comp_spec)
+            .collect::<Result<Vec<_>, _>>()
+            .map(CompSelection::Named)?
+    };
+    Ok(CompSpec { name, props, comps })
 }
 
 fn parse_time_range(element: &Element) -> Result<TimeRange, RequestError> {

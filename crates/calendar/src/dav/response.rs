@@ -147,6 +147,16 @@ impl Multistatus {
         );
     }
 
+    /// A response carrying a status and a DAV-namespace precondition element (RFC 4918
+    /// §14.24 allows `DAV:error` inside `DAV:response`).
+    pub fn status_with_error(&mut self, href: &str, status: &str, dav_element: &str) {
+        let _ = write!(
+            self.out,
+            "<D:response><D:href>{}</D:href><D:status>HTTP/1.1 {status}</D:status><D:error><D:{dav_element}/></D:error></D:response>",
+            escape(href),
+        );
+    }
+
     pub fn sync_token(&mut self, token: &str) {
         let _ = write!(self.out, "<D:sync-token>{}</D:sync-token>", escape(token));
     }

@@ -8,6 +8,7 @@ mod principals;
 pub(crate) use objects::{floating_zone, index_text};
 mod props;
 mod report;
+pub use report::MAX_QUERY_WITH_DATA_RESULTS;
 mod scheduling;
 pub(crate) mod sharing;
 

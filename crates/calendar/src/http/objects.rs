@@ -394,17 +394,15 @@ pub(super) async fn put(
         let schedule_tag = crate::schedule::itip::schedule_tag(&new.data);
         let outcome = store.put_object(collection.id, &href, &new, &condition, now)?;
         let rescheduled = match outcome {
-            PutOutcome::Created { .. } | PutOutcome::Updated { .. } => {
-                schedule_after_write(
-                    &scheduling_state,
-                    now,
-                    &owner_name,
-                    &collection,
-                    &href,
-                    previous.as_deref(),
-                    Some(&new.data),
-                )
-            }
+            PutOutcome::Created { .. } | PutOutcome::Updated { .. } => schedule_after_write(
+                &scheduling_state,
+                now,
+                &owner_name,
+                &collection,
+                &href,
+                previous.as_deref(),
+                Some(&new.data),
+            ),
             _ => None,
         };
         Ok::<_, DavError>((outcome, rescheduled, schedule_tag))
@@ -479,7 +477,10 @@ pub(super) async fn delete(
             let (id, href) = (collection.id, object.clone());
             let (outcome, previous) = blocking(state, move |store| {
                 let previous = store.object(id, &href)?.map(|o| o.data);
-                Ok((store.delete_object(id, &href, if_match.as_deref())?, previous))
+                Ok((
+                    store.delete_object(id, &href, if_match.as_deref())?,
+                    previous,
+                ))
             })
             .await?;
             match outcome {

@@ -7,7 +7,8 @@ use super::{blocking, xml_response, AppState, Caller, DavError, Request2, Rights
 use crate::dav::request::{parse_report, CalendarDataRequest, PropName, Propfind, Report};
 use crate::dav::response::{Multistatus, PropValue};
 use crate::dav::xml::{NS_CALDAV, NS_DAV};
-use crate::ical::expand::{expand, write_expanded, Expansion, TimeRange, MAX_EXPANSION_STEPS};
+use crate::ical::calendar_data::{limit_freebusy_set, limit_recurrence_set, select_parts};
+use crate::ical::expand::{expand, write_expanded, Expansion, MAX_EXPANSION_STEPS};
 use crate::ical::{CalendarObject, ParseLimits};
 use crate::paths::{self, Target};
 use crate::query::freebusy::{merge_busy, write_vfreebusy, BusyPeriod};
@@ -19,6 +20,21 @@ use std::sync::Arc;
 /// Above this many changes, sync-collection lists the calendar once instead of
 /// looking each change up.
 const BULK_SYNC_LOOKUP: usize = 500;
+
+/// Most objects one calendar-query returns with calendar-data (CalendarServer's
+/// MaxQueryWithDataResults); more answers 507 number-of-matches-within-limits. Queries
+/// for hrefs and ETags alone are not capped: that is how clients list a whole calendar.
+pub const MAX_QUERY_WITH_DATA_RESULTS: usize = 1_000;
+
+/// The number of matches a calendar-query may return: the client's `nresults`, and
+/// never more than [`MAX_QUERY_WITH_DATA_RESULTS`] when calendar data is sent.
+fn query_result_cap(nresults: Option<usize>, wants_data: bool) -> Option<usize> {
+    let server_cap = wants_data.then_some(MAX_QUERY_WITH_DATA_RESULTS);
+    match (nresults, server_cap) {
+        (Some(client), Some(server)) => Some(client.min(server)),
+        (client, server) => client.or(server),
+    }
+}
 
 /// Hrefs per multiget (CalendarServer's MaxMultigetWithDataHrefs).
 const MAX_MULTIGET_HREFS: usize = 5_000;
@@ -63,6 +79,7 @@ pub(super) async fn report(
             props,
             data,
             filter,
+            limit,
         } => {
             let plan = filter.index_plan();
             let id = collection.id;
@@ -71,8 +88,12 @@ pub(super) async fn report(
             })
             .await?;
             let max_instances = state.config.max_instances;
+            let shapes_by_instance = data.expand.is_some() || data.limit_recurrence_set.is_some();
             let needs_parse =
-                move |needs_check: bool| !plan.exact || needs_check || data.expand.is_some();
+                move |needs_check: bool| !plan.exact || needs_check || shapes_by_instance;
+            let wants_data = matches!(&props, Propfind::Prop(names) if names.iter().any(|n| n.is(NS_CALDAV, "calendar-data")));
+            let cap = query_result_cap(limit, wants_data);
+            let collection_href = paths::collection(owner, calendar);
             let body = tokio::task::spawn_blocking({
                 let caller_name = caller.user.name.clone();
                 let identities = caller.identities.clone();
@@ -82,38 +103,41 @@ pub(super) async fn report(
                         identities,
                     };
                     let mut ms = Multistatus::new();
+                    let mut n_matches = 0usize;
                     for (object, needs_check) in candidates {
-                        if needs_parse(needs_check) {
+                        let parsed = if needs_parse(needs_check) {
                             let Some((parsed, expansion)) = parse_stored(&object, zone) else {
                                 continue;
                             };
                             if !filter.matches(&parsed.ical, &expansion) {
                                 continue;
                             }
-                            write_object(
-                                &mut ms,
-                                &caller,
-                                &collection,
-                                rights,
-                                &object,
-                                &props,
-                                data,
-                                Some((&parsed, &expansion)),
-                                max_instances,
-                            );
+                            Some((parsed, expansion))
                         } else {
-                            write_object(
-                                &mut ms,
-                                &caller,
-                                &collection,
-                                rights,
-                                &object,
-                                &props,
-                                data,
-                                None,
-                                max_instances,
+                            None
+                        };
+                        if cap.is_some_and(|cap| n_matches >= cap) {
+                            // RFC 5323 §5.17: what fits, then a 507 for the collection saying
+                            // the answer is incomplete, so the client narrows its query.
+                            ms.status_with_error(
+                                &collection_href,
+                                "507 Insufficient Storage",
+                                "number-of-matches-within-limits",
                             );
+                            break;
                         }
+                        n_matches += 1;
+                        write_object(
+                            &mut ms,
+                            &caller,
+                            &collection,
+                            rights,
+                            &object,
+                            &props,
+                            &data,
+                            parsed.as_ref().map(|(p, e)| (p, e)),
+                            max_instances,
+                        );
                     }
                     ms.finish()
                 }
@@ -162,7 +186,8 @@ pub(super) async fn report(
             for (href, object) in found {
                 match object {
                     Some(object) => {
-                        let parsed = if data.expand.is_some() {
+                        let parsed = if data.expand.is_some() || data.limit_recurrence_set.is_some()
+                        {
                             parse_stored(&object, zone)
                         } else {
                             None
@@ -174,7 +199,7 @@ pub(super) async fn report(
                             rights,
                             &object,
                             &props,
-                            data,
+                            &data,
                             parsed.as_ref().map(|(p, e)| (p, e)),
                             state.config.max_instances,
                         );
@@ -304,7 +329,7 @@ pub(super) async fn report(
                         rights,
                         &object,
                         &props,
-                        CalendarDataRequest::default(),
+                        &CalendarDataRequest::default(),
                         None,
                         0,
                     ),
@@ -488,7 +513,7 @@ fn write_object(
     rights: Rights,
     object: &StoredObject,
     props: &Propfind,
-    data: CalendarDataRequest,
+    data: &CalendarDataRequest,
     parsed: Option<(&CalendarObject, &Expansion)>,
     max_instances: usize,
 ) {
@@ -501,15 +526,9 @@ fn write_object(
     );
     let wants_data = matches!(props, Propfind::Prop(names) if names.iter().any(|n| n.is(NS_CALDAV, "calendar-data")));
     if wants_data {
-        let text = match (data.expand, parsed) {
-            (Some(range), Some((obj, expansion))) => {
-                write_expanded(&obj.ical, expansion, range, max_instances)
-            }
-            _ => object.data.clone(),
-        };
         described.props.push((
             PropName::new(NS_CALDAV, "calendar-data"),
-            PropValue::Text(text),
+            PropValue::Text(calendar_data(object, data, parsed, max_instances)),
         ));
     }
     let (found, missing) = select(&described, props);
@@ -523,7 +542,35 @@ fn write_object(
     ms.response(&described.href, &found, &missing);
 }
 
-#[allow(dead_code)]
-fn range_of(data: &CalendarDataRequest) -> Option<TimeRange> {
-    data.expand.or(data.limit_recurrence_set)
+/// The object's text shaped by the RFC 4791 §9.6 options: `expand` or
+/// `limit-recurrence-set` first (both need the parsed object), then
+/// `limit-freebusy-set`, then partial retrieval.
+fn calendar_data(
+    object: &StoredObject,
+    data: &CalendarDataRequest,
+    parsed: Option<(&CalendarObject, &Expansion)>,
+    max_instances: usize,
+) -> String {
+    let mut text = match (data.expand, data.limit_recurrence_set, parsed) {
+        (Some(range), _, Some((obj, expansion))) => {
+            write_expanded(&obj.ical, expansion, range, max_instances)
+        }
+        (None, Some(range), Some((obj, expansion))) => {
+            let root_children = obj
+                .ical
+                .components
+                .first()
+                .map(|root| root.component_ids.as_slice())
+                .unwrap_or(&[]);
+            limit_recurrence_set(&object.data, expansion, root_children, range)
+        }
+        _ => object.data.clone(),
+    };
+    if let Some(range) = data.limit_freebusy_set {
+        text = limit_freebusy_set(&text, range);
+    }
+    if let Some(spec) = &data.comp {
+        text = select_parts(&text, spec);
+    }
+    text
 }

@@ -5,6 +5,7 @@
 //! RECURRENCE-ID overrides), no METHOD property, bounded size. Expansion into instances
 //! lives in [`expand`], text helpers used by filters in [`text`].
 
+pub mod calendar_data;
 pub mod expand;
 pub mod text;
 
