@@ -115,3 +115,63 @@ fn ffprobe_authenticates_through_the_tunnel() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), ["h264", "aac"]);
 }
+
+/// Not a check: prints how long ffprobe takes to open a stream over each path (plain, Digest,
+/// HTTP tunnel, RTSPS), median of 5. Run with
+/// `cargo test -p serval-stream --test reach -- --ignored --nocapture open_times`.
+#[test]
+#[ignore]
+fn open_times() {
+    let movie = testing::H264_AAC.path();
+    let server = TestServer::start_full(
+        &[("movie.mp4", &movie), ("private/movie.mp4", &movie)],
+        |config| {
+            config.access = vec![serval_stream::config::AccessRuleConfig {
+                path: "private".into(),
+                require: vec!["valid-user".into()],
+                ..Default::default()
+            }];
+        },
+        true,
+    );
+    server.add_user("bob", "s3cret", &[]);
+    let tls = server.tls_addr.expect("RTSPS listener");
+    let cases = [
+        ("plain tcp", "tcp", server.url("movie.mp4")),
+        (
+            "digest tcp",
+            "tcp",
+            server.url_with_credentials("bob", "s3cret", "private/movie.mp4"),
+        ),
+        ("http tunnel", "http", server.url("movie.mp4")),
+        ("rtsps", "tcp", format!("rtsps://{tls}/movie.mp4")),
+    ];
+    for (name, transport, url) in cases {
+        let mut times: Vec<Duration> = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let output = run_client(
+                    "ffprobe",
+                    "ffmpeg",
+                    &[
+                        "-v",
+                        "error",
+                        "-rtsp_transport",
+                        transport,
+                        "-show_entries",
+                        "stream=codec_name",
+                        &url,
+                    ],
+                    Duration::from_secs(30),
+                );
+                assert!(output.status.success(), "{name}: {}", stderr(&output));
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        println!(
+            "{name:12} median {:?} (min {:?}, max {:?})",
+            times[2], times[0], times[4]
+        );
+    }
+}
