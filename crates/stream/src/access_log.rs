@@ -39,6 +39,8 @@ pub struct AccessRecord {
     pub packets_lost: i64,
     pub server_ip: IpAddr,
     pub total_clients: usize,
+    /// The directory user who set the session up (`c-username`), if the folder required one.
+    pub username: Option<String>,
 }
 
 impl AccessRecord {
@@ -108,7 +110,7 @@ impl AccessRecord {
             self.total_clients.to_string(),
             "-".into(),
             "-".into(),
-            "-".into(),
+            text_field(self.username.as_deref()),
             "-".into(),
         ];
         fields.join(" ")
@@ -274,6 +276,7 @@ mod tests {
             packets_lost: 10,
             server_ip: "192.0.2.1".parse().unwrap(),
             total_clients: 3,
+            username: None,
         }
     }
 

@@ -257,6 +257,7 @@ impl Shared {
             packets_lost,
             server_ip,
             total_clients,
+            username: session.user.clone(),
         });
     }
 }

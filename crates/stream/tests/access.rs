@@ -90,6 +90,15 @@ fn ffmpeg_receives_every_frame_of_a_basic_protected_movie() {
     let url = server.url_with_credentials("bob", "s3cret", "private/movie.mp4");
     let frames = common::framemd5(&["-rtsp_transport", "tcp"], &url, "0:v");
     assert_eq!(frames.len(), 150);
+    // The access log's c-username field names who played it.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server.access_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(" /private/movie.mp4 "))
+        .unwrap_or_else(|| panic!("no line for the movie: {log}"));
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[fields.len() - 2], "bob", "{line}");
 }
 
 #[test]

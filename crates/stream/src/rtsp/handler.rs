@@ -203,12 +203,21 @@ impl RtspServer {
             let error = RtspError::Malformed("missing CSeq".into());
             return (error_response(None, &error), Vec::new());
         };
-        if let Some(refusal) = self.check_access(connection, wallclock, request) {
-            return (refusal.with_cseq(&cseq), Vec::new());
-        }
+        let user = match self.check_access(connection, wallclock, request) {
+            Ok(user) => user,
+            Err(refusal) => return (refusal.with_cseq(&cseq), Vec::new()),
+        };
         let mut effects = Vec::new();
         match self.dispatch(connection, now, wallclock, request, &mut effects) {
-            Ok(response) => (with_common_headers(response, &cseq), effects),
+            Ok(response) => {
+                // The access log names who set a session up (`c-username`).
+                for effect in &effects {
+                    if let (Effect::Created { session, .. }, Some(user)) = (effect, &user) {
+                        lock(session).user = Some(user.clone());
+                    }
+                }
+                (with_common_headers(response, &cseq), effects)
+            }
             Err(error) => {
                 if error.is_server_fault() {
                     tracing::error!(target: "serval_stream::rtsp", %error, method = ?request.method(), "request failed");
@@ -220,19 +229,24 @@ impl RtspServer {
         }
     }
 
-    /// Runs the access gate on a request; `Some` is the 401/403 to answer instead. OPTIONS and
-    /// `*` requests name no movie and pass.
+    /// Runs the access gate on a request: `Ok` with the authenticated user (if the folder
+    /// asked for one), or `Err` with the 401/403 to answer instead. OPTIONS and `*` requests
+    /// name no movie and pass.
     fn check_access(
         &self,
         connection: &Connection,
         wallclock: SystemTime,
         request: &Request<Vec<u8>>,
-    ) -> Option<ResponseBuilderLite> {
-        let gate = self.access.as_ref()?;
+    ) -> Result<Option<String>, ResponseBuilderLite> {
+        let Some(gate) = self.access.as_ref() else {
+            return Ok(None);
+        };
         if *request.method() == Method::Options {
-            return None;
+            return Ok(None);
         }
-        let url = request.request_uri()?;
+        let Some(url) = request.request_uri() else {
+            return Ok(None);
+        };
         let (movie_path, _) = split_control(url.path());
         let action = match request.method() {
             Method::Announce | Method::Record => Action::Write,
@@ -252,19 +266,17 @@ impl RtspServer {
             now_unix,
         });
         match outcome {
-            AccessOutcome::Allowed { .. } => None,
+            AccessOutcome::Allowed { user } => Ok(user),
             AccessOutcome::Challenge { www_authenticate } => {
                 tracing::debug!(target: "serval_stream::access", peer = %connection.peer, %method,
                                 path = %movie_path, "credentials needed");
-                Some(
-                    ResponseBuilderLite::status(StatusCode::Unauthorized)
-                        .header(headers::WWW_AUTHENTICATE, www_authenticate),
-                )
+                Err(ResponseBuilderLite::status(StatusCode::Unauthorized)
+                    .header(headers::WWW_AUTHENTICATE, www_authenticate))
             }
             AccessOutcome::Forbidden { reason } => {
                 tracing::info!(target: "serval_stream::access", peer = %connection.peer, %method,
                                path = %movie_path, reason, "request forbidden");
-                Some(ResponseBuilderLite::status(StatusCode::Forbidden))
+                Err(ResponseBuilderLite::status(StatusCode::Forbidden))
             }
         }
     }

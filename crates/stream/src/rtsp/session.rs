@@ -134,6 +134,8 @@ pub struct Session {
     pub client: SocketAddr,
     /// Our address on the client's RTSP connection (access log `s-ip`).
     pub server_ip: Option<std::net::IpAddr>,
+    /// The directory user who set the session up, when its folder required one.
+    pub user: Option<String>,
     pub user_agent: Option<String>,
     pub tracks: Vec<TrackStream>,
     pub created_at: Instant,
@@ -166,6 +168,7 @@ impl Session {
             presentation,
             client,
             server_ip: None,
+            user: None,
             user_agent: None,
             tracks: Vec::new(),
             created_at: now,
