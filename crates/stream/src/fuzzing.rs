@@ -24,6 +24,42 @@ impl Catalog for NoMovies {
     }
 }
 
+/// An access gate over a throwaway directory, so `Authorization` headers and rule matching
+/// are fuzzed too: `/private/` needs a valid user by Digest (Basic would run argon2 on every
+/// input and slow the fuzzer to a crawl). `None` if the directory cannot be created.
+fn fuzz_gate() -> Option<crate::access::gate::AccessGate> {
+    use crate::access::policy::{AccessPolicy, AccessRuleConfig};
+    static DIRECTORY: std::sync::OnceLock<Option<serval_core::Directory>> =
+        std::sync::OnceLock::new();
+    let directory = DIRECTORY
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("serval-fuzz-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).ok()?;
+            let store = serval_core::Store::open(&dir.join("directory.db")).ok()?;
+            Some(serval_core::Directory::new(
+                store,
+                &serval_core::config::DirectoryConfig::default(),
+            ))
+        })
+        .clone()?;
+    let rules = vec![AccessRuleConfig {
+        path: "private/".into(),
+        require: vec!["valid-user".into()],
+        ..AccessRuleConfig::default()
+    }];
+    let policy = AccessPolicy::new(
+        std::path::Path::new("/nonexistent/serval-fuzz-media"),
+        rules,
+        crate::access::AuthScheme::Digest,
+    );
+    Some(crate::access::gate::AccessGate::new(
+        policy,
+        directory,
+        Vec::new(),
+        Vec::new(),
+    ))
+}
+
 /// Frames `data` as one connection's byte stream and serves every request it holds.
 /// Must never panic, whatever the bytes.
 pub fn rtsp_request(data: &[u8]) {
@@ -32,7 +68,10 @@ pub fn rtsp_request(data: &[u8]) {
         max_bandwidth_bps: 1_000_000,
         udp_ports: Some((6970, 6971)),
     };
-    let server = RtspServer::new(settings, Arc::new(NoMovies), 1);
+    let mut server = RtspServer::new(settings, Arc::new(NoMovies), 1);
+    if let Some(gate) = fuzz_gate() {
+        server = server.with_access(gate);
+    }
     let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
     let mut connection = Connection::new(1, peer, SocketAddr::from(([127, 0, 0, 1], 554)));
     let now = Instant::now();
@@ -162,6 +201,10 @@ mod tests {
         b"TEARDOWN rtsp://h/m RTSP/1.0\r\nCSeq: 1\r\nSession: ;;;\r\n\r\n",
         b"PLAY rtsp://[::1 RTSP/1.0\r\nCSeq: 1\r\n\r\n",
         b"SETUP rtsp://h/m/trackID=4294967296 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=0-0\r\n\r\n",
+        b"DESCRIBE rtsp://h/private/m.mp4 RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+        b"DESCRIBE rtsp://h/private/m.mp4 RTSP/1.0\r\nCSeq: 3\r\nAuthorization: Digest username=\"bob\", realm=\"Serval\", nonce=\"6560a1b2.00112233445566778899aabbccddeeff\", uri=\"rtsp://h/private/m.mp4\", response=\"0123456789abcdef0123456789abcdef\"\r\n\r\n",
+        b"PLAY rtsp://h/private/%2e%2e/m.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: 1\r\nAuthorization: Basic Ym9iOnNlY3JldA==\r\n\r\n",
+        b"SETUP rtsp://h/private/m/trackID=1 RTSP/1.0\r\nCSeq: 5\r\nAuthorization: Digest username=\"\\\", nonce=\"\r\n\r\n",
     ];
 
     #[test]
