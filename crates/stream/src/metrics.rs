@@ -15,6 +15,11 @@ pub struct StreamMetrics {
     pub rtcp_reports_received: Counter,
     pub rtcp_packets_lost: Counter,
     pub slow_readers_dropped: Counter,
+    pub connections_refused: Counter,
+    pub idle_connections_evicted: Counter,
+    pub requests_timed_out: Counter,
+    pub requests_unauthorized: Counter,
+    pub requests_forbidden: Counter,
 }
 
 impl StreamMetrics {
@@ -60,6 +65,31 @@ impl StreamMetrics {
             "slow_readers_dropped",
             "TCP connections closed because the client did not read fast enough",
             metrics.slow_readers_dropped.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused at accept: address denied, per-address cap, or no free slot",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "idle_connections_evicted",
+            "Connections without a session closed to make room for new ones",
+            metrics.idle_connections_evicted.clone(),
+        );
+        registry.register(
+            "requests_timed_out",
+            "Connections closed because a request did not arrive whole within the request timeout",
+            metrics.requests_timed_out.clone(),
+        );
+        registry.register(
+            "requests_unauthorized",
+            "Requests answered 401 (credentials missing, wrong or stale)",
+            metrics.requests_unauthorized.clone(),
+        );
+        registry.register(
+            "requests_forbidden",
+            "Requests answered 403 (address refused, user without rights, or rate-limited)",
+            metrics.requests_forbidden.clone(),
         );
         metrics
     }

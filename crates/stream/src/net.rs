@@ -312,29 +312,35 @@ async fn admit(
     if let Some(gate) = shared.server.access() {
         if !gate.admits_address(peer.ip()) {
             debug!(target: "serval_stream::access", %peer, "address refused by [stream] allow/deny");
+            shared.metrics.connections_refused.inc();
             crate::edge::refuse_rtsp(&mut stream, "403 Forbidden", server_name).await;
             return;
         }
     }
     let Some(_ip_slot) = shared.edge.claim_ip_slot(peer.ip()) else {
         debug!(target: "serval_stream::net", %peer, "per-address connection limit reached, answering 503");
+        shared.metrics.connections_refused.inc();
         crate::edge::refuse_rtsp(&mut stream, "503 Service Unavailable", server_name).await;
         return;
     };
     let permit = match shared.connection_slots.clone().try_acquire_owned() {
         Ok(permit) => Some(permit),
         // Full: close the oldest connection that never set up a session, and take its slot.
-        Err(_) if shared.edge.evict_oldest_idle() => tokio::time::timeout(
-            shared.edge.eviction_wait(),
-            shared.connection_slots.clone().acquire_owned(),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok),
+        Err(_) if shared.edge.evict_oldest_idle() => {
+            shared.metrics.idle_connections_evicted.inc();
+            tokio::time::timeout(
+                shared.edge.eviction_wait(),
+                shared.connection_slots.clone().acquire_owned(),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+        }
         Err(_) => None,
     };
     let Some(_permit) = permit else {
         debug!(target: "serval_stream::net", %peer, "connection limit reached, answering 503");
+        shared.metrics.connections_refused.inc();
         crate::edge::refuse_rtsp(&mut stream, "503 Service Unavailable", server_name).await;
         return;
     };
@@ -459,6 +465,15 @@ async fn serve_connection(
                     debug!(target: "serval_stream::rtsp", method = ?request.method(),
                            url = %request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
                            status = u16::from(response.status()), "request");
+                    match response.status() {
+                        rtsp_types::StatusCode::Unauthorized => {
+                            shared.metrics.requests_unauthorized.inc();
+                        }
+                        rtsp_types::StatusCode::Forbidden => {
+                            shared.metrics.requests_forbidden.inc();
+                        }
+                        _ => {}
+                    }
                     // The response goes out before any packet the request starts.
                     if frames
                         .send(Bytes::from(response_bytes(&response)))
@@ -500,6 +515,7 @@ async fn serve_connection(
             () = tokio::time::sleep_until(partial_deadline.unwrap_or(idle_deadline)), if partial_deadline.is_some() => {
                 debug!(target: "serval_stream::net", buffered = buffer.len(),
                        "request not complete within the request timeout, closing");
+                shared.metrics.requests_timed_out.inc();
                 break;
             }
             () = handle.drop_slow.cancelled() => {
