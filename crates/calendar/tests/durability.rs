@@ -8,14 +8,15 @@ use std::process::{Child, Command, Stdio};
 
 const PASSWORD: &str = "correct horse";
 
-/// target/debug/examples/serve, built by `cargo test` next to this test binary.
+/// target/debug/examples/caldav_serve (not `serve`: the stream crate has an example of that name
+/// and the workspace shares one target directory), built by `cargo test` next to this test binary.
 fn serve_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let target = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir");
-    target.join("examples").join("serve")
+    target.join("examples").join("caldav_serve")
 }
 
 fn start(data_dir: &std::path::Path) -> (Child, String) {
@@ -25,7 +26,7 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("examples/serve is missing: run `cargo test -p serval-calendar`, which builds it");
+        .expect("examples/caldav_serve is missing: run `cargo test -p serval-calendar`, which builds it");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout)

@@ -1,5 +1,5 @@
 //! A throwaway server for manual checks with third-party tools:
-//! `cargo run -p serval-calendar --example serve -- 127.0.0.1:8008` (users ann, bob; password
+//! `cargo run -p serval-calendar --example caldav_serve -- 127.0.0.1:8008` (users ann, bob; password
 //! "correct horse"). Data lives in a temp dir removed on exit, or in the directory given as
 //! the second argument (kept, so a restart finds it: the kill -9 test uses this).
 
