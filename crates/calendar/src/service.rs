@@ -2,12 +2,13 @@
 
 use crate::config::CalendarConfig;
 use crate::http::{self, AppState, Metrics};
-use crate::store::{SqliteCalendarStore, StoreError};
+use crate::store::{CalendarStore, SqliteCalendarStore, StoreError};
 use serval_core::service::{RunningService, StartContext};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
@@ -50,6 +51,31 @@ impl RunningService for Running {
                 while tasks.join_next().await.is_some() {}
             }
         })
+    }
+}
+
+/// How long a sync token stays valid (CalendarServer's SyncTokenLifetimeDays, 14): the
+/// change log is pruned to this age, and clients holding older tokens resync.
+pub const SYNC_TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// How often the change log is pruned after the pruning at start.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Prunes the sync change log at start and then daily until shutdown.
+async fn prune_sync_log(store: Arc<dyn CalendarStore>, shutdown: CancellationToken) {
+    loop {
+        let lifetime = i64::try_from(SYNC_TOKEN_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+        let before = http::now().saturating_sub(lifetime);
+        let pruning = store.clone();
+        match tokio::task::spawn_blocking(move || pruning.prune_changes(before)).await {
+            Ok(Ok(removed)) => tracing::info!(removed, before, "pruned the calendar change log"),
+            Ok(Err(error)) => tracing::error!(%error, "pruning the calendar change log failed"),
+            Err(error) => tracing::error!(%error, "pruning the calendar change log panicked"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+        }
     }
 }
 
@@ -119,6 +145,7 @@ pub async fn bind(
             connections.clone(),
         ));
     }
+    tasks.spawn(prune_sync_log(state.store.clone(), ctx.shutdown.clone()));
     tracing::info!(?addrs, "calendar service listening");
     let panel = Arc::new(crate::admin::CalendarPanel {
         store: ctx.store.clone(),

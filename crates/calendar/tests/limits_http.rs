@@ -1,6 +1,7 @@
 //! Raw HTTP for the server's bounds: calendar-query answers truncated with a 507
 //! `number-of-matches-within-limits` past the client's `DAV:nresults` or the server's
-//! `MAX_QUERY_WITH_DATA_RESULTS`.
+//! `MAX_QUERY_WITH_DATA_RESULTS`; sync tokens older than the pruned change log answer
+//! 403 `valid-sync-token`.
 
 mod common;
 
@@ -131,4 +132,67 @@ async fn queries_with_data_stop_at_the_server_cap() {
         MAX_QUERY_WITH_DATA_RESULTS + 1
     );
     assert!(!body.contains("number-of-matches-within-limits"));
+}
+
+fn sync(token: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"#
+    )
+}
+
+fn token_of(body: &str) -> String {
+    let start = body.find("<D:sync-token>").expect("sync-token") + "<D:sync-token>".len();
+    let end = start + body[start..].find('<').expect("end of sync-token");
+    body[start..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_older_than_the_pruned_log_must_resync() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    calendar_with(&server, &http, 2).await;
+    let cal = "/calendars/users/ann/work/";
+    let (status, body) = send(&http, &server, "REPORT", cal, sync("")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let before_delete = token_of(&body);
+    let (status, _) = send(
+        &http,
+        &server,
+        "DELETE",
+        "/calendars/users/ann/work/e0.ics",
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = send(&http, &server, "REPORT", cal, sync("")).await;
+    let after_delete = token_of(&body);
+
+    // Nothing is old enough yet: both tokens work, the older one learns of the deletion.
+    let store = serval_calendar::store::SqliteCalendarStore::open(
+        serval_core::Store::open(&server.data_dir().join("serval.db")).expect("store"),
+    )
+    .expect("calendar store");
+    use serval_calendar::store::CalendarStore;
+    assert_eq!(store.prune_changes(0).expect("prune"), 0);
+    let (status, body) = send(&http, &server, "REPORT", cal, sync(&before_delete)).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert!(
+        body.contains("e0.ics</D:href><D:status>HTTP/1.1 404"),
+        "{body}"
+    );
+
+    // A cut-off after everything: e0's creation and its deletion's tombstone go (e1's only
+    // change stays), and with them the token that needed the tombstone; the newer token
+    // and a fresh sync are unaffected.
+    assert_eq!(store.prune_changes(i64::MAX).expect("prune"), 2);
+    let (status, body) = send(&http, &server, "REPORT", cal, sync(&before_delete)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("valid-sync-token"), "{body}");
+    let (status, body) = send(&http, &server, "REPORT", cal, sync(&after_delete)).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert!(!body.contains(".ics"), "{body}");
+    let (status, body) = send(&http, &server, "REPORT", cal, sync("")).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert!(body.contains("/calendars/users/ann/work/e1.ics"), "{body}");
+    assert!(!body.contains("e0.ics"), "{body}");
 }

@@ -222,6 +222,11 @@ pub trait CalendarStore: ScheduleStore + Send + Sync + 'static {
         revision: i64,
     ) -> Result<Option<(Vec<Change>, i64)>, StoreError>;
 
+    /// Drops change-log rows logged before `before` (Unix seconds) that a sync no longer
+    /// needs; tokens older than the newest dropped revision become unknown (`None` from
+    /// [`Self::changes_since`]). Returns the number of rows removed.
+    fn prune_changes(&self, before: i64) -> Result<usize, StoreError>;
+
     fn delegates(&self, owner: &str) -> Result<Vec<Delegate>, StoreError>;
     /// Owners who granted `delegate` (a user or `group:NAME`) read or write.
     fn delegations_to(&self, delegates: &[String]) -> Result<Vec<Delegate>, StoreError>;

@@ -8,7 +8,7 @@ use crate::dav::request::PropName;
 use crate::ical::expand::{BusyStatus, TimeRange};
 use crate::ical::ComponentKind;
 use crate::query::freebusy::BusyPeriod;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use serval_core::Store;
 
 /// Schema versions, applied in order once (core's `migrate`).
@@ -96,9 +96,22 @@ CREATE TABLE cal_itip_queue (
     queued_at INTEGER NOT NULL
 );
 ",
+    // Sync-token lifetime: changes carry their time so old ones can be pruned, and each
+    // calendar remembers the newest pruned revision (older tokens are refused). Rows
+    // logged before this version count as logged now, so no client is forced to resync
+    // by the upgrade itself.
+    r"
+ALTER TABLE cal_change ADD COLUMN changed_at INTEGER NOT NULL DEFAULT 0;
+UPDATE cal_change SET changed_at = unixepoch();
+ALTER TABLE cal_collection ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cal_change_time ON cal_change (changed_at);
+",
 ];
 
+mod changes;
 mod schedule;
+
+use changes::log_change;
 
 #[derive(Clone, Debug)]
 pub struct SqliteCalendarStore {
@@ -185,27 +198,6 @@ fn share_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Share> {
 
 fn collection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-/// Bumps the collection revision and logs `href` as changed at it.
-fn log_change(
-    tx: &Transaction<'_>,
-    collection_id: i64,
-    href: &str,
-    deleted: bool,
-) -> rusqlite::Result<i64> {
-    let revision: i64 = tx.query_row(
-        "UPDATE cal_collection SET revision = revision + 1 WHERE id = ?1 RETURNING revision",
-        [collection_id],
-        |r| r.get(0),
-    )?;
-    if !href.is_empty() {
-        tx.execute(
-            "INSERT INTO cal_change (collection_id, revision, href, deleted) VALUES (?1, ?2, ?3, ?4)",
-            params![collection_id, revision, href, deleted],
-        )?;
-    }
-    Ok(revision)
 }
 
 const OBJECT_COLUMNS: &str = "href, etag, length(data), kind, modified_at, uid, data";
@@ -521,11 +513,17 @@ impl CalendarStore for SqliteCalendarStore {
         Ok(self.store.read(|conn| {
             // The current revision is read first and bounds the changes, so a change that
             // commits meanwhile is reported by the next sync instead of being skipped.
-            let current: Option<i64> = conn
-                .query_row("SELECT revision FROM cal_collection WHERE id = ?1", [collection_id], |r| r.get(0))
+            let current: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT revision, pruned_through FROM cal_collection WHERE id = ?1",
+                    [collection_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
-            let Some(current) = current else { return Ok(None) };
-            if revision > current || revision < 0 {
+            let Some((current, pruned_through)) = current else { return Ok(None) };
+            // Revision 0 knows no objects, so deletions pruned since cannot matter to it;
+            // any other revision before the pruned ones might have missed a deletion.
+            if revision > current || revision < 0 || (revision > 0 && revision < pruned_through) {
                 return Ok(None);
             }
             let mut stmt = conn.prepare_cached(
@@ -542,6 +540,10 @@ impl CalendarStore for SqliteCalendarStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some((rows, current)))
         })?)
+    }
+
+    fn prune_changes(&self, before: i64) -> Result<usize, StoreError> {
+        Ok(self.store.write(|tx| changes::prune(tx, before))?)
     }
 
     fn delegates(&self, owner: &str) -> Result<Vec<Delegate>, StoreError> {
