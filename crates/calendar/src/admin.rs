@@ -1,10 +1,11 @@
-//! Operator tools over the store: delegation, .ics import/export (for the CLI) and the
-//! admin page panel listing calendars, sizes and delegates.
+//! Operator tools over the store: delegation, sharing, .ics import/export (for the CLI)
+//! and the admin page panel listing calendars, sizes, delegates and shares.
 
 use crate::http::index_text;
 use crate::ical::{ComponentKind, ParseLimits};
 use crate::store::{
-    CalendarStore, PutCondition, PutOutcome, ScheduleStore, SqliteCalendarStore, StoreError,
+    CalendarStore, PutCondition, PutOutcome, ScheduleStore, ShareStatus, SqliteCalendarStore,
+    StoreError,
 };
 use calcard::icalendar::{ICalendar, ICalendarComponent, ICalendarComponentType};
 use calcard::{Entry, Parser};
@@ -77,6 +78,92 @@ pub fn delegate(
         cal.set_delegates(owner, write, &list)?;
     }
     Ok(())
+}
+
+/// What a sharee may do with a shared calendar (CalendarServer's read / read-write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareLevel {
+    Read,
+    Write,
+    Remove,
+}
+
+/// `serval calendar share OWNER CALENDAR SHAREE --read|--write|--remove`: shares the
+/// owner's calendar with a user, or with every current member of `group:NAME` (members
+/// who join later are not added). Unlike a share made from a client, no invitation waits
+/// for an answer: the operator's word counts as accepted and the calendar appears in the
+/// sharee's home at once; a sharee who had already answered keeps that answer and only
+/// the access changes. Returns the users whose access was set or removed.
+pub fn share(
+    store: &Store,
+    directory: &Directory,
+    owner: &str,
+    calendar: &str,
+    sharee: &str,
+    level: ShareLevel,
+) -> Result<Vec<String>, AdminError> {
+    let cal = SqliteCalendarStore::open(store.clone())?;
+    let directory_error =
+        |e: serval_core::directory::DirectoryError| AdminError::Directory(e.to_string());
+    if directory.user(owner).map_err(directory_error)?.is_none() {
+        return Err(AdminError::NoSuchUser(owner.to_owned()));
+    }
+    let collection =
+        cal.collection(owner, calendar)?
+            .ok_or_else(|| AdminError::NoSuchCalendar {
+                owner: owner.into(),
+                calendar: calendar.into(),
+            })?;
+    let users: Vec<String> = match sharee.strip_prefix("group:") {
+        Some(group) => {
+            if !directory.group_exists(group).map_err(directory_error)? {
+                return Err(AdminError::NoSuchPrincipal(sharee.to_owned()));
+            }
+            directory
+                .group_members(group)
+                .map_err(directory_error)?
+                .into_iter()
+                .filter(|member| member != owner)
+                .collect()
+        }
+        None => {
+            if sharee == owner || directory.user(sharee).map_err(directory_error)?.is_none() {
+                return Err(AdminError::NoSuchPrincipal(sharee.to_owned()));
+            }
+            vec![sharee.to_owned()]
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for user in &users {
+        match level {
+            ShareLevel::Remove => {
+                cal.remove_share(collection.id, user)?;
+            }
+            ShareLevel::Read | ShareLevel::Write => {
+                let uid = crate::http::sharing::invitation_uid(collection.id, user, now);
+                cal.upsert_share(
+                    collection.id,
+                    user,
+                    level == ShareLevel::Write,
+                    &uid,
+                    &collection.name,
+                    now,
+                )?;
+                // upsert keeps an earlier invitation (and its id); accept that one.
+                let pending = cal
+                    .shares_of(collection.id)?
+                    .into_iter()
+                    .find(|s| s.sharee == *user && s.status == ShareStatus::Pending);
+                if let Some(pending) = pending {
+                    let mount = crate::http::sharing::mount_name(&pending.uid);
+                    cal.reply_share(user, &pending.uid, true, &mount)?;
+                }
+            }
+        }
+    }
+    Ok(users)
 }
 
 /// Outcome of an import.
@@ -326,8 +413,25 @@ impl serval_core::service::AdminPanel for CalendarPanel {
             let listed: Vec<String> = calendars
                 .iter()
                 .map(|c| {
+                    let shares = cal.shares_of(c.id).unwrap_or_default();
+                    let shared = if shares.is_empty() {
+                        String::new()
+                    } else {
+                        let with: Vec<String> = shares
+                            .iter()
+                            .map(|s| {
+                                format!(
+                                    "{} {} {}",
+                                    escape(&s.sharee),
+                                    share_access(s.write),
+                                    share_status(s.status)
+                                )
+                            })
+                            .collect();
+                        format!(", shared with {}", with.join("; "))
+                    };
                     format!(
-                        "{} ({})",
+                        "{} ({}{shared})",
                         escape(&c.name),
                         cal.objects(c.id).map(|o| o.len()).unwrap_or(0)
                     )
@@ -360,6 +464,10 @@ impl serval_core::service::AdminPanel for CalendarPanel {
             "<form method=\"post\" action=\"{}\">{csrf_field}<label>Owner <input name=\"owner\"></label> <label>Delegate (user or group:NAME) <input name=\"delegate\"></label> <select name=\"level\"><option value=\"read\">read</option><option value=\"write\">write</option><option value=\"remove\">remove</option></select> <button>Set delegate</button></form>",
             escape(action_url)
         ));
+        html.push_str(&format!(
+            "<form method=\"post\" action=\"{}\">{csrf_field}<input type=\"hidden\" name=\"action\" value=\"share\"><label>Owner <input name=\"owner\"></label> <label>Calendar <input name=\"calendar\"></label> <label>Share with (user or group:NAME) <input name=\"sharee\"></label> <select name=\"level\"><option value=\"read\">read</option><option value=\"write\">read-write</option><option value=\"remove\">remove</option></select> <button>Share calendar</button></form>",
+            escape(action_url)
+        ));
         html
     }
 
@@ -370,6 +478,37 @@ impl serval_core::service::AdminPanel for CalendarPanel {
                 .map(|(_, v)| v.trim().to_owned())
                 .unwrap_or_default()
         };
+        if field("action") == "share" {
+            let (owner, calendar, sharee) = (field("owner"), field("calendar"), field("sharee"));
+            let level = match field("level").as_str() {
+                "read" => ShareLevel::Read,
+                "write" => ShareLevel::Write,
+                "remove" => ShareLevel::Remove,
+                other => return Err(format!("unknown level `{other}`")),
+            };
+            let users = share(
+                &self.store,
+                &self.directory,
+                &owner,
+                &calendar,
+                &sharee,
+                level,
+            )
+            .map_err(|e| e.to_string())?;
+            return Ok(format!(
+                "{owner}/{calendar}: {} for {}",
+                match level {
+                    ShareLevel::Read => "read-only share",
+                    ShareLevel::Write => "read-write share",
+                    ShareLevel::Remove => "share removed",
+                },
+                if users.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    users.join(", ")
+                }
+            ));
+        }
         let (owner, delegate_name) = (field("owner"), field("delegate"));
         let level = match field("level").as_str() {
             "read" => DelegateLevel::Read,
@@ -401,7 +540,15 @@ impl serval_core::service::AdminPanel for CalendarPanel {
                     .collections(&u.name)
                     .unwrap_or_default()
                     .iter()
-                    .map(|c| serde_json::json!({"name": c.name, "objects": cal.objects(c.id).map(|o| o.len()).unwrap_or(0)}))
+                    .map(|c| {
+                        let shares: Vec<serde_json::Value> = cal
+                            .shares_of(c.id)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|s| serde_json::json!({"sharee": s.sharee, "write": s.write, "status": share_status(s.status)}))
+                            .collect();
+                        serde_json::json!({"name": c.name, "objects": cal.objects(c.id).map(|o| o.len()).unwrap_or(0), "shares": shares})
+                    })
                     .collect();
                 let delegates: Vec<serde_json::Value> = cal
                     .delegates(&u.name)
@@ -416,6 +563,22 @@ impl serval_core::service::AdminPanel for CalendarPanel {
             .itip_queue(crate::schedule::queue::ADMIN_ROWS)
             .unwrap_or_default();
         serde_json::json!({ "users": entries, "itip_queue": crate::schedule::queue::json(&queue) })
+    }
+}
+
+fn share_access(write: bool) -> &'static str {
+    if write {
+        "read-write"
+    } else {
+        "read"
+    }
+}
+
+fn share_status(status: ShareStatus) -> &'static str {
+    match status {
+        ShareStatus::Pending => "pending",
+        ShareStatus::Accepted => "accepted",
+        ShareStatus::Declined => "declined",
     }
 }
 
@@ -448,5 +611,54 @@ BEGIN:VEVENT\r\nDTSTART:20260105T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         assert_eq!(exported.matches("BEGIN:VEVENT").count(), 3);
         let again = import_ics(&store, "ann", "imported", &exported, 0, |_, _| {}).unwrap();
         assert_eq!((again.created, again.updated), (0, 2));
+    }
+
+    #[test]
+    fn panel_lists_shares_and_shares_through_its_form() {
+        use serval_core::service::AdminPanel;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let directory = Directory::new(
+            store.clone(),
+            &serval_core::config::DirectoryConfig::default(),
+        );
+        for name in ["ann", "bob"] {
+            directory
+                .add_user(&serval_core::directory::NewUser {
+                    name,
+                    password: None,
+                    full_name: name,
+                    email: "",
+                    kind: None,
+                })
+                .unwrap();
+        }
+        let cal = SqliteCalendarStore::open(store.clone()).unwrap();
+        cal.create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
+            .unwrap();
+        let panel = CalendarPanel { store, directory };
+        let form = |level: &str| {
+            [
+                ("action", "share"),
+                ("owner", "ann"),
+                ("calendar", "work"),
+                ("sharee", "bob"),
+                ("level", level),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        };
+        assert_eq!(
+            panel.handle_action(&form("write")),
+            Ok("ann/work: read-write share for bob".to_owned())
+        );
+        assert!(panel
+            .render("", "/admin")
+            .contains("work (0, shared with bob read-write accepted)"));
+        assert_eq!(
+            panel.json()["users"][0]["calendars"][0]["shares"][0],
+            serde_json::json!({"sharee": "bob", "write": true, "status": "accepted"})
+        );
+        panel.handle_action(&form("remove")).unwrap();
+        assert!(panel.render("", "/admin").contains("work (0)"));
     }
 }

@@ -21,7 +21,7 @@
 //! (`http::objects::resolve_collection`); everything else answers 404. Nothing is advertised
 //! in the DAV header that does not work (`calendar-auto-schedule` came with RFC 6638).
 //!
-//! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`], [`admin`] (delegate,
+//! **API boundary:** [`bind`], [`CalendarConfig`], [`CalendarError`], [`admin`] (delegate, share,
 //! import_ics, export_ics), [`mod@bench`].
 
 pub mod admin;

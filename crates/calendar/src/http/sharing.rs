@@ -85,14 +85,7 @@ pub(super) async fn post(
             if *home != caller.user.name {
                 return Err(DavError::NotFound);
             }
-            let mount = format!(
-                "shared-{}",
-                in_reply_to
-                    .chars()
-                    .filter(char::is_ascii_alphanumeric)
-                    .take(12)
-                    .collect::<String>()
-            );
+            let mount = mount_name(&in_reply_to);
             let (sharee, uid, mount_name) = (home.clone(), in_reply_to.clone(), mount.clone());
             let share = blocking(state, move |store| {
                 store.reply_share(&sharee, &uid, accepted, &mount_name)
@@ -138,7 +131,19 @@ async fn resolve_user(state: &Arc<AppState>, href: &str) -> Result<String, DavEr
     })
 }
 
-fn invitation_uid(collection_id: i64, sharee: &str, now: i64) -> String {
+/// The name an accepted share gets in the sharee's home, from its invitation id.
+pub(crate) fn mount_name(invitation_uid: &str) -> String {
+    format!(
+        "shared-{}",
+        invitation_uid
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect::<String>()
+    )
+}
+
+pub(crate) fn invitation_uid(collection_id: i64, sharee: &str, now: i64) -> String {
     let digest = Sha256::digest(format!("{collection_id}\0{sharee}\0{now}").as_bytes());
     hex::encode(digest.get(..12).unwrap_or(&digest))
 }
