@@ -178,6 +178,11 @@ pub fn run_client(program: &str, package: &str, args: &[&str], deadline: Duratio
         .arg(format!("{}", deadline.as_secs()))
         .arg(program)
         .args(args);
+    // GStreamer's RTSP elements explain a failure only in their debug log (stderr, shown when
+    // a test fails); rare failures under a loaded machine need it.
+    if program == "gst-launch-1.0" && std::env::var_os("GST_DEBUG").is_none() {
+        command.env("GST_DEBUG", "rtspsrc:4,rtspconnection:4");
+    }
     match Command::new(program).arg("--version").output() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             panic!("{program} not found: install Debian package {package}")
