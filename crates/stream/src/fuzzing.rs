@@ -33,7 +33,8 @@ fn fuzz_gate() -> Option<crate::access::gate::AccessGate> {
         std::sync::OnceLock::new();
     let directory = DIRECTORY
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("serval-fuzz-{}", std::process::id()));
+            // One fixed folder, reused by every run, so fuzzing and unit tests leave no litter.
+            let dir = std::env::temp_dir().join("serval-fuzz-directory");
             std::fs::create_dir_all(&dir).ok()?;
             let store = serval_core::Store::open(&dir.join("directory.db")).ok()?;
             Some(serval_core::Directory::new(
