@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serval_calendar::admin::{self, DelegateLevel};
+use serval_calendar::admin::{self, DelegateLevel, ShareLevel};
 use serval_core::{Directory, Store};
 
 use crate::{config, datadir, CalendarCmd};
@@ -47,6 +47,28 @@ pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitC
                     println!("`{delegate}` is no longer a delegate of `{owner}`")
                 }
             }
+        }
+        CalendarCmd::Share {
+            owner,
+            calendar,
+            sharee,
+            read,
+            write,
+            remove,
+        } => {
+            let level = match (read, write, remove) {
+                (true, _, _) => ShareLevel::Read,
+                (_, true, _) => ShareLevel::Write,
+                (_, _, true) => ShareLevel::Remove,
+                _ => anyhow::bail!("say --read, --write or --remove"),
+            };
+            let affected = admin::share(&store, &directory, &owner, &calendar, &sharee, level)?;
+            let what = match level {
+                ShareLevel::Read => "now shared read-only with",
+                ShareLevel::Write => "now shared read-write with",
+                ShareLevel::Remove => "no longer shared with",
+            };
+            println!("{owner}/{calendar} is {what} {}", affected.join(", "));
         }
         CalendarCmd::Import {
             file,

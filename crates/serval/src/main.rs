@@ -99,6 +99,19 @@ enum CalendarCommand {
         #[arg(long, conflicts_with_all = ["read", "write"])]
         remove: bool,
     },
+    /// Share OWNER's calendar with a user or `group:NAME`, read-only or read-write, or stop sharing.
+    /// The calendar appears in each sharee's home, as when shared from Apple Calendar.
+    Share {
+        owner: String,
+        calendar: String,
+        sharee: String,
+        #[arg(long, conflicts_with_all = ["write", "remove"])]
+        read: bool,
+        #[arg(long, conflicts_with_all = ["read", "remove"])]
+        write: bool,
+        #[arg(long, conflicts_with_all = ["read", "write"])]
+        remove: bool,
+    },
     /// Import an .ics file (an iCal Server or CalendarServer export, or any calendar file) into a
     /// user's calendar, creating it if needed.
     Import {

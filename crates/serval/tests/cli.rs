@@ -499,3 +499,72 @@ fn import_qtusers_keeps_old_accounts_and_groups() {
         groups.stdout
     );
 }
+
+#[test]
+fn calendar_import_export_delegate_and_share_from_the_command_line() {
+    let t = TestDir::new("");
+    t.add_user("ann", "pw", false);
+    t.add_user("bob", "pw", false);
+    assert_eq!(t.run(&["group", "add", "staff"], "").code, Some(0));
+    assert_eq!(
+        t.run(&["group", "add-member", "staff", "bob"], "").code,
+        Some(0)
+    );
+    let ics = t.dir.path().join("office.ics");
+    std::fs::write(
+        &ics,
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n\
+         BEGIN:VEVENT\r\nUID:one@test\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nSUMMARY:Budget\r\nEND:VEVENT\r\n\
+         BEGIN:VEVENT\r\nUID:two@test\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261202T090000Z\r\nDURATION:PT30M\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n\
+         END:VCALENDAR\r\n",
+    )
+    .unwrap();
+    let out = t.run(
+        &[
+            "calendar",
+            "import",
+            ics.to_str().unwrap(),
+            "--user",
+            "ann",
+            "--calendar",
+            "work",
+        ],
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("2 created, 0 updated, 0 rejected"),
+        "{}",
+        out.stdout
+    );
+    let out = t.run(
+        &["calendar", "export", "--user", "ann", "--calendar", "work"],
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("UID:one@test") && out.stdout.contains("UID:two@test"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.starts_with("BEGIN:VCALENDAR"), "{}", out.stdout);
+
+    let out = t.run(&["calendar", "delegate", "ann", "bob", "--write"], "");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = t.run(&["calendar", "delegate", "ann", "nobody", "--read"], "");
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("nobody"), "{}", out.stderr);
+
+    let out = t.run(
+        &["calendar", "share", "ann", "work", "group:staff", "--read"],
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("now shared read-only with bob"),
+        "{}",
+        out.stdout
+    );
+    let out = t.run(&["calendar", "share", "ann", "nosuch", "bob", "--read"], "");
+    assert_eq!(out.code, Some(1), "{out:?}");
+}
