@@ -3,10 +3,11 @@
 //!
 //! Code map, in reading order:
 //! - [`ical`]: iCalendar resources (calcard) validated per RFC 4791 §4.1, expanded into UTC
-//!   instances ([`ical::expand`]).
+//!   instances ([`ical::expand`]); REPORT calendar-data options in [`ical::calendar_data`].
 //! - [`query`]: calendar-query filters and their evaluation; free-busy merging.
-//! - [`schedule`]: RFC 6638/5546 iTIP messages (REQUEST, CANCEL, REPLY, VFREEBUSY) over
-//!   content lines, pure; `http::scheduling` delivers them, `http::outbox` answers free-busy.
+//! - [`schedule`]: RFC 6638/5546 iTIP messages (REQUEST, CANCEL, REPLY, VFREEBUSY, and
+//!   CANCEL of single instances) over content lines, pure; `http::scheduling` delivers
+//!   them, `http::outbox` answers free-busy.
 //! - [`dav`]: WebDAV/CalDAV request bodies in (quick-xml), multistatus/errors out.
 //! - [`store`]: `CalendarStore` and its SQLite implementation over core's store:
 //!   collections, objects with a UNIQUE UID index, the instance index, the change log,

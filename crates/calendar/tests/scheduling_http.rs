@@ -572,3 +572,112 @@ async fn schedule_tag_guards_attendee_writes() {
     assert!(r.body.contains("PARTSTAT=ACCEPTED"), "{}", r.body);
     assert_eq!(r.headers["schedule-tag"].to_str().unwrap(), organizer_tag);
 }
+
+/// Weekly on Mondays 09:00Z from 2 March 2026, four times, organized by ann with bob.
+fn weekly_meeting(extra_master: &str, overrides: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:weekly\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260302T090000Z\r\nDTEND:20260302T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\nSUMMARY:Team sync\r\nORGANIZER:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com\r\n{extra_master}END:VEVENT\r\n{overrides}END:VCALENDAR\r\n"
+    )
+}
+
+/// The 16 March instance moved to 11:00Z, with `extra` lines.
+fn moved_override(extra: &str) -> String {
+    format!("BEGIN:VEVENT\r\nUID:weekly\r\nDTSTAMP:20260101T000000Z\r\nRECURRENCE-ID:20260316T090000Z\r\nDTSTART:20260316T110000Z\r\nDTEND:20260316T120000Z\r\nSUMMARY:Team sync (late)\r\nORGANIZER:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.com\r\n{extra}END:VEVENT\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_instances_reach_attendees_as_cancel_with_recurrence_id() {
+    let server = TestServer::start();
+    let (ann, bob) = (Client::new(&server, "ann"), Client::new(&server, "bob"));
+    ann.discover().await;
+    bob.discover().await;
+    let path = "/calendars/users/ann/calendar/weekly.ics";
+    let r = ann.put(path, &weekly_meeting("", "")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let bob_path = "/calendars/users/bob/calendar/weekly.ics";
+    assert!(bob.inbox().await.contains("METHOD:REQUEST"));
+
+    // An EXDATE: bob is told with a CANCEL for that instance alone, and keeps the rest.
+    let r = ann
+        .put(path, &weekly_meeting("EXDATE:20260309T090000Z\r\n", ""))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let inbox = bob.inbox().await;
+    assert!(inbox.contains("METHOD:CANCEL"), "{inbox}");
+    assert!(inbox.contains("RECURRENCE-ID:20260309T090000Z"), "{inbox}");
+    assert!(inbox.contains("STATUS:CANCELLED"), "{inbox}");
+    assert!(!inbox.contains("METHOD:REQUEST"), "{inbox}");
+    let copy = bob.get_ok(bob_path).await;
+    assert!(copy.contains("RRULE:FREQ=WEEKLY;COUNT=4"), "{copy}");
+    assert!(copy.contains("EXDATE:20260309T090000Z"), "{copy}");
+
+    // One instance moved (a REQUEST), then cancelled through its override: a CANCEL
+    // naming it, and bob's copy loses the override and excludes the instance.
+    let moved = weekly_meeting("EXDATE:20260309T090000Z\r\n", &moved_override(""));
+    let r = ann.put(path, &moved).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(bob.inbox().await.contains("METHOD:REQUEST"));
+    assert!(bob
+        .get_ok(bob_path)
+        .await
+        .contains("RECURRENCE-ID:20260316T090000Z"));
+    let cancelled = weekly_meeting(
+        "EXDATE:20260309T090000Z\r\n",
+        &moved_override("STATUS:CANCELLED\r\n"),
+    );
+    let r = ann.put(path, &cancelled).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let inbox = bob.inbox().await;
+    assert!(inbox.contains("METHOD:CANCEL"), "{inbox}");
+    assert!(inbox.contains("RECURRENCE-ID:20260316T090000Z"), "{inbox}");
+    let copy = bob.get_ok(bob_path).await;
+    assert!(!copy.contains("RECURRENCE-ID:20260316T090000Z"), "{copy}");
+    assert!(copy.contains("EXDATE:20260316T090000Z"), "{copy}");
+    assert!(copy.contains("EXDATE:20260309T090000Z"), "{copy}");
+}
+
+const MARCH_FREEBUSY: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:REQUEST\r\nBEGIN:VFREEBUSY\r\nUID:fb-march\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260301T000000Z\r\nDTEND:20260401T000000Z\r\nORGANIZER:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example.com\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declining_some_instances_frees_only_those() {
+    let server = TestServer::start();
+    let (ann, bob) = (Client::new(&server, "ann"), Client::new(&server, "bob"));
+    ann.discover().await;
+    bob.discover().await;
+    let r = ann
+        .put(
+            "/calendars/users/ann/calendar/weekly.ics",
+            &weekly_meeting("", ""),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Bob accepts the series but declines 9 March, as clients write it: an override of
+    // that instance with his PARTSTAT.
+    let mine = weekly_meeting("", "")
+        .replace(
+            "PARTSTAT=NEEDS-ACTION:mailto:bob",
+            "PARTSTAT=ACCEPTED:mailto:bob",
+        )
+        .replace(
+            "END:VCALENDAR",
+            "BEGIN:VEVENT\r\nUID:weekly\r\nDTSTAMP:20260101T000000Z\r\nRECURRENCE-ID:20260309T090000Z\r\nDTSTART:20260309T090000Z\r\nDTEND:20260309T100000Z\r\nSUMMARY:Team sync\r\nORGANIZER:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:ann@example.com\r\nATTENDEE;PARTSTAT=DECLINED:mailto:bob@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR",
+        );
+    let r = bob
+        .put("/calendars/users/bob/calendar/weekly.ics", &mine)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = ann
+        .send(
+            "POST",
+            "/calendars/users/ann/outbox/",
+            &[("Content-Type", "text/calendar")],
+            MARCH_FREEBUSY,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = r.body.replace("\r\n ", "");
+    for busy in ["20260302T090000Z", "20260316T090000Z", "20260323T090000Z"] {
+        assert!(body.contains(&format!("{busy}/")), "{busy} busy: {body}");
+    }
+    assert!(!body.contains("20260309T090000Z/"), "9 March free: {body}");
+}

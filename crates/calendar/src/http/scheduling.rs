@@ -10,8 +10,9 @@
 
 use super::objects::{floating_zone, index_text};
 use super::{AppState, DavError};
-use crate::ical::expand::BusyStatus;
-use crate::ical::{ComponentKind, ParseLimits};
+use crate::ical::expand::{apply_floating_zone, expand, BusyStatus, MAX_EXPANSION_STEPS};
+use crate::ical::{CalendarObject, ComponentKind, ParseLimits};
+use crate::schedule::instances;
 use crate::schedule::itip::{self, Meeting, ScheduleStatus};
 use crate::schedule::lines::Document;
 use crate::store::schedule::{NewItip, INBOX};
@@ -176,9 +177,30 @@ impl Scheduler<'_> {
         if old.is_some_and(|old| before == after && itip::same_for_attendees(old, new)) {
             return Ok(None);
         }
+        // Instances cancelled for attendees who stay: a CANCEL naming them (RFC 5546
+        // §3.2.5), and no REQUEST as well when that is all that changed for them.
+        let mut told_by_cancel = std::collections::BTreeSet::new();
+        if let Some(old) = old {
+            for attendee in before.intersection(&after) {
+                let ids = instances::cancelled_for(old, new, attendee);
+                let Some(cancel) = instances::cancel_instances(old, attendee, &ids) else {
+                    continue;
+                };
+                self.send(organizer, attendee, &cancel, "CANCEL")?;
+                let views = (
+                    itip::request_for(old, attendee),
+                    itip::request_for(new, attendee),
+                );
+                if let (Some(before_view), Some(after_view)) = views {
+                    if instances::only_cancels(&before_view, &after_view, &ids) {
+                        told_by_cancel.insert(attendee.clone());
+                    }
+                }
+            }
+        }
         let mut updated = new.clone();
         let mut changed = false;
-        for attendee in &after {
+        for attendee in after.difference(&told_by_cancel) {
             let Some(request) = itip::request_for(new, attendee) else {
                 continue;
             };
@@ -287,7 +309,23 @@ impl Scheduler<'_> {
         match method {
             "CANCEL" => {
                 if let Some((collection, object)) = &existing {
-                    store.delete_object(collection.id, &object.meta.href, None)?;
+                    let ids = instances::cancelled_ids(message);
+                    let mut copy = Document::parse(&object.data)
+                        .map_err(|e| DavError::Internal(e.to_string()))?;
+                    if !ids.is_empty() && instances::apply_cancel(&mut copy, &ids) {
+                        let text = copy.to_text();
+                        let mut object_now = self.index(collection, &text)?;
+                        self.free_declined(user, collection, &text, &mut object_now);
+                        store.put_object(
+                            collection.id,
+                            &object.meta.href,
+                            &object_now,
+                            &PutCondition::default(),
+                            self.now,
+                        )?;
+                    } else {
+                        store.delete_object(collection.id, &object.meta.href, None)?;
+                    }
                 }
             }
             "REPLY" => {
@@ -337,10 +375,9 @@ impl Scheduler<'_> {
                     }
                 }
                 if keep_copy {
-                    let mut object = self.index(&collection, &copy.to_text())?;
-                    if declined_everything(user, &copy) {
-                        free_instances(&mut object);
-                    }
+                    let text = copy.to_text();
+                    let mut object = self.index(&collection, &text)?;
+                    self.free_declined(user, &collection, &text, &mut object);
                     store.put_object(
                         collection.id,
                         &href,
@@ -357,9 +394,9 @@ impl Scheduler<'_> {
         Ok((ScheduleStatus::Delivered, answer))
     }
 
-    /// An attendee who declined every instance is not busy then (CalendarServer does the
-    /// same): the stored copy's indexed instances become free. The text, hence the ETag,
-    /// stays as the client wrote it.
+    /// An attendee is not busy during the instances they declined (CalendarServer does the
+    /// same): those indexed instances of their stored copy become free, the others stay
+    /// busy. The text, hence the ETag, stays as the client wrote it.
     fn free_if_declined(
         &self,
         attendee: &User,
@@ -368,14 +405,13 @@ impl Scheduler<'_> {
         text: &str,
         doc: &Document,
     ) -> Result<(), DavError> {
-        if !declined_everything(attendee, doc) {
+        if !declined_any(attendee, doc) {
             return Ok(());
         }
         let mut object = self.index(collection, text)?;
-        if object.instances.iter().all(|i| i.busy == BusyStatus::Free) {
+        if !self.free_declined(attendee, collection, text, &mut object) {
             return Ok(());
         }
-        free_instances(&mut object);
         let condition = PutCondition {
             if_match: Some(object.etag.clone()),
             if_none_match_any: false,
@@ -384,6 +420,81 @@ impl Scheduler<'_> {
             .store
             .put_object(collection.id, href, &object, &condition, self.now)?;
         Ok(())
+    }
+
+    /// Marks free the indexed instances of `object` that come from a component in which
+    /// `user` declined (the master's rule or one override). Returns whether any changed.
+    fn free_declined(
+        &self,
+        user: &User,
+        collection: &Collection,
+        text: &str,
+        object: &mut NewObject,
+    ) -> bool {
+        let Ok(doc) = Document::parse(text) else {
+            return false;
+        };
+        if !declined_any(user, &doc) {
+            return false;
+        }
+        // Root components in document order; calcard lists the root's children in the
+        // same order, which is how an instance's `comp_id` is traced to its component.
+        let declined_positions: Vec<bool> = doc
+            .components()
+            .into_iter()
+            .map(|(_, span)| {
+                doc.own_lines(span)
+                    .into_iter()
+                    .filter_map(|i| doc.lines.get(i))
+                    .any(|l| {
+                        l.name == "ATTENDEE"
+                            && is_address_of(user, &l.value)
+                            && l.param("PARTSTAT")
+                                .is_some_and(|p| p.eq_ignore_ascii_case("DECLINED"))
+                    })
+            })
+            .collect();
+        let limits = ParseLimits {
+            max_resource_bytes: usize::MAX,
+            ..ParseLimits::default()
+        };
+        let Ok(parsed) = CalendarObject::parse(text, &limits) else {
+            return false;
+        };
+        let Some(root) = parsed.ical.components.first() else {
+            return false;
+        };
+        let declined_ids: Vec<u32> = root
+            .component_ids
+            .iter()
+            .zip(&declined_positions)
+            .filter(|(_, declined)| **declined)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut expansion = expand(&parsed.ical, MAX_EXPANSION_STEPS);
+        if let Some(zone) = floating_zone(collection) {
+            apply_floating_zone(&mut expansion, zone);
+        }
+        let mut declined_spans: Vec<(i64, i64)> = expansion
+            .instances
+            .iter()
+            .filter(|i| declined_ids.contains(&i.comp_id))
+            .map(|i| (i.start, i.end))
+            .collect();
+        let mut changed = false;
+        for instance in &mut object.instances {
+            if let Some(pos) = declined_spans
+                .iter()
+                .position(|span| *span == (instance.start, instance.end))
+            {
+                declined_spans.swap_remove(pos);
+                if instance.busy != BusyStatus::Free {
+                    instance.busy = BusyStatus::Free;
+                    changed = true;
+                }
+            }
+        }
+        changed
     }
 
     /// Whether the resource's calendars have no busy time overlapping the new meeting's
@@ -593,19 +704,14 @@ pub(crate) async fn ensure_inbox(
     .await
 }
 
-/// Whether `user` attends and declined every component they are listed in.
-fn declined_everything(user: &User, doc: &Document) -> bool {
-    let Some(meeting) = Meeting::of(doc) else {
-        return false;
-    };
-    let answers = meeting.partstats_of(&|a| is_address_of(user, a));
-    !answers.is_empty() && answers.iter().all(|(_, partstat)| partstat == "DECLINED")
-}
-
-fn free_instances(object: &mut NewObject) {
-    for instance in &mut object.instances {
-        instance.busy = BusyStatus::Free;
-    }
+/// Whether `user` declined the meeting or any instance of it.
+fn declined_any(user: &User, doc: &Document) -> bool {
+    Meeting::of(doc).is_some_and(|meeting| {
+        meeting
+            .partstats_of(&|a| is_address_of(user, a))
+            .iter()
+            .any(|(_, partstat)| partstat == "DECLINED")
+    })
 }
 
 #[cfg(test)]
