@@ -29,7 +29,10 @@ pub struct AccessRuleConfig {
     /// `basic` or `digest`; unset uses `[stream] auth_scheme`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<AuthScheme>,
-    /// The realm shown to players; unset uses the directory realm.
+    /// The realm shown to players; unset uses the directory realm. Digest checks the password
+    /// hash kept for this realm: directory accounts have one for the directory realm, accounts
+    /// imported from `qtusers` for that file's realm (`"Streaming Server"`), so a rule for
+    /// imported accounts names that realm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
     /// Client addresses allowed (empty: all), then denied (deny wins).
