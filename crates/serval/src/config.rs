@@ -128,6 +128,25 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
     config.directory.validate(&mut problems);
     validate_stream(config, data_dir, &mut problems);
     config.calendar.validate(&mut problems);
+    for (enabled, key, listen) in [
+        (
+            config.stream.enabled,
+            "stream.tls_listen",
+            &config.stream.tls_listen,
+        ),
+        (
+            config.calendar.enabled,
+            "calendar.tls_listen",
+            &config.calendar.tls_listen,
+        ),
+    ] {
+        if enabled && !listen.0.is_empty() && !config.tls.is_configured() {
+            problems.error(
+                key,
+                "needs a certificate: set [tls] cert and key, or tls.self_signed = true",
+            );
+        }
+    }
     check_listen_conflicts(config, &mut problems);
     problems
 }
@@ -163,6 +182,7 @@ fn check_listen_conflicts(config: &Config, problems: &mut Problems) {
     }
     if config.stream.enabled {
         tables.push(("stream.listen", config.stream.listen.0.clone()));
+        tables.push(("stream.tls_listen", config.stream.tls_listen.0.clone()));
     }
     if config.calendar.enabled {
         tables.push(("calendar.listen", config.calendar.listen.0.clone()));

@@ -52,7 +52,7 @@ pub const DOCS: &[(&str, &str)] = &[
     ("stream.max_sessions_per_client", "Sessions one address may hold; a SETUP beyond it is answered 453, so no client can\nexhaust the server for others."),
     ("stream.request_timeout", "A request must arrive whole within this time once it has begun (defeats clients that\nsend a byte a second)."),
     ("stream.auth_scheme", "\"digest\" (passwords never cross the network; what QuickTime-era players expect) or \"basic\",\nfor protected folders whose rule names none."),
-    ("stream.access", "Protected folders, nearest rule wins; `qtaccess` files in the movies folder work too.\nReplace `access = []` with one table per folder:\n  [[stream.access]]\n  path = \"private/\"\n  require = [\"group:staff\", \"user:bob\"]   # or \"valid-user\", \"any-user\"\n  scheme = \"digest\"                        # optional: basic or digest\n  allow = [\"192.168.1.0/24\"]                # optional CIDR rules for this folder"),
+    ("stream.access", "Protected folders, nearest rule wins; `qtaccess` files in the movies folder work too.\nReplace `access = []` with one table per folder:\n  [[stream.access]]\n  path = \"private/\"\n  require = [\"group:staff\", \"user:bob\"]   # or \"valid-user\", \"any-user\"\n  scheme = \"digest\"                        # optional: basic or digest\n  realm = \"Streaming Server\"               # optional: the realm of imported qtusers accounts\n  allow = [\"192.168.1.0/24\"]                # optional CIDR rules for this folder (also deny)"),
 ];
 
 /// Adds the comments to a serialized default config.

@@ -100,6 +100,28 @@ fn check_warns_about_risky_settings() {
 }
 
 #[test]
+fn check_names_tls_listeners_without_a_certificate() {
+    let t = TestDir::new("");
+    let config = std::fs::read_to_string(t.config()).unwrap();
+    std::fs::write(
+        t.config(),
+        config.replace(
+            "[stream]\nenabled = false",
+            "[stream]\ntls_listen = \"127.0.0.1:0\"",
+        ),
+    )
+    .unwrap();
+    let out = t.run(&["check"], "");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("error: stream.tls_listen: needs a certificate"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn check_passes_a_good_config() {
     let t = TestDir::new("");
     let out = t.run(&["check"], "");
