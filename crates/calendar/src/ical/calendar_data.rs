@@ -363,4 +363,21 @@ mod tests {
         assert_eq!(parse_duration("PT99999999999999999999H"), None);
         assert_eq!(parse_duration("P1H"), None);
     }
+
+    #[test]
+    fn unreadable_text_comes_back_unchanged() {
+        let spec = CompSpec::whole("VCALENDAR");
+        let range = TimeRange::new(0, 1);
+        for garbage in [
+            "",
+            "no colon",
+            "BEGIN:VEVENT\r\nEND:VCALENDAR\r\n",
+            "END:VCALENDAR\r\n",
+        ] {
+            let _ = select_parts(garbage, &spec);
+            let _ = limit_freebusy_set(garbage, range);
+            let _ = limit_recurrence_set(garbage, &Expansion::default(), &[7, 9], range);
+        }
+        assert_eq!(select_parts("no colon", &spec), "no colon");
+    }
 }

@@ -306,4 +306,16 @@ mod tests {
         let moved = weekly("", "BEGIN:VEVENT\r\nUID:w\r\nRECURRENCE-ID:20260112T100000Z\r\nDTSTART:20260113T100000Z\r\nDTEND:20260113T110000Z\r\nORGANIZER:mailto:ann@example.com\r\nATTENDEE:mailto:bob@example.com\r\nEND:VEVENT\r\n");
         assert!(cancelled_for(&old, &moved, BOB).is_empty());
     }
+
+    #[test]
+    fn documents_without_meetings_cancel_nothing() {
+        let empty = Document::parse("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n").unwrap();
+        let unbalanced = Document::parse("END:VEVENT\r\nBEGIN:VEVENT\r\nEXDATE:x\r\n").unwrap();
+        for doc in [&empty, &unbalanced] {
+            assert!(cancelled_for(doc, doc, BOB).is_empty());
+            assert!(cancel_instances(doc, BOB, &[id("x")]).is_none());
+            let mut copy = doc.clone();
+            let _ = apply_cancel(&mut copy, &[id("x")]);
+        }
+    }
 }
