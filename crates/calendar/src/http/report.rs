@@ -21,10 +21,12 @@ use std::sync::Arc;
 /// looking each change up.
 const BULK_SYNC_LOOKUP: usize = 500;
 
-/// Most objects one calendar-query returns with calendar-data (CalendarServer's
-/// MaxQueryWithDataResults); more answers 507 number-of-matches-within-limits. Queries
-/// for hrefs and ETags alone are not capped: that is how clients list a whole calendar.
-pub const MAX_QUERY_WITH_DATA_RESULTS: usize = 1_000;
+/// Most objects one calendar-query returns with calendar-data; more answers 507
+/// number-of-matches-within-limits. CalendarServer's MaxQueryWithDataResults was 1,000, but a
+/// busy shared calendar can hold more than that in the month a client asks for, and clients show
+/// a truncated answer as missing events; 5,000 still bounds a response to a few MB. Queries for
+/// hrefs and ETags alone are not capped: that is how clients list a whole calendar.
+pub const MAX_QUERY_WITH_DATA_RESULTS: usize = 5_000;
 
 /// The number of matches a calendar-query may return: the client's `nresults`, and
 /// never more than [`MAX_QUERY_WITH_DATA_RESULTS`] when calendar data is sent.
