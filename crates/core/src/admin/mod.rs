@@ -442,10 +442,18 @@ async fn overview(
     Ok(Html(pages::overview(&session, &status, &state.services())).into_response())
 }
 
-async fn users_page(
-    State(state): State<AdminState>,
+/// Renders a page that lists the directory (users or groups) with `render`.
+async fn directory_page(
+    state: AdminState,
     headers: HeaderMap,
-    Query(q): Query<MessageQuery>,
+    message: Option<String>,
+    render: fn(
+        &AdminSession,
+        &[crate::directory::User],
+        &[crate::directory::Group],
+        Option<&str>,
+        &[std::sync::Arc<dyn RunningService>],
+    ) -> String,
 ) -> Result<Response, AdminError> {
     let session = require_admin(&state, &headers).await?;
     let st = state.clone();
@@ -456,14 +464,22 @@ async fn users_page(
         ))
     })
     .await??;
-    Ok(Html(pages::users(
+    let body = render(
         &session,
         &users,
         &groups,
-        q.msg.as_deref(),
+        message.as_deref(),
         &state.services(),
-    ))
-    .into_response())
+    );
+    Ok(Html(body).into_response())
+}
+
+async fn users_page(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<MessageQuery>,
+) -> Result<Response, AdminError> {
+    directory_page(state, headers, q.msg, pages::users).await
 }
 
 async fn users_action(
@@ -515,23 +531,7 @@ async fn groups_page(
     headers: HeaderMap,
     Query(q): Query<MessageQuery>,
 ) -> Result<Response, AdminError> {
-    let session = require_admin(&state, &headers).await?;
-    let st = state.clone();
-    let (users, groups) = blocking(move || -> Result<_, AdminError> {
-        Ok((
-            st.inner.directory.list_users()?,
-            st.inner.directory.list_groups()?,
-        ))
-    })
-    .await??;
-    Ok(Html(pages::groups(
-        &session,
-        &users,
-        &groups,
-        q.msg.as_deref(),
-        &state.services(),
-    ))
-    .into_response())
+    directory_page(state, headers, q.msg, pages::groups).await
 }
 
 async fn groups_action(
