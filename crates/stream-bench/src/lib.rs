@@ -82,24 +82,27 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for &peer in &plan.peers {
-        let log_file = out_dir.join(format!("{}.log", peer.as_str()));
-        let running = match peer {
-            PeerKind::Serval => peers::start_serval(&serval_bin, &movie, Some(&log_file)),
-            PeerKind::Gst => peers::start_gst(&movie, Some(&log_file)),
-        };
-        let mut running = match running {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("{}: did not start: {e}", peer.as_str());
-                rows.push(StepResult {
-                    peer: peer.as_str().into(),
-                    note: format!("did not start: {}", first_line(&e.to_string())),
-                    ..StepResult::default()
-                });
-                continue;
-            }
-        };
-        'steps: for &transport in &plan.transports {
+        // A fresh server per transport series, so one series' retained memory does not count
+        // as the next one's per-session RSS.
+        for &transport in &plan.transports {
+            let log_file = out_dir.join(format!("{}-{}.log", peer.as_str(), transport.as_str()));
+            let running = match peer {
+                PeerKind::Serval => peers::start_serval(&serval_bin, &movie, Some(&log_file)),
+                PeerKind::Gst => peers::start_gst(&movie, Some(&log_file)),
+            };
+            let mut running = match running {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{}: did not start: {e}", peer.as_str());
+                    rows.push(StepResult {
+                        peer: peer.as_str().into(),
+                        transport: transport.as_str().into(),
+                        note: format!("did not start: {}", first_line(&e.to_string())),
+                        ..StepResult::default()
+                    });
+                    continue;
+                }
+            };
             for &sessions in &plan.steps {
                 let largest = plan.steps.iter().max() == Some(&sessions);
                 let perf_name = format!("perf-{}-{}-{sessions}", peer.as_str(), transport.as_str());
@@ -128,24 +131,21 @@ pub fn run(args: StreamBenchArgs) -> anyhow::Result<()> {
                     eprint!("{}", report::table(std::slice::from_ref(&row)));
                     eprintln!("{} log tail:\n{}", peer.as_str(), running.log_tail());
                     rows.push(row);
-                    break 'steps;
+                    break;
                 }
                 if let Some(data) = perf_data {
                     let summary = out_dir.join(format!("{perf_name}.txt"));
                     match perf_summary(&data, &summary) {
                         Ok(()) => eprintln!("profile: {}", summary.display()),
-                        Err(e) => {
-                            row.note =
-                                format!("{}perf: {e}", if row.note.is_empty() { "" } else { "; " })
-                        }
+                        Err(e) => append_note(&mut row, &format!("perf: {e}")),
                     }
                 }
                 eprint!("{}", report::table(std::slice::from_ref(&row)));
                 rows.push(row);
                 std::thread::sleep(BETWEEN_STEPS);
             }
+            drop(running);
         }
-        drop(running);
     }
 
     let table = report::table(&rows);
@@ -209,6 +209,13 @@ fn perf_summary(data: &std::path::Path, summary: &std::path::Path) -> Result<(),
         text.push('\n');
     }
     std::fs::write(summary, text).map_err(|e| format!("{}: {e}", summary.display()))
+}
+
+fn append_note(row: &mut StepResult, note: &str) {
+    if !row.note.is_empty() {
+        row.note.push_str("; ");
+    }
+    row.note.push_str(note);
 }
 
 fn first_line(text: &str) -> &str {
