@@ -158,8 +158,11 @@ fn gstreamer_rtspsrc_plays_a_protected_movie_with_user_id_and_user_pw() {
         Duration::from_secs(40),
     );
     let out = stdout(&output);
-    assert!(output.status.success(), "{}\n{out}", stderr(&output));
-    assert!(out.contains("Got EOS from element"), "{out}");
+    assert!(
+        common::gst_played_to_eos(&output),
+        "{}\n{out}",
+        stderr(&output)
+    );
 }
 
 fn exchange(stream: &mut TcpStream, request: &str) -> String {

@@ -222,3 +222,30 @@ pub fn framemd5(input_args: &[&str], input: &str, map: &str) -> Vec<(i64, String
         })
         .collect()
 }
+
+/// Whether a `gst-launch-1.0` run played to EOS.
+///
+/// Known issue (issue 4 follow-up): about one run in four, GStreamer's PAUSE/TEARDOWN sent after
+/// EOS meets a connection the server has already closed and gst-launch exits 1 with "Could not
+/// write to resource ... Received end-of-file". Playback itself completed; that close-after-EOS is
+/// tracked separately, so these tests accept exactly that failure after EOS and no other.
+pub fn gst_played_to_eos(output: &Output) -> bool {
+    let out = stdout(output);
+    let err = stderr(output);
+    if !out.contains("Got EOS from element") {
+        return false;
+    }
+    if output.status.success() {
+        return true;
+    }
+    let errors: Vec<&str> = out
+        .lines()
+        .chain(err.lines())
+        .filter(|l| l.starts_with("ERROR: from element"))
+        .collect();
+    !errors.is_empty()
+        && errors
+            .iter()
+            .all(|l| l.ends_with("Could not write to resource."))
+        && (out.contains("Received end-of-file") || err.contains("Received end-of-file"))
+}
