@@ -50,6 +50,12 @@ impl TestServer {
         adjust: impl FnOnce(&mut StreamConfig),
         tls: bool,
     ) -> TestServer {
+        if let Ok(filter) = std::env::var("SERVAL_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let data_dir = tempfile::tempdir().expect("temp dir");
         let media_dir = data_dir.path().join("media");
         std::fs::create_dir_all(&media_dir).unwrap();
