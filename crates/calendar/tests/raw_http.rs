@@ -3,53 +3,11 @@
 
 mod common;
 
+use common::client::{Client, Reply};
 use common::{TestServer, PASSWORD};
 use reqwest::{Method, StatusCode};
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    user: &'static str,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
 impl Client {
-    fn new(server: &TestServer, user: &'static str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: server.url(""),
-            user,
-        }
-    }
-
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut req = self
-            .http
-            .request(
-                Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}{}", self.base, path),
-            )
-            .basic_auth(self.user, Some(PASSWORD))
-            .body(body.to_owned());
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let response = req.send().await.expect("request");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.unwrap_or_default();
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
     async fn put(&self, path: &str, ics: &str, headers: &[(&str, &str)]) -> Reply {
         let mut all = vec![("Content-Type", "text/calendar")];
         all.extend_from_slice(headers);

@@ -5,50 +5,11 @@
 
 mod common;
 
-use common::{TestServer, PASSWORD};
-use reqwest::{Method, StatusCode};
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    user: &'static str,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
+use common::client::{Client, Reply};
+use common::TestServer;
+use reqwest::StatusCode;
 
 impl Client {
-    fn new(server: &TestServer, user: &'static str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: server.url(""),
-            user,
-        }
-    }
-
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut req = self
-            .http
-            .request(
-                Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}{}", self.base, path),
-            )
-            .basic_auth(self.user, Some(PASSWORD))
-            .body(body.to_owned());
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let response = req.send().await.expect("request");
-        Reply {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap_or_default(),
-        }
-    }
-
     async fn put(&self, path: &str, ics: &str) -> Reply {
         self.send("PUT", path, &[("Content-Type", "text/calendar")], ics)
             .await

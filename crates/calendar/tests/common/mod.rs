@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod client;
+
 use serval_calendar::CalendarConfig;
 use serval_core::config::{DirectoryConfig, Listen};
 use serval_core::directory::{NewUser, PrincipalKind};
