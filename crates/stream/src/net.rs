@@ -526,7 +526,14 @@ async fn serve_connection(
             read = reader.read_buf(&mut buffer) => read,
         };
         match read {
-            Ok(0) | Err(_) => break,
+            Ok(0) => {
+                debug!(target: "serval_stream::net", "client closed the connection");
+                break;
+            }
+            Err(error) => {
+                debug!(target: "serval_stream::net", %error, "read failed, closing");
+                break;
+            }
             Ok(_) => {}
         }
     }

@@ -163,6 +163,7 @@ fn gstreamer_rtspsrc_plays_a_protected_movie_with_user_id_and_user_pw() {
         "{}\n{out}",
         stderr(&output)
     );
+    server.wait_until_no_session_is_open();
 }
 
 fn exchange(stream: &mut TcpStream, request: &str) -> String {

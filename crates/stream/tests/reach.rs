@@ -12,7 +12,7 @@ use serval_stream_media::testing;
 
 const GST_PACKAGES: &str = "gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad";
 
-fn gst_plays_to_eos(location: &str, extra: &[&str]) {
+fn gst_plays_to_eos(server: &TestServer, location: &str, extra: &[&str]) {
     let location = format!("location={location}");
     let mut args = vec!["rtspsrc", "name=src", location.as_str()];
     args.extend_from_slice(extra);
@@ -42,6 +42,7 @@ fn gst_plays_to_eos(location: &str, extra: &[&str]) {
         "{}\n{out}",
         stderr(&output)
     );
+    server.wait_until_no_session_is_open();
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn ffmpeg_receives_every_frame_through_the_http_tunnel() {
 fn gstreamer_plays_through_the_http_tunnel() {
     let movie = testing::H264_AAC.path();
     let server = TestServer::start(&[("movie.mp4", &movie)]);
-    gst_plays_to_eos(&format!("rtsph://{}/movie.mp4", server.addr), &[]);
+    gst_plays_to_eos(&server, &format!("rtsph://{}/movie.mp4", server.addr), &[]);
 }
 
 #[test]
@@ -83,6 +84,7 @@ fn gstreamer_plays_over_rtsps() {
     let server = TestServer::start_full(&[("movie.mp4", &movie)], |_| {}, true);
     let tls = server.tls_addr.expect("RTSPS listener");
     gst_plays_to_eos(
+        &server,
         &format!("rtsps://{tls}/movie.mp4"),
         &["tls-validation-flags=0"],
     );

@@ -159,6 +159,23 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// Waits (up to 5 s) until the server holds no open session, and fails the test otherwise:
+    /// a client that finished or went away must not leave its session behind.
+    pub fn wait_until_no_session_is_open(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let metrics = self.metrics_text();
+            if metrics.contains("stream_sessions_open 0") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sessions still open 5 s after the client ended:\n{metrics}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn metrics_text(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
@@ -231,10 +248,16 @@ pub fn framemd5(input_args: &[&str], input: &str, map: &str) -> Vec<(i64, String
 
 /// Whether a `gst-launch-1.0` run played to EOS.
 ///
-/// Known issue (issue 4 follow-up): about one run in four, GStreamer's PAUSE/TEARDOWN sent after
-/// EOS meets a connection the server has already closed and gst-launch exits 1 with "Could not
-/// write to resource ... Received end-of-file". Playback itself completed; that close-after-EOS is
-/// tracked separately, so these tests accept exactly that failure after EOS and no other.
+/// GStreamer 1.22's rtspsrc races itself when gst-launch stops the pipeline at EOS over TLS: its
+/// PAUSE (sent from the streaming thread on PLAYING→PAUSED) and its TEARDOWN-and-close (from the
+/// state-change thread on PAUSED→READY) overlap, so one of them reads the connection its own
+/// other half just closed and gst-launch exits 1 with "Could not write to resource ... Received
+/// end-of-file". The server's log shows the client closing the connection after answering the
+/// request it did receive. The same failure reproduces against GStreamer's own gst-rtsp-server
+/// over RTSPS (1 run in 50 here; 1 in 15–25 against Serval, never over plain TCP in 40 runs
+/// against either server), so it is the client's. Playback itself completed; these tests accept
+/// exactly that failure after EOS and no other, and check on the server side that the session
+/// was freed ([`TestServer::wait_until_no_session_is_open`]).
 pub fn gst_played_to_eos(output: &Output) -> bool {
     let out = stdout(output);
     let err = stderr(output);
