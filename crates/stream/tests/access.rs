@@ -257,3 +257,50 @@ fn a_folder_rule_can_refuse_an_address() {
     let (ok, _, err) = ffprobe_streams(&server.url("movie.mp4"));
     assert!(ok, "{err}");
 }
+
+/// A `<Limit WRITE>` block guards ANNOUNCE/RECORD (broadcasting) while the file's own
+/// `require any-user` (as in the old server's sample qtaccess) leaves playback open: anyone plays, an anonymous ANNOUNCE is challenged, a user outside the rule is refused, and a
+/// listed user gets through the gate to the 501 that says broadcasting is not served.
+#[test]
+fn a_limit_write_block_guards_announce_but_not_playback() {
+    let movie = testing::H264_AAC.path();
+    let server = TestServer::start(&[("live/movie.mp4", &movie)]);
+    std::fs::write(
+        server.media_dir.join("live/qtaccess"),
+        "AuthName \"Serval\"\nAuthScheme basic\nrequire any-user\n\
+         <Limit WRITE>\nrequire user bob\n</Limit>\n",
+    )
+    .unwrap();
+    server.add_user("bob", "s3cret", &[]);
+    server.add_user("eve", "s3cret", &[]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("rtsp://{}/live/movie.mp4", server.addr);
+    let describe = exchange(
+        &mut stream,
+        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+    );
+    assert!(describe.starts_with("RTSP/1.0 200"), "{describe}");
+    let announce = |cseq: u32, authorization: &str| {
+        format!(
+            "ANNOUNCE {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{authorization}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let anonymous = exchange(&mut stream, &announce(2, ""));
+    assert!(anonymous.starts_with("RTSP/1.0 401"), "{anonymous}");
+    assert!(anonymous.contains("WWW-Authenticate: Basic"), "{anonymous}");
+    // eve:s3cret
+    let eve = exchange(
+        &mut stream,
+        &announce(3, "Authorization: Basic ZXZlOnMzY3JldA==\r\n"),
+    );
+    assert!(eve.starts_with("RTSP/1.0 403"), "{eve}");
+    // bob:s3cret
+    let bob = exchange(
+        &mut stream,
+        &announce(4, "Authorization: Basic Ym9iOnMzY3JldA==\r\n"),
+    );
+    assert!(bob.starts_with("RTSP/1.0 501"), "{bob}");
+}
