@@ -39,6 +39,7 @@ pub mod rtsp;
 mod service;
 pub mod tunnel;
 mod udp_batch;
+mod wire;
 
 pub use access::qtusers::{import_qtusers, ImportReport, QtUsersError};
 pub use config::StreamConfig;

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -26,13 +29,17 @@ use crate::rtsp::handler::{
     lock, response_bytes, status_response, ClosedSession, Connection, Effect, RtspServer,
     SharedSession,
 };
+use crate::wire::Frame;
 
 /// Frames queued for one TCP connection's writer. Beyond it the client is not reading as fast
 /// as the movie plays and is dropped rather than buffered without limit (about 5.6 MB of
 /// 1400-byte packets: several seconds of a high-bitrate movie).
 const TCP_QUEUE_FRAMES: usize = 4096;
-/// Bytes gathered into one write of the TCP writer, so a frame's packets leave in one syscall.
-const MAX_WRITE_BATCH: usize = 64 * 1024;
+/// Frames gathered into one vectored write of the TCP writer (two `iovec`s each, well under
+/// `IOV_MAX`), so a tick's packets for a connection leave in one system call.
+const MAX_WRITE_FRAMES: usize = 64;
+/// Largest copy made for writers that cannot gather (no vectored writes): bounds that buffer.
+const MAX_COPY_BATCH: usize = 16 * 1024;
 /// How often idle sessions are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest datagram read on the RTCP port (RTCP compounds are a few hundred bytes).
@@ -82,7 +89,7 @@ pub struct Shared {
 
 #[derive(Clone)]
 pub(crate) struct ConnectionHandle {
-    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) frames: mpsc::Sender<Frame>,
     pub(crate) drop_slow: CancellationToken,
 }
 
@@ -379,7 +386,7 @@ async fn serve_connection(
         initial,
         stop,
     } = io;
-    let (frames, queued) = mpsc::channel::<Bytes>(TCP_QUEUE_FRAMES);
+    let (frames, queued) = mpsc::channel::<Frame>(TCP_QUEUE_FRAMES);
     let handle = ConnectionHandle {
         frames: frames.clone(),
         drop_slow: CancellationToken::new(),
@@ -409,7 +416,9 @@ async fn serve_connection(
                 Err(error) => {
                     debug!(target: "serval_stream::rtsp", %error, "unrecoverable framing error, closing");
                     let response = status_response(None, rtsp_types::StatusCode::BadRequest);
-                    let _ = frames.send(Bytes::from(response_bytes(&response))).await;
+                    let _ = frames
+                        .send(Frame::whole(Bytes::from(response_bytes(&response))))
+                        .await;
                     break 'connection;
                 }
             };
@@ -434,7 +443,7 @@ async fn serve_connection(
                     };
                     let response = status_response(cseq.as_deref(), status);
                     if frames
-                        .send(Bytes::from(response_bytes(&response)))
+                        .send(Frame::whole(Bytes::from(response_bytes(&response))))
                         .await
                         .is_err()
                     {
@@ -476,7 +485,7 @@ async fn serve_connection(
                     }
                     // The response goes out before any packet the request starts.
                     if frames
-                        .send(Bytes::from(response_bytes(&response)))
+                        .send(Frame::whole(Bytes::from(response_bytes(&response))))
                         .await
                         .is_err()
                     {
@@ -557,23 +566,75 @@ async fn serve_connection(
     debug!(target: "serval_stream::net", "connection closed");
 }
 
-/// Writes queued responses and interleaved frames, gathering what is queued into one write.
-async fn write_frames(mut writer: BoxedWriter, mut queued: mpsc::Receiver<Bytes>) {
-    let mut batch = BytesMut::with_capacity(MAX_WRITE_BATCH);
-    while let Some(first) = queued.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < MAX_WRITE_BATCH {
+/// Writes queued responses and interleaved frames, gathering what is queued into one
+/// vectored write: each packet's head and its shared payload go to the kernel as they are,
+/// never copied into a per-connection buffer (a writer that cannot gather gets a small copy).
+async fn write_frames(mut writer: BoxedWriter, mut queued: mpsc::Receiver<Frame>) {
+    let gathers = writer.is_write_vectored();
+    let mut pending: VecDeque<Frame> = VecDeque::new();
+    // Bytes of `pending[0]` already written.
+    let mut written = 0usize;
+    let mut copy = BytesMut::new();
+    loop {
+        if pending.is_empty() {
+            match queued.recv().await {
+                Some(frame) => pending.push_back(frame),
+                None => break,
+            }
+        }
+        while pending.len() < MAX_WRITE_FRAMES {
             match queued.try_recv() {
-                Ok(next) => batch.extend_from_slice(&next),
+                Ok(frame) => pending.push_back(frame),
                 Err(_) => break,
             }
         }
-        if writer.write_all(&batch).await.is_err() {
-            return;
+        let result = if gathers {
+            let slices = unwritten_slices(&pending, written);
+            writer.write_vectored(&slices).await
+        } else {
+            copy.clear();
+            for slice in unwritten_slices(&pending, written) {
+                if !copy.is_empty() && copy.len() + slice.len() > MAX_COPY_BATCH {
+                    break;
+                }
+                copy.extend_from_slice(&slice);
+            }
+            writer.write(&copy).await
+        };
+        match result {
+            Ok(0) | Err(_) => return,
+            Ok(count) => written = consume(&mut pending, written + count),
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// The parts of `pending` not yet written, `written` bytes into the first frame.
+fn unwritten_slices(pending: &VecDeque<Frame>, written: usize) -> Vec<IoSlice<'_>> {
+    let mut slices = Vec::with_capacity(pending.len() * 2);
+    let mut skip = written;
+    for frame in pending {
+        for part in [frame.head.as_slice(), &frame.body[..]] {
+            let rest = part.get(skip.min(part.len())..).unwrap_or(&[]);
+            skip = skip.saturating_sub(part.len());
+            if !rest.is_empty() {
+                slices.push(IoSlice::new(rest));
+            }
+        }
+    }
+    slices
+}
+
+/// Drops the frames `written` bytes cover; returns how far into the new first frame they reach.
+fn consume(pending: &mut VecDeque<Frame>, mut written: usize) -> usize {
+    while let Some(first) = pending.front() {
+        if written < first.len() {
+            return written;
+        }
+        written -= first.len();
+        pending.pop_front();
+    }
+    0
 }
 
 /// Reads RTCP from clients on the shared RTCP port and routes it by source address.

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{BufMut, Bytes, BytesMut};
 use tokio::time::Instant;
 
 use crate::net::{Shared, Sink};
@@ -18,6 +17,7 @@ use crate::rtsp::handler::{lock, SharedSession};
 use crate::rtsp::session::{OutgoingPacket, PacketKind};
 use crate::rtsp::transport::ChosenTransport;
 use crate::udp_batch;
+use crate::wire::{Datagram, Frame, Head};
 
 /// Shortest time between passes. Packets may leave up to `SEND_AHEAD` (250 ms) early, so a
 /// 40 ms tick never makes one late, and it gathers several packets per session per pass.
@@ -33,8 +33,8 @@ const FLUSH_AT: usize = 256;
 /// Datagrams of one pass, per server socket.
 #[derive(Default)]
 struct UdpOut {
-    rtp: Vec<(SocketAddr, Bytes)>,
-    rtcp: Vec<(SocketAddr, Bytes)>,
+    rtp: Vec<Datagram>,
+    rtcp: Vec<Datagram>,
 }
 
 /// Runs until shutdown.
@@ -43,7 +43,6 @@ pub async fn run_pacer(shared: Arc<Shared>, shard_index: usize) {
         return;
     };
     let mut batch: Vec<OutgoingPacket> = Vec::new();
-    let mut frame = BytesMut::new();
     // Index 0: IPv4 pair, 1: IPv6 pair (as many as `shared.udp` holds).
     let mut udp_out: Vec<UdpOut> = shared.udp.iter().map(|_| UdpOut::default()).collect();
     let mut sessions: Vec<(SharedSession, Option<crate::net::ConnectionHandle>)> = Vec::new();
@@ -83,7 +82,7 @@ pub async fn run_pacer(shared: Arc<Shared>, shard_index: usize) {
                 };
                 if packet.kind == PacketKind::Rtp {
                     rtp_packets += 1;
-                    rtp_bytes += u64::try_from(packet.bytes.len()).unwrap_or(0);
+                    rtp_bytes += u64::try_from(packet.len()).unwrap_or(0);
                 }
                 match (transport, tcp) {
                     (
@@ -97,14 +96,19 @@ pub async fn run_pacer(shared: Arc<Shared>, shard_index: usize) {
                         let Some(out) = family.and_then(|index| udp_out.get_mut(index)) else {
                             continue;
                         };
-                        match packet.kind {
-                            PacketKind::Rtp => out
-                                .rtp
-                                .push((SocketAddr::new(client_ip, *client_rtp), packet.bytes)),
-                            PacketKind::Rtcp => out
-                                .rtcp
-                                .push((SocketAddr::new(client_ip, *client_rtcp), packet.bytes)),
+                        let mut head = Head::default();
+                        if let Some(header) = &packet.rtp_header {
+                            head.push(header);
                         }
+                        let (queue, port) = match packet.kind {
+                            PacketKind::Rtp => (&mut out.rtp, *client_rtp),
+                            PacketKind::Rtcp => (&mut out.rtcp, *client_rtcp),
+                        };
+                        queue.push(Datagram {
+                            to: SocketAddr::new(client_ip, port),
+                            head,
+                            body: packet.payload,
+                        });
                     }
                     (
                         ChosenTransport::Interleaved {
@@ -117,17 +121,22 @@ pub async fn run_pacer(shared: Arc<Shared>, shard_index: usize) {
                             PacketKind::Rtp => *rtp_channel,
                             PacketKind::Rtcp => *rtcp_channel,
                         };
-                        let Ok(len) = u16::try_from(packet.bytes.len()) else {
+                        let Ok(len) = u16::try_from(packet.len()) else {
                             continue;
                         };
-                        frame.reserve(4 + packet.bytes.len());
-                        frame.put_u8(b'$');
-                        frame.put_u8(channel);
-                        frame.put_u16(len);
-                        frame.extend_from_slice(&packet.bytes);
+                        let mut head = Head::default();
+                        head.push(&[b'$', channel]);
+                        head.push(&len.to_be_bytes());
+                        if let Some(header) = &packet.rtp_header {
+                            head.push(header);
+                        }
+                        let frame = Frame {
+                            head,
+                            body: packet.payload,
+                        };
                         // A full queue means the client reads slower than the movie plays: its
                         // connection is dropped (the connection task closes its sessions).
-                        if connection.frames.try_send(frame.split().freeze()).is_err() {
+                        if connection.frames.try_send(frame).is_err() {
                             connection.drop_slow.cancel();
                             break;
                         }

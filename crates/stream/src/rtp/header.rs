@@ -19,6 +19,18 @@ pub struct RtpHeader {
 }
 
 impl RtpHeader {
+    /// The header's twelve bytes.
+    pub fn to_bytes(&self) -> [u8; RTP_HEADER_LEN] {
+        let mut bytes = [0u8; RTP_HEADER_LEN];
+        // V=2, P=0, X=0, CC=0.
+        bytes[0] = 0x80;
+        bytes[1] = (u8::from(self.marker) << 7) | (self.payload_type & 0x7f);
+        bytes[2..4].copy_from_slice(&self.sequence_number.to_be_bytes());
+        bytes[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        bytes[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        bytes
+    }
+
     /// Appends the header to `buf`.
     pub fn write(&self, buf: &mut BytesMut) {
         // V=2, P=0, X=0, CC=0.

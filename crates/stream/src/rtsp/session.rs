@@ -85,12 +85,46 @@ pub enum PacketKind {
     Rtcp,
 }
 
-/// A packet ready to send on track `track_index`'s transport.
+/// A packet ready to send on track `track_index`'s transport, in two parts so the payload,
+/// shared by every session playing the movie, is never copied per session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingPacket {
     pub track_index: usize,
     pub kind: PacketKind,
-    pub bytes: Bytes,
+    /// This session's RTP header for `payload`; `None` for RTCP, which is all in `payload`.
+    pub rtp_header: Option<[u8; RTP_HEADER_LEN]>,
+    /// The RTP payload or the whole RTCP compound packet.
+    pub payload: Bytes,
+}
+
+impl OutgoingPacket {
+    fn rtcp(track_index: usize, compound: Bytes) -> OutgoingPacket {
+        OutgoingPacket {
+            track_index,
+            kind: PacketKind::Rtcp,
+            rtp_header: None,
+            payload: compound,
+        }
+    }
+
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.rtp_header.map_or(0, |h| h.len()) + self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole packet in one buffer (tests and diagnostics; the send path gathers the parts).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut whole = Vec::with_capacity(self.len());
+        if let Some(header) = &self.rtp_header {
+            whole.extend_from_slice(header);
+        }
+        whole.extend_from_slice(&self.payload);
+        whole
+    }
 }
 
 /// The answer to a successful PLAY: the range actually played and, per track, the first
@@ -374,7 +408,8 @@ impl Session {
                 out.push(OutgoingPacket {
                     track_index,
                     kind: PacketKind::Rtp,
-                    bytes: track.rtp_packet(&mut self.scratch, &packet),
+                    rtp_header: Some(track.rtp_header(&packet)),
+                    payload: packet.payload,
                 });
                 budget -= 1;
             }
@@ -386,11 +421,10 @@ impl Session {
                     &track.sender_info(position, wallclock),
                 );
                 rtcp::write_sdes_cname(&mut self.scratch, track.ssrc, &self.cname);
-                out.push(OutgoingPacket {
+                out.push(OutgoingPacket::rtcp(
                     track_index,
-                    kind: PacketKind::Rtcp,
-                    bytes: self.scratch.split().freeze(),
-                });
+                    self.scratch.split().freeze(),
+                ));
                 track.last_sender_report = Some(now);
             }
         }
@@ -436,11 +470,10 @@ impl Session {
             rtcp::write_sender_report(&mut self.scratch, &track.sender_info(position, wallclock));
             rtcp::write_sdes_cname(&mut self.scratch, track.ssrc, &self.cname);
             rtcp::write_bye(&mut self.scratch, track.ssrc);
-            out.push(OutgoingPacket {
+            out.push(OutgoingPacket::rtcp(
                 track_index,
-                kind: PacketKind::Rtcp,
-                bytes: self.scratch.split().freeze(),
-            });
+                self.scratch.split().freeze(),
+            ));
             track.bye_sent = true;
         }
         self.finished = true;
@@ -499,23 +532,21 @@ impl TrackStream {
         self.pending.as_ref()
     }
 
-    fn rtp_packet(&mut self, scratch: &mut BytesMut, packet: &MediaPacket) -> Bytes {
+    /// The header of `packet`'s RTP packet, counting it as sent.
+    fn rtp_header(&mut self, packet: &MediaPacket) -> [u8; RTP_HEADER_LEN] {
         let payload_type = self.source.as_ref().map_or(96, |s| s.payload_type);
-        scratch.clear();
-        scratch.reserve(RTP_HEADER_LEN + packet.payload.len());
-        RtpHeader {
+        let header = RtpHeader {
             payload_type,
             marker: packet.marker,
             sequence_number: self.next_seq,
             timestamp: self.timestamp_base.wrapping_add(packet.timestamp),
             ssrc: self.ssrc,
         }
-        .write(scratch);
-        scratch.extend_from_slice(&packet.payload);
+        .to_bytes();
         self.next_seq = self.next_seq.wrapping_add(1);
         self.packets_sent += 1;
         self.octets_sent += u64::try_from(packet.payload.len()).unwrap_or(u64::MAX);
-        scratch.split().freeze()
+        header
     }
 
     /// RTP timestamp (with our random base) of media time `at`, by the source's linear clock.

@@ -361,7 +361,7 @@ fn setup_play_pause_resume_teardown_over_udp() {
     // Nothing more is due until time moves.
     assert!(h.poll(Duration::ZERO).is_empty());
     // The RTP seq of the first packet matches RTP-Info.
-    let first_seq = u16::from_be_bytes([burst[0].bytes[2], burst[0].bytes[3]]);
+    let first_seq = u16::from_be_bytes([burst[0].to_vec()[2], burst[0].to_vec()[3]]);
     assert!(rtp_info.contains(&format!("seq={first_seq};")));
     let one_second = h.poll(Duration::from_secs(1));
     assert_eq!(
@@ -398,7 +398,7 @@ fn setup_play_pause_resume_teardown_over_udp() {
     assert_eq!(status(&resume), 200);
     assert_eq!(header(&resume, "Range"), "npt=1.260-");
     let resumed = h.poll(Duration::from_secs(6));
-    let next_seq = u16::from_be_bytes([resumed[0].bytes[2], resumed[0].bytes[3]]);
+    let next_seq = u16::from_be_bytes([resumed[0].to_vec()[2], resumed[0].to_vec()[3]]);
     assert!(header(&resume, "RTP-Info").contains(&format!("seq={next_seq};")));
 
     let teardown = h.send(
@@ -418,8 +418,9 @@ fn play_with_range_seeks_to_the_keyframe_and_maps_rtptime() {
     // Video restarts at the 4 s keyframe; the range reports it.
     assert_eq!(header(&play, "Range"), "npt=4.000-");
     let packets = h.poll(Duration::ZERO);
-    let ts_of =
-        |p: &OutgoingPacket| u32::from_be_bytes([p.bytes[4], p.bytes[5], p.bytes[6], p.bytes[7]]);
+    let ts_of = |p: &OutgoingPacket| {
+        u32::from_be_bytes([p.to_vec()[4], p.to_vec()[5], p.to_vec()[6], p.to_vec()[7]])
+    };
     let first_video = packets
         .iter()
         .find(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
@@ -427,8 +428,8 @@ fn play_with_range_seeks_to_the_keyframe_and_maps_rtptime() {
     assert!(header(&play, "RTP-Info").contains(&format!("rtptime={}", ts_of(first_video))));
     // Seek while playing: a new Range moves at once, sequence numbers continue.
     let last_seq = u16::from_be_bytes([
-        packets.last().unwrap().bytes[2],
-        packets.last().unwrap().bytes[3],
+        packets.last().unwrap().to_vec()[2],
+        packets.last().unwrap().to_vec()[3],
     ]);
     let seek = h.send(Duration::from_millis(100), &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 5\r\nSession: {id}\r\nRange: npt=8.5-\r\n\r\n"));
     assert_eq!(status(&seek), 200);
@@ -470,7 +471,7 @@ fn end_of_movie_sends_bye_once_and_keeps_the_session() {
     assert_eq!(rtp_video, 50, "from the 8 s keyframe: 8.00..=9.96");
     let byes: Vec<_> = all
         .iter()
-        .filter(|p| p.kind == PacketKind::Rtcp && p.bytes.windows(2).any(|w| w == [0x81, 203]))
+        .filter(|p| p.kind == PacketKind::Rtcp && p.to_vec().windows(2).any(|w| w == [0x81, 203]))
         .collect();
     assert_eq!(byes.len(), 2);
     assert!(h.poll(Duration::from_secs(3)).is_empty());
