@@ -50,6 +50,49 @@ impl MediaError {
         )
     }
 
+    /// An equal copy, for errors stored once in a shared packet chunk and returned to every session that
+    /// reaches them. `MediaError` is not `Clone` because `std::io::Error` is not: an I/O error is rebuilt
+    /// with the same kind and message (its OS error code and source chain are not kept).
+    pub(crate) fn rebuild(&self) -> MediaError {
+        match self {
+            MediaError::Io(e) => MediaError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            MediaError::Truncated {
+                what,
+                offset,
+                need,
+                have,
+            } => MediaError::Truncated {
+                what,
+                offset: *offset,
+                need: *need,
+                have: *have,
+            },
+            MediaError::Corrupt {
+                box_type,
+                offset,
+                why,
+            } => MediaError::Corrupt {
+                box_type: box_type.clone(),
+                offset: *offset,
+                why: why.clone(),
+            },
+            MediaError::LimitExceeded { what, value, limit } => MediaError::LimitExceeded {
+                what,
+                value: *value,
+                limit: *limit,
+            },
+            MediaError::Unsupported { reason } => MediaError::Unsupported {
+                reason: reason.clone(),
+            },
+            MediaError::NoPlayableTrack { reasons } => MediaError::NoPlayableTrack {
+                reasons: reasons.clone(),
+            },
+            MediaError::NoSuchTrack { track_id } => MediaError::NoSuchTrack {
+                track_id: *track_id,
+            },
+        }
+    }
+
     pub(crate) fn corrupt(
         box_type: impl Into<String>,
         offset: u64,
@@ -66,5 +109,49 @@ impl MediaError {
         MediaError::Unsupported {
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuilt_errors_read_the_same() {
+        let errors = [
+            MediaError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "no access",
+            )),
+            MediaError::Truncated {
+                what: "sample data",
+                offset: 7,
+                need: 9,
+                have: 1,
+            },
+            MediaError::corrupt("stsz", 12, "bad"),
+            MediaError::LimitExceeded {
+                what: "x",
+                value: 2,
+                limit: 1,
+            },
+            MediaError::unsupported("fragmented"),
+            MediaError::NoPlayableTrack {
+                reasons: vec!["a".into(), "b".into()],
+            },
+            MediaError::NoSuchTrack { track_id: 3 },
+        ];
+        for error in &errors {
+            let copy = error.rebuild();
+            assert_eq!(copy.to_string(), error.to_string());
+            if !matches!(error, MediaError::Io(_)) {
+                assert_eq!(format!("{copy:?}"), format!("{error:?}"));
+            }
+            assert_eq!(copy.is_unsupported(), error.is_unsupported());
+        }
+        let MediaError::Io(copy) = errors[0].rebuild() else {
+            panic!("not an I/O error")
+        };
+        assert_eq!(copy.kind(), std::io::ErrorKind::PermissionDenied);
     }
 }

@@ -27,16 +27,19 @@
 //! [`MAX_SAMPLE_BYTES`];
 //! sample tables cost about 20-24 bytes per sample (see `mp4::sample_table`).
 
+mod chunk;
 mod error;
 pub mod fuzzing;
 mod hint;
 mod movie;
 mod mp4;
 mod packet;
+mod packetize;
 pub mod rtp;
 mod sdp;
 mod source;
 
+pub use chunk::{AUDIO_SAMPLES_PER_CHUNK, MAX_CHUNK_SAMPLE_BYTES, VIDEO_SAMPLES_PER_CHUNK};
 pub use error::MediaError;
 pub use movie::{MediaKind, Movie, TrackInfo};
 pub use mp4::sample_table::{MAX_SAMPLES_PER_MOVIE, MAX_SAMPLES_PER_TRACK, MAX_SAMPLE_BYTES};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::chunk::{samples_per_chunk, ChunkCache};
 use crate::hint::parse_hint_sample;
 use crate::mp4::reader::FourCc;
 use crate::mp4::sample_entry::Codec;
@@ -55,6 +56,8 @@ pub(crate) struct StreamPlan {
     pub payload_type: u8,
     pub clock_rate: u32,
     pub hinted: bool,
+    /// Samples per shared packet chunk (at least 1), see `crate::chunk::samples_per_chunk`.
+    pub samples_per_chunk: usize,
 }
 
 /// Parsed tables shared by the movie and all its packet sources.
@@ -63,6 +66,8 @@ pub(crate) struct MovieTables {
     pub tracks: Vec<Track>,
     pub movie_hint_sdp: Option<String>,
     pub plans: Vec<StreamPlan>,
+    /// Packet chunks that some source of this movie is playing, shared by all of them.
+    pub chunks: ChunkCache,
 }
 
 impl MovieTables {
@@ -108,8 +113,18 @@ impl MovieTables {
             .ok_or_else(|| {
                 MediaError::corrupt("hint", sample_offset, "sample range offset overflows")
             })?;
-        let mut buf = vec![0u8; usize::from(length)];
-        self.read_into(&mut buf, at)?;
+        self.read_bytes(at, u64::from(length))
+    }
+
+    /// Read `length` bytes at `offset`; callers bound `length` (a sample, a hint range, a chunk's run).
+    pub fn read_bytes(&self, offset: u64, length: u64) -> Result<Bytes, MediaError> {
+        let len = usize::try_from(length).map_err(|_| MediaError::LimitExceeded {
+            what: "read length in bytes",
+            value: length,
+            limit: u64::try_from(usize::MAX).unwrap_or(u64::MAX),
+        })?;
+        let mut buf = vec![0u8; len];
+        self.read_into(&mut buf, offset)?;
         Ok(Bytes::from(buf))
     }
 
@@ -143,14 +158,7 @@ impl MovieTables {
                 format!("track {} has no sample {}", track.track_id, i + 1),
             )
         })?;
-        let len = usize::try_from(size).map_err(|_| MediaError::LimitExceeded {
-            what: "sample size in bytes",
-            value: u64::from(size),
-            limit: u64::from(crate::mp4::sample_table::MAX_SAMPLE_BYTES),
-        })?;
-        let mut buf = vec![0u8; len];
-        self.read_into(&mut buf, offset)?;
-        Ok(Bytes::from(buf))
+        self.read_bytes(offset, u64::from(size))
     }
 }
 
@@ -195,6 +203,7 @@ impl Movie {
             tracks,
             movie_hint_sdp: hint_sdp,
             plans: Vec::new(),
+            chunks: ChunkCache::default(),
         };
         let infos: Vec<TrackInfo> = tables
             .tracks
@@ -301,7 +310,32 @@ impl Movie {
             .iter()
             .position(|p| p.track_id == track_id)
             .ok_or(MediaError::NoSuchTrack { track_id })?;
-        PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options)
+        PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options, true)
+    }
+
+    /// As [`Movie::packets_with`], but every sample is read and packetized by this source alone, as before
+    /// packet chunks were shared: the reference the chunk tests compare with.
+    #[doc(hidden)]
+    pub fn packets_unshared(
+        &self,
+        track_id: u32,
+        start: Duration,
+        options: PacketOptions,
+    ) -> Result<PacketSource, MediaError> {
+        let plan_idx = self
+            .tables
+            .plans
+            .iter()
+            .position(|p| p.track_id == track_id)
+            .ok_or(MediaError::NoSuchTrack { track_id })?;
+        PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options, false)
+    }
+
+    /// Packet chunks some source of this movie still holds (they are freed with the last source playing
+    /// them); for tests and memory figures.
+    #[doc(hidden)]
+    pub fn live_packet_chunks(&self) -> usize {
+        self.tables.chunks.live()
     }
 }
 
@@ -430,6 +464,14 @@ fn select(tables: &MovieTables, infos: &[TrackInfo]) -> Vec<StreamPlan> {
                 }
                 _ => continue,
             };
+            // A hint track's packets carry the referenced media's bytes: size its chunks by that media.
+            let largest_sample = track.samples.max_size().max(
+                track
+                    .hint_references
+                    .first()
+                    .and_then(|id| tables.track_by_id(*id))
+                    .map_or(0, |(_, media)| media.samples.max_size()),
+            );
             plans.push(StreamPlan {
                 track_id: track.track_id,
                 track_idx: idx,
@@ -437,6 +479,7 @@ fn select(tables: &MovieTables, infos: &[TrackInfo]) -> Vec<StreamPlan> {
                 payload_type,
                 clock_rate,
                 hinted: true,
+                samples_per_chunk: samples_per_chunk(wanted, largest_sample),
             });
             continue;
         }
@@ -466,6 +509,7 @@ fn select(tables: &MovieTables, infos: &[TrackInfo]) -> Vec<StreamPlan> {
                 payload_type,
                 clock_rate,
                 hinted: false,
+                samples_per_chunk: samples_per_chunk(wanted, track.samples.max_size()),
             });
         }
     }

@@ -1,23 +1,19 @@
 //! Packet sources: a cursor over one track's samples, in decode order, yielding RTP payloads with their RTP
-//! timestamps and send times. Sample bytes are read on demand, one sample at a time.
+//! timestamps and send times. The packets come from the movie's shared packet chunks (`crate::chunk`): a
+//! source holds the chunk it is playing and an index into it, never its own copy of sample bytes.
 //!
 //! Timing: presentation time = composition time (decode time + `ctts`) + the edit-list shift; the RTP
 //! timestamp is presentation time in the RTP clock, modulo 2^32 (the server adds its random base), and the
 //! send time is the shifted decode time (clamped at zero) so B-frames go out in decode order.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::hint::{join, parse_hint_sample, Constructor};
+use crate::chunk::{build_chunk, ChunkKey, PacketChunk};
 use crate::movie::{MediaKind, MovieTables, StreamPlan};
-use crate::mp4::sample_entry::Codec;
-use crate::rtp::nal::split_length_prefixed;
-use crate::rtp::{
-    aac, h264, h265, mp4v, mpa, Payload, DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD, MIN_MAX_PAYLOAD,
-};
+use crate::rtp::{DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD, MIN_MAX_PAYLOAD};
 use crate::MediaError;
 
 /// Consecutive samples that may produce no packet (empty samples, empty hint samples) before the track is
@@ -32,7 +28,7 @@ pub struct RtpPacketOut {
     /// RTP timestamp in clock-rate units (presentation time for video), random base not added.
     pub timestamp: u32,
     pub marker: bool,
-    /// RTP payload only.
+    /// RTP payload only; shares memory with every other session's copy of this packet.
     pub payload: Bytes,
 }
 
@@ -51,13 +47,24 @@ impl Default for PacketOptions {
     }
 }
 
-/// Yields the RTP payloads of one track from a start position; reads sample bytes on demand.
+/// Yields the RTP payloads of one track from a start position, from the movie's shared packet chunks.
 pub struct PacketSource {
     tables: Arc<MovieTables>,
+    plan_idx: usize,
     plan: StreamPlan,
     max_payload: usize,
+    /// Chunks come from the movie's cache; `false` builds a private one-sample chunk per sample (the
+    /// unshared reference path, [`crate::Movie::packets_unshared`]).
+    shared: bool,
+    /// The next sample to enter once the current one's packets are out.
     next_sample: usize,
-    queue: VecDeque<RtpPacketOut>,
+    /// The chunk holding the current sample; dropped on leaving it, at the end and after an error.
+    chunk: Option<Arc<PacketChunk>>,
+    /// Index in `chunk` of the next packet to yield, and the end of the current sample's packets.
+    next_in_chunk: usize,
+    sample_end_in_chunk: usize,
+    /// Set at the end of the track and after an error: later calls yield `Ok(None)`.
+    finished: bool,
     start: Duration,
     start_rtp_timestamp: u32,
 }
@@ -78,6 +85,7 @@ impl PacketSource {
         plan_idx: usize,
         start: Duration,
         options: PacketOptions,
+        shared: bool,
     ) -> Result<Self, MediaError> {
         let plan = tables
             .plans
@@ -131,11 +139,11 @@ impl PacketSource {
             let n_samples = samples.len();
             return Ok(PacketSource::at(
                 tables,
-                plan,
+                (plan_idx, plan),
                 max_payload,
+                shared,
                 n_samples,
-                actual,
-                rtp,
+                (actual, rtp),
             ));
         }
         let (start, start_rtp_timestamp) = if plan.hinted {
@@ -173,28 +181,33 @@ impl PacketSource {
         let max_payload = options.max_payload.clamp(MIN_MAX_PAYLOAD, MAX_MAX_PAYLOAD);
         Ok(PacketSource::at(
             tables,
-            plan,
+            (plan_idx, plan),
             max_payload,
+            shared,
             first,
-            start,
-            start_rtp_timestamp,
+            (start, start_rtp_timestamp),
         ))
     }
 
     fn at(
         tables: Arc<MovieTables>,
-        plan: StreamPlan,
+        (plan_idx, plan): (usize, StreamPlan),
         max_payload: usize,
+        shared: bool,
         next_sample: usize,
-        start: Duration,
-        start_rtp_timestamp: u32,
+        (start, start_rtp_timestamp): (Duration, u32),
     ) -> Self {
         PacketSource {
             tables,
+            plan_idx,
             plan,
             max_payload,
+            shared,
             next_sample,
-            queue: VecDeque::new(),
+            chunk: None,
+            next_in_chunk: 0,
+            sample_end_in_chunk: 0,
+            finished: false,
             start,
             start_rtp_timestamp,
         }
@@ -220,30 +233,42 @@ impl PacketSource {
         self.start_rtp_timestamp
     }
 
-    /// The next packet, or `None` at the end of the track.
+    /// The next packet, or `None` at the end of the track. An error (a corrupt or unreadable sample) comes
+    /// after the packets of the samples before it and ends the track: later calls return `Ok(None)`.
     pub fn next_packet(&mut self) -> Result<Option<RtpPacketOut>, MediaError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let n_samples = self
+            .tables
+            .tracks
+            .get(self.plan.track_idx)
+            .map_or(0, |t| t.samples.len());
         // Bounded: each turn consumes one sample, and at most MAX_SAMPLES_WITHOUT_PACKETS turns yield
         // nothing, so one call never walks a whole crafted track of empty samples.
         for _ in 0..=MAX_SAMPLES_WITHOUT_PACKETS {
-            if let Some(packet) = self.queue.pop_front() {
-                return Ok(Some(packet));
+            if self.next_in_chunk < self.sample_end_in_chunk {
+                let packet = self
+                    .chunk
+                    .as_ref()
+                    .and_then(|chunk| chunk.packet(self.next_in_chunk));
+                if let Some(packet) = packet {
+                    self.next_in_chunk += 1;
+                    return Ok(Some(packet.clone()));
+                }
             }
-            let n_samples = self
-                .tables
-                .tracks
-                .get(self.plan.track_idx)
-                .map_or(0, |t| t.samples.len());
             if self.next_sample >= n_samples {
+                self.finish();
                 return Ok(None);
             }
             let i = self.next_sample;
             self.next_sample += 1;
-            if self.plan.hinted {
-                self.queue_hint_sample(i)?;
-            } else {
-                self.queue_media_sample(i)?;
+            if let Err(error) = self.enter_sample(i) {
+                self.finish();
+                return Err(error);
             }
         }
+        self.finish();
         Err(MediaError::corrupt(
             format!("track {}", self.plan.track_id),
             0,
@@ -254,288 +279,75 @@ impl PacketSource {
         ))
     }
 
-    fn queue_media_sample(&mut self, i: usize) -> Result<(), MediaError> {
-        let tables = Arc::clone(&self.tables);
-        let track = tables
-            .tracks
-            .get(self.plan.track_idx)
-            .ok_or(MediaError::NoSuchTrack {
-                track_id: self.plan.track_id,
-            })?;
-        let sample = tables.read_sample(self.plan.track_idx, i)?;
-        let dts = track
-            .samples
-            .decode_time(i)
-            .and_then(|t| i64::try_from(t).ok())
-            .unwrap_or(0);
-        let pts = track.samples.composition_time(i).unwrap_or(dts);
-        let send_time = media_to_duration(dts.saturating_add(track.edit_shift), track.timescale);
-        let timestamp = rescale_wrapping(
-            pts.saturating_add(track.edit_shift),
-            track.timescale,
-            self.plan.clock_rate,
-        );
-        let sample_error = |why: String| {
-            let offset = track.samples.location(i).map_or(0, |(o, _)| o);
-            MediaError::corrupt(
-                format!("sample {} of track {}", i + 1, track.track_id),
-                offset,
-                why,
-            )
+    /// Point the cursor at sample `i`'s packets, fetching (or building) its chunk when the current one
+    /// does not hold it; the sample's error if it had one.
+    fn enter_sample(&mut self, i: usize) -> Result<(), MediaError> {
+        let chunk = match self.chunk.take() {
+            Some(chunk) if chunk.covers(i) => chunk,
+            left_behind => {
+                // Let go of the old chunk first: if we were its last reader, its memory is freed now.
+                drop(left_behind);
+                self.fetch_chunk(i)
+            }
         };
-        let mut payloads: Vec<Payload> = Vec::new();
-        match &track.entry.codec {
-            Codec::H264 {
-                length_size,
-                sps,
-                pps,
-            } => {
-                let nals = split_length_prefixed(&sample, *length_size)
-                    .map_err(|e| sample_error(e.to_string()))?;
-                let mut pieces = Vec::new();
-                // In-band parameter sets before each IDR (as well as in SDP), so a client joining or seeking
-                // mid-file decodes even if it ignored sprop-parameter-sets.
-                let has_idr = nals
-                    .iter()
-                    .any(|n| h264::nal_type(n) == Some(h264::NAL_IDR));
-                let has_sps = nals
-                    .iter()
-                    .any(|n| h264::nal_type(n) == Some(h264::NAL_SPS));
-                let sets: Vec<&Bytes> = if has_idr && !has_sps {
-                    sps.iter().chain(pps.iter()).collect()
-                } else {
-                    Vec::new()
-                };
-                let is_aud = |n: &Bytes| h264::nal_type(n) == Some(h264::NAL_AUD);
-                for nal in with_parameter_sets(&nals, sets, is_aud) {
-                    h264::packetize_nal(nal, self.max_payload, &mut pieces);
-                }
-                payloads.extend(mark_last(pieces));
+        let packets = chunk.sample(i);
+        self.chunk = Some(chunk);
+        match packets {
+            Some(Ok(range)) => {
+                self.next_in_chunk = range.start;
+                self.sample_end_in_chunk = range.end;
+                Ok(())
             }
-            Codec::H265 {
-                length_size,
-                vps,
-                sps,
-                pps,
-            } => {
-                let nals = split_length_prefixed(&sample, *length_size)
-                    .map_err(|e| sample_error(e.to_string()))?;
-                let mut pieces = Vec::new();
-                let has_irap = nals
-                    .iter()
-                    .any(|n| h265::nal_type(n).is_some_and(h265::is_irap));
-                let has_vps = nals
-                    .iter()
-                    .any(|n| h265::nal_type(n) == Some(h265::NAL_VPS));
-                let sets: Vec<&Bytes> = if has_irap && !has_vps {
-                    vps.iter().chain(sps.iter()).chain(pps.iter()).collect()
-                } else {
-                    Vec::new()
-                };
-                let is_aud = |n: &Bytes| h265::nal_type(n) == Some(h265::NAL_AUD);
-                for nal in with_parameter_sets(&nals, sets, is_aud) {
-                    h265::packetize_nal(nal, self.max_payload, &mut pieces);
-                }
-                payloads.extend(mark_last(pieces));
-            }
-            Codec::Aac { .. } => aac::packetize_au(&sample, self.max_payload, &mut payloads)
-                .map_err(|e| sample_error(e.to_string()))?,
-            Codec::Mp4v { .. } => mp4v::packetize_frame(&sample, self.max_payload, &mut payloads),
-            Codec::Mpa => mpa::packetize_frame(&sample, self.max_payload, &mut payloads)
-                .map_err(|e| sample_error(e.to_string()))?,
-            Codec::Opus { .. } => {
-                // RFC 7587 §4.2: one Opus packet per RTP packet, never fragmented; Opus packets are at most
-                // 1275 bytes per frame, so a larger one goes out whole (and IP fragments it).
-                if !sample.is_empty() {
-                    payloads.push(Payload {
-                        marker: false,
-                        bytes: sample.clone(),
-                    });
-                }
-            }
-            Codec::RtpHint { .. } | Codec::Unknown(_) => {
-                return Err(MediaError::unsupported(format!(
-                    "track {} has no packetizer",
-                    track.track_id
-                )))
-            }
-        }
-        for p in payloads {
-            self.queue.push_back(RtpPacketOut {
-                send_time,
-                timestamp,
-                marker: p.marker,
-                payload: p.bytes,
-            });
-        }
-        Ok(())
-    }
-
-    fn queue_hint_sample(&mut self, i: usize) -> Result<(), MediaError> {
-        let tables = Arc::clone(&self.tables);
-        let hint_track = tables
-            .tracks
-            .get(self.plan.track_idx)
-            .ok_or(MediaError::NoSuchTrack {
-                track_id: self.plan.track_id,
-            })?;
-        let hint_sample = tables.read_sample(self.plan.track_idx, i)?;
-        let sample_offset = hint_track.samples.location(i).map_or(0, |(o, _)| o);
-        let dts = hint_track
-            .samples
-            .decode_time(i)
-            .and_then(|t| i64::try_from(t).ok())
-            .unwrap_or(0);
-        let send_time = media_to_duration(
-            dts.saturating_add(hint_track.edit_shift),
-            hint_track.timescale,
-        );
-        let packets = parse_hint_sample(&hint_sample, sample_offset)?;
-        for packet in packets {
-            let mut pieces = Vec::with_capacity(packet.constructors.len());
-            for constructor in &packet.constructors {
-                pieces.push(self.construct(
-                    &tables,
-                    i,
-                    &hint_sample,
-                    constructor,
-                    sample_offset,
-                )?);
-            }
-            let payload = join(pieces);
-            if payload.is_empty() {
-                continue;
-            }
-            let sample_rtp_time = rescale_wrapping(dts, hint_track.timescale, self.plan.clock_rate);
-            // Offsets (relative_time, `rtpo`) are in RTP units; wrap as RTP timestamps do.
-            let offset = u32::try_from(packet.timestamp_offset.rem_euclid(1i64 << 32)).unwrap_or(0);
-            let timestamp = sample_rtp_time.wrapping_add(offset);
-            self.queue.push_back(RtpPacketOut {
-                send_time,
-                timestamp,
-                marker: packet.marker,
-                payload,
-            });
-        }
-        Ok(())
-    }
-
-    /// The bytes one hint data constructor stands for.
-    fn construct(
-        &self,
-        tables: &MovieTables,
-        hint_sample_idx: usize,
-        hint_sample: &Bytes,
-        constructor: &Constructor,
-        sample_offset: u64,
-    ) -> Result<Bytes, MediaError> {
-        let corrupt = |why: String| {
-            MediaError::corrupt(
-                format!("hint sample {}", hint_sample_idx + 1),
-                sample_offset,
-                why,
-            )
-        };
-        let hint_track = tables
-            .tracks
-            .get(self.plan.track_idx)
-            .ok_or(MediaError::NoSuchTrack {
-                track_id: self.plan.track_id,
-            })?;
-        let referenced_track = |track_ref: i8| -> Result<usize, MediaError> {
-            if track_ref == -1 {
-                return Ok(self.plan.track_idx);
-            }
-            let k = usize::try_from(track_ref)
-                .map_err(|_| corrupt(format!("track reference {track_ref}")))?;
-            let id = hint_track
-                .hint_references
-                .get(k)
-                .ok_or_else(|| corrupt(format!("no track reference {k}")))?;
-            tables
-                .track_by_id(*id)
-                .map(|(idx, _)| idx)
-                .ok_or_else(|| corrupt(format!("referenced track {id} is missing")))
-        };
-        match constructor {
-            Constructor::Immediate(bytes) => Ok(bytes.clone()),
-            Constructor::Sample {
-                track_ref,
-                sample_number,
-                offset,
-                length,
-            } => {
-                let track_idx = referenced_track(*track_ref)?;
-                let idx = sample_number
-                    .checked_sub(1)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| corrupt("sample number 0".into()))?;
-                if track_idx == self.plan.track_idx && idx == hint_sample_idx {
-                    return slice_checked(hint_sample, *offset, *length).ok_or_else(|| {
-                        corrupt(format!(
-                            "bytes {offset}+{length} exceed the hint sample's {} bytes",
-                            hint_sample.len()
-                        ))
-                    });
-                }
-                // Only the referenced range is read (at most 64 KiB), never the whole sample: a crafted
-                // hint track pointing many packets at big samples then costs little.
-                tables.read_sample_range(track_idx, idx, *offset, *length)
-            }
-            Constructor::SampleDescription {
-                track_ref,
-                description_index,
-                offset,
-                length,
-            } => {
-                let track_idx = referenced_track(*track_ref)?;
-                let track = tables
-                    .tracks
-                    .get(track_idx)
-                    .ok_or_else(|| corrupt("missing track".into()))?;
-                let description = description_index
-                    .checked_sub(1)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .and_then(|n| track.sample_descriptions.get(n))
-                    .ok_or_else(|| corrupt(format!("no sample description {description_index}")))?;
-                slice_checked(description, *offset, *length).ok_or_else(|| {
-                    corrupt(format!(
-                        "bytes {offset}+{length} exceed sample description {description_index}"
-                    ))
-                })
+            Some(Err(error)) => Err(error),
+            // A chunk built for `i` always covers it; were it not so, the sample counts as empty.
+            None => {
+                self.next_in_chunk = 0;
+                self.sample_end_in_chunk = 0;
+                Ok(())
             }
         }
     }
-}
 
-/// The NAL units of an access unit with `sets` inserted after a leading access unit delimiter, if any
-/// (an AUD must stay first in its access unit).
-fn with_parameter_sets<'a>(
-    nals: &'a [Bytes],
-    sets: Vec<&'a Bytes>,
-    is_delimiter: impl Fn(&Bytes) -> bool,
-) -> impl Iterator<Item = &'a Bytes> {
-    let n_leading = usize::from(nals.first().is_some_and(is_delimiter));
-    let (leading, rest) = nals.split_at(n_leading.min(nals.len()));
-    leading.iter().chain(sets).chain(rest.iter())
-}
-
-fn slice_checked(bytes: &Bytes, offset: u32, length: u16) -> Option<Bytes> {
-    let start = usize::try_from(offset).ok()?;
-    let end = start.checked_add(usize::from(length))?;
-    (end <= bytes.len()).then(|| bytes.slice(start..end))
-}
-
-/// Video payloads of one access unit: the marker goes on the last one (RFC 6184 §5.1, RFC 7798 §4.1).
-fn mark_last(pieces: Vec<Bytes>) -> impl Iterator<Item = Payload> {
-    let n = pieces.len();
-    pieces
-        .into_iter()
-        .enumerate()
-        .map(move |(i, bytes)| Payload {
-            marker: i + 1 == n,
-            bytes,
+    /// The chunk holding sample `i`: from the movie's cache when shared, else a private one of `i` alone.
+    fn fetch_chunk(&self, i: usize) -> Arc<PacketChunk> {
+        let n_samples = self
+            .tables
+            .tracks
+            .get(self.plan.track_idx)
+            .map_or(0, |t| t.samples.len());
+        if !self.shared {
+            return Arc::new(build_chunk(
+                &self.tables,
+                &self.plan,
+                self.max_payload,
+                i..i + 1,
+            ));
+        }
+        let per_chunk = self.plan.samples_per_chunk.max(1);
+        let chunk_no = i / per_chunk;
+        let first = chunk_no * per_chunk;
+        let samples = first..first.saturating_add(per_chunk).min(n_samples).max(i + 1);
+        let key = ChunkKey {
+            plan_idx: self.plan_idx,
+            // Hint tracks ignore the payload size: sessions asking for different sizes share their chunks.
+            max_payload: if self.plan.hinted {
+                0
+            } else {
+                self.max_payload
+            },
+            chunk_no,
+        };
+        self.tables.chunks.get_or_build(key, || {
+            build_chunk(&self.tables, &self.plan, self.max_payload, samples)
         })
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        self.chunk = None;
+        self.next_in_chunk = 0;
+        self.sample_end_in_chunk = 0;
+    }
 }
 
 /// Media time `t` (in `timescale` units, possibly negative) as a `Duration`, negative clamped to zero.
@@ -585,19 +397,5 @@ mod tests {
         assert_eq!(media_to_duration(-5, 1000), Duration::ZERO);
         assert_eq!(media_to_duration(1500, 1000), Duration::from_millis(1500));
         assert_eq!(duration_to_media(Duration::from_millis(1999), 1), 1);
-    }
-
-    #[test]
-    fn parameter_sets_go_after_a_leading_access_unit_delimiter() {
-        let aud = Bytes::from_static(&[0x09, 0xF0]);
-        let idr = Bytes::from_static(&[0x65, 1]);
-        let sps = Bytes::from_static(&[0x67, 2]);
-        let is_aud = |n: &Bytes| h264::nal_type(n) == Some(h264::NAL_AUD);
-        let nals = [aud.clone(), idr.clone()];
-        let order: Vec<&Bytes> = with_parameter_sets(&nals, vec![&sps], is_aud).collect();
-        assert_eq!(order, [&aud, &sps, &idr]);
-        let nals = [idr.clone()];
-        let order: Vec<&Bytes> = with_parameter_sets(&nals, vec![&sps], is_aud).collect();
-        assert_eq!(order, [&sps, &idr]);
     }
 }

@@ -97,6 +97,11 @@ impl SampleTable {
         Some((*self.offsets.get(i)?, *self.sizes.get(i)?))
     }
 
+    /// Size in bytes of the largest sample (0 for an empty track).
+    pub fn max_size(&self) -> u32 {
+        self.sizes.iter().copied().max().unwrap_or(0)
+    }
+
     pub fn decode_time(&self, i: usize) -> Option<u64> {
         self.decode_times.get(i).copied()
     }
