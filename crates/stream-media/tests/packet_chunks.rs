@@ -336,3 +336,56 @@ fn errors_from_chunks_keep_their_variant() {
     assert_eq!(n, 2 + 2, "SPS, PPS and frames 0-1");
     assert!(matches!(error, MediaError::Corrupt { .. }), "{error:?}");
 }
+
+/// A movie source that counts `pread`s.
+struct CountingReads {
+    bytes: Bytes,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl serval_stream_media::ReadAt for CountingReads {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.bytes.read_exact_at(buf, offset)
+    }
+
+    fn len(&self) -> u64 {
+        serval_stream_media::ReadAt::len(&self.bytes)
+    }
+}
+
+#[test]
+fn back_to_back_samples_of_a_chunk_are_read_at_once() {
+    let samples = (0..20)
+        .map(|i| Sample {
+            data: avcc_sample(i % 10 == 0, 900 + i, i as u8),
+            duration: FRAME_TICKS,
+            composition_offset: 0,
+            sync: i % 10 == 0,
+        })
+        .collect();
+    let mut track = VideoTrack::new(1, samples);
+    track.samples_per_chunk = 20;
+    let source = Arc::new(CountingReads {
+        bytes: simple_file(&track),
+        reads: Default::default(),
+    });
+    let movie = Movie::from_source(source.clone()).unwrap();
+    let reads = || source.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let before = reads();
+    let unshared = drain(
+        movie
+            .packets_unshared(1, Duration::ZERO, PacketOptions::default())
+            .unwrap(),
+    );
+    assert_eq!(reads() - before, 20, "one read per sample without chunks");
+    let before = reads();
+    let shared = drain(movie.packets(1, Duration::ZERO).unwrap());
+    assert_eq!(shared, unshared);
+    assert_eq!(
+        reads() - before,
+        20usize.div_ceil(VIDEO_SAMPLES_PER_CHUNK),
+        "one read per chunk"
+    );
+}
