@@ -152,7 +152,10 @@ fn read_samples(
     let mut i = samples.start;
     while i < samples.end {
         let (run, run_offset, run_len) = coalesced_run(&track.samples, i, samples.end);
-        let sliced = (run.len() > 1)
+        let in_file = run_offset
+            .checked_add(run_len)
+            .is_some_and(|end| end <= tables.source_len);
+        let sliced = (run.len() > 1 && in_file)
             .then(|| tables.read_bytes(run_offset, run_len).ok())
             .flatten()
             .and_then(|buf| slice_run(&track.samples, &buf, run_offset, run.clone()));

@@ -63,6 +63,9 @@ pub(crate) struct StreamPlan {
 /// Parsed tables shared by the movie and all its packet sources.
 pub(crate) struct MovieTables {
     pub source: Arc<dyn ReadAt>,
+    /// The source's length when the movie was opened: coalesced chunk reads past it are not tried (a
+    /// crafted table would make them allocate for nothing), each sample is then read alone.
+    pub source_len: u64,
     pub tracks: Vec<Track>,
     pub movie_hint_sdp: Option<String>,
     pub plans: Vec<StreamPlan>,
@@ -199,6 +202,7 @@ impl Movie {
             broken_tracks,
         } = parse_movie(src.as_ref())?;
         let mut tables = MovieTables {
+            source_len: src.len(),
             source: src,
             tracks,
             movie_hint_sdp: hint_sdp,
