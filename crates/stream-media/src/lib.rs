@@ -2,7 +2,10 @@
 //!
 //! Opens MP4/MOV files ([`Movie`]), describes them in SDP ([`Movie::sdp`]) and turns their samples into RTP
 //! payloads ([`PacketSource`]), following hint tracks when the file has them and packetizing itself
-//! otherwise. Sample bytes are read on demand through [`ReadAt`]; only `moov` is held in memory.
+//! otherwise. Sample bytes are read on demand through [`ReadAt`]; only `moov` is held in memory, plus the
+//! packets that sources are playing right now: a movie packetizes each run of samples (a packet chunk of
+//! [`VIDEO_SAMPLES_PER_CHUNK`] or [`AUDIO_SAMPLES_PER_CHUNK`] samples) once for all of its sources at that
+//! position, and frees it when the last of them moves on (`chunk`).
 //!
 //! Codecs (unhinted files), RTP payload formats and SDP:
 //! - H.264 (`avc1`/`avc3`): RFC 6184 packetization-mode 1, single NAL + FU-A, SPS/PPS in

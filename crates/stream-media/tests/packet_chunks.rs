@@ -389,3 +389,41 @@ fn back_to_back_samples_of_a_chunk_are_read_at_once() {
         "one read per chunk"
     );
 }
+
+#[test]
+fn sources_on_many_threads_race_for_chunks_and_all_get_the_unshared_packets() {
+    let movie = Arc::new(open(&testing::H264_AAC));
+    let starts: Vec<Duration> = (0..8).map(|k| Duration::from_millis(k * 500)).collect();
+    let mut want = Vec::new();
+    for &track_id in movie.selected_tracks() {
+        for &start in &starts {
+            let source = movie
+                .packets_unshared(track_id, start, PacketOptions::default())
+                .unwrap();
+            want.push(((track_id, start), drain(source)));
+        }
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let movie = Arc::clone(&movie);
+            let starts = starts.clone();
+            std::thread::spawn(move || {
+                let mut sources = Vec::new();
+                for &track_id in movie.selected_tracks() {
+                    for &start in &starts {
+                        sources.push(movie.packets(track_id, start).unwrap());
+                    }
+                }
+                drain_round_robin(sources)
+            })
+        })
+        .collect();
+    for thread in threads {
+        let got = thread.join().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (got, ((track_id, start), want)) in got.iter().zip(&want) {
+            assert!(got == want, "track {track_id} from {start:?} differs");
+        }
+    }
+    assert_eq!(movie.live_packet_chunks(), 0);
+}
