@@ -31,14 +31,17 @@ pub fn packetize_nal(nal: &Bytes, max_payload: usize, out: &mut Vec<Bytes>) {
     let nal_type = header & 0x1F;
     let chunk = max_payload.saturating_sub(2).max(1);
     let n_chunks = body.len().div_ceil(chunk);
+    // One allocation for all fragments, split off in turn: they share one buffer and one reference count
+    // instead of a heap block each.
+    let mut fragments =
+        BytesMut::with_capacity(body.len().saturating_add(n_chunks.saturating_mul(2)));
     for (i, piece) in body.chunks(chunk).enumerate() {
         let start = if i == 0 { 0x80 } else { 0 };
         let end = if i + 1 == n_chunks { 0x40 } else { 0 };
-        let mut payload = BytesMut::with_capacity(piece.len() + 2);
-        payload.put_u8(indicator);
-        payload.put_u8(start | end | nal_type);
-        payload.put_slice(piece);
-        out.push(payload.freeze());
+        fragments.put_u8(indicator);
+        fragments.put_u8(start | end | nal_type);
+        fragments.put_slice(piece);
+        out.push(fragments.split().freeze());
     }
 }
 

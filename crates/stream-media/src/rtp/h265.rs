@@ -35,15 +35,17 @@ pub fn packetize_nal(nal: &Bytes, max_payload: usize, out: &mut Vec<Bytes>) {
     let nal_type = (h0 >> 1) & 0x3F;
     let chunk = max_payload.saturating_sub(3).max(1);
     let n_chunks = body.len().div_ceil(chunk);
+    // One allocation for all fragments, as in `h264::packetize_nal`.
+    let mut fragments =
+        BytesMut::with_capacity(body.len().saturating_add(n_chunks.saturating_mul(3)));
     for (i, piece) in body.chunks(chunk).enumerate() {
         let start = if i == 0 { 0x80 } else { 0 };
         let end = if i + 1 == n_chunks { 0x40 } else { 0 };
-        let mut payload = BytesMut::with_capacity(piece.len() + 3);
-        payload.put_u8(payload_hdr0);
-        payload.put_u8(*h1);
-        payload.put_u8(start | end | nal_type);
-        payload.put_slice(piece);
-        out.push(payload.freeze());
+        fragments.put_u8(payload_hdr0);
+        fragments.put_u8(*h1);
+        fragments.put_u8(start | end | nal_type);
+        fragments.put_slice(piece);
+        out.push(fragments.split().freeze());
     }
 }
 
