@@ -26,6 +26,15 @@ const DATAGRAM_BYTES: usize = 2048;
 /// milliseconds on a busy 2-core machine does not turn into "loss".
 const SOCKET_RECV_BUFFER: libc::c_int = 512 * 1024;
 const WAKER: Token = Token(usize::MAX);
+/// Pause between passes over the ready sockets (arrival times are the kernel's receive
+/// timestamps, so the pause never shows in lateness or time to first packet). On loopback the kernel delivers a datagram in
+/// the *sender's* system call, and waking a receiver blocked in `epoll_wait` is then charged to
+/// the server under test (a third of its CPU at 1,000 UDP sessions). A receiver that reads on a
+/// short timer, like a player draining its sockets once per video frame, is not asleep on the
+/// sockets when packets arrive, so the server is measured for sending, as it would be on a real
+/// network where that wake-up happens on the client's machine. 5 ms adds at most 5 ms to the
+/// 5 ms only bounds the socket buffer a pass must drain.
+const RECEIVE_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Which track of which session a socket carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,6 +161,7 @@ pub fn bind_client_pair(ip: std::net::IpAddr) -> io::Result<(UdpSocket, UdpSocke
         }
         if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
             set_recv_buffer(&rtp);
+            enable_receive_timestamps(&rtp);
             return Ok((rtp, rtcp));
         }
     }
@@ -159,6 +169,22 @@ pub fn bind_client_pair(ip: std::net::IpAddr) -> io::Result<(UdpSocket, UdpSocke
         io::ErrorKind::AddrInUse,
         format!("no free even/odd UDP port pair after {ATTEMPTS} attempts"),
     ))
+}
+
+/// Asks the kernel to stamp each datagram with its arrival time (`SO_TIMESTAMPNS`), so arrival
+/// is measured when the packet reached the socket, not when a receiver thread got to it.
+fn enable_receive_timestamps(socket: &UdpSocket) {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a c_int and its size.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            std::ptr::from_ref(&on).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+        )
+    };
 }
 
 fn set_recv_buffer(socket: &UdpSocket) {
@@ -211,11 +237,19 @@ fn receive_loop(
                 if received == 0 {
                     break;
                 }
-                let arrival = Instant::now();
-                let arrival_us =
-                    u64::try_from(arrival.duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+                let now = Instant::now();
+                let now_wall = std::time::SystemTime::now();
                 let mut bytes = 0u64;
-                for packet in batch.packets(received) {
+                for (packet, stamp) in batch.packets(received) {
+                    // The kernel's wall-clock stamp, carried over to the monotonic clock; the
+                    // read time when a datagram came without one.
+                    let arrival = stamp
+                        .and_then(|at| now_wall.duration_since(at).ok())
+                        .and_then(|age| now.checked_sub(age))
+                        .unwrap_or(now);
+                    let arrival_us =
+                        u64::try_from(arrival.saturating_duration_since(epoch).as_micros())
+                            .unwrap_or(u64::MAX);
                     slot.stats
                         .on_packet(packet, arrival, arrival_us, &mut lateness);
                     bytes += u64::try_from(packet.len()).unwrap_or(0);
@@ -226,6 +260,7 @@ fn receive_loop(
                 }
             }
         }
+        std::thread::sleep(RECEIVE_INTERVAL);
         // Commands after packets, so packets already queued when Finish arrives still count.
         while let Ok(command) = commands.try_recv() {
             match command {
@@ -265,12 +300,20 @@ fn receive_loop(
     }
 }
 
+/// Room for one `SCM_TIMESTAMPNS` control message (CMSG_SPACE of a timespec is 32 bytes),
+/// aligned for `cmsghdr`.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct TimestampControl([u8; 64]);
+
 /// Buffers and headers for one `recvmmsg` call, allocated once per thread and reused.
 struct RecvBatch {
     buffers: Vec<[u8; DATAGRAM_BYTES]>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    controls: Vec<TimestampControl>,
     lengths: [usize; RECV_BATCH],
+    stamps: [Option<std::time::SystemTime>; RECV_BATCH],
 }
 
 impl RecvBatch {
@@ -291,7 +334,9 @@ impl RecvBatch {
             buffers,
             iovecs,
             headers,
+            controls: vec![TimestampControl([0; 64]); RECV_BATCH],
             lengths: [0; RECV_BATCH],
+            stamps: [None; RECV_BATCH],
         }
     }
 
@@ -299,16 +344,19 @@ impl RecvBatch {
     fn receive(&mut self, socket: &mio::net::UdpSocket) -> usize {
         // Re-point every header at its iovec and every iovec at its buffer: cheap, and it keeps
         // the pointers right even though the struct may have moved since `new`.
-        for ((buffer, iov), header) in self
+        for (((buffer, iov), header), control) in self
             .buffers
             .iter_mut()
             .zip(self.iovecs.iter_mut())
             .zip(self.headers.iter_mut())
+            .zip(self.controls.iter_mut())
         {
             iov.iov_base = buffer.as_mut_ptr().cast();
             iov.iov_len = DATAGRAM_BYTES;
             header.msg_hdr.msg_iov = std::ptr::from_mut(iov);
             header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = control.0.len();
             header.msg_len = 0;
         }
         let vlen = libc::c_uint::try_from(self.headers.len()).unwrap_or(1);
@@ -326,21 +374,54 @@ impl RecvBatch {
         let Ok(n) = usize::try_from(n) else {
             return 0; // -1: EAGAIN (drained) or an error we cannot act on; both end the drain.
         };
-        for (length, header) in self.lengths.iter_mut().zip(&self.headers).take(n) {
+        for ((length, stamp), header) in self
+            .lengths
+            .iter_mut()
+            .zip(self.stamps.iter_mut())
+            .zip(&self.headers)
+            .take(n)
+        {
             *length = usize::try_from(header.msg_len)
                 .unwrap_or(0)
                 .min(DATAGRAM_BYTES);
+            *stamp = receive_timestamp(&header.msg_hdr);
         }
         n
     }
 
-    fn packets(&self, received: usize) -> impl Iterator<Item = &[u8]> {
+    /// The datagrams received, with the kernel's arrival stamp of each.
+    fn packets(
+        &self,
+        received: usize,
+    ) -> impl Iterator<Item = (&[u8], Option<std::time::SystemTime>)> {
         self.buffers
             .iter()
             .zip(&self.lengths)
+            .zip(&self.stamps)
             .take(received)
-            .filter_map(|(buffer, &len)| buffer.get(..len))
+            .filter_map(|((buffer, &len), stamp)| Some((buffer.get(..len)?, *stamp)))
     }
+}
+
+/// The `SCM_TIMESTAMPNS` arrival time the kernel attached to a received message, if any.
+fn receive_timestamp(message: &libc::msghdr) -> Option<std::time::SystemTime> {
+    // SAFETY: `message` was filled by recvmmsg: its control pointer and (kernel-updated) length
+    // describe our control buffer, and the CMSG_* macros stay within that length.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(message);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let spec: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                let secs = u64::try_from(spec.tv_sec).ok()?;
+                let nanos = u32::try_from(spec.tv_nsec).ok()?;
+                return std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+            }
+            cmsg = libc::CMSG_NXTHDR(message, cmsg);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

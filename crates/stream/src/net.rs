@@ -68,6 +68,16 @@ pub(crate) struct Playing {
     pub(crate) sink: Sink,
 }
 
+impl Playing {
+    /// The connection carrying the session's packets, when interleaved.
+    pub(crate) fn tcp(&self) -> Option<ConnectionHandle> {
+        match &self.sink {
+            Sink::Tcp(handle) => Some(handle.clone()),
+            Sink::Udp => None,
+        }
+    }
+}
+
 /// State shared by every task of the service.
 pub struct Shared {
     pub server: RtspServer,
@@ -163,7 +173,10 @@ impl Shared {
         }
     }
 
-    fn apply(self: &Arc<Self>, effects: Vec<Effect>) {
+    /// Carries out a request's effects; returns the sessions to send for at once (started,
+    /// resumed or seeked).
+    fn apply(self: &Arc<Self>, effects: Vec<Effect>) -> Vec<String> {
+        let mut woken = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Created {
@@ -173,10 +186,14 @@ impl Shared {
                     tracing::Span::current().record("session", lock(&session).id.as_str());
                     self.start_sender(session, connection)
                 }
-                Effect::Wake { session_id } => self.shard_of(&session_id).wake.notify_one(),
+                Effect::Wake { session_id } => {
+                    self.shard_of(&session_id).wake.notify_one();
+                    woken.push(session_id);
+                }
                 Effect::Closed(closed) => self.finish(closed),
             }
         }
+        woken
     }
 
     fn start_sender(self: &Arc<Self>, session: SharedSession, connection: Option<u64>) {
@@ -491,7 +508,9 @@ async fn serve_connection(
                     {
                         break 'connection;
                     }
-                    shared.apply(effects);
+                    for session_id in shared.apply(effects) {
+                        crate::pacer::send_due_now(&shared, &session_id).await;
+                    }
                 }
             }
             buffer.advance(consumed);

@@ -86,7 +86,8 @@ fn gstreamer_plays_over_rtsps() {
     gst_plays_to_eos(
         &server,
         &format!("rtsps://{tls}/movie.mp4"),
-        &["tls-validation-flags=0"],
+        // RTP inside the TLS connection (interleaved), not beside it over UDP.
+        &["tls-validation-flags=0", "protocols=tcp"],
     );
 }
 
