@@ -200,22 +200,33 @@ fn thousands_of_idle_connections_make_room_for_new_clients() {
     for _ in 0..2000 {
         idle.push(TcpStream::connect(server.addr).unwrap());
     }
-    // The oldest idle connections were closed to admit the newer ones.
+    // The oldest idle connections were closed to admit the newer ones. Generous timeouts: on a
+    // loaded 2-core machine accepting 2000 connections takes seconds.
     let mut first = idle.remove(0);
     first
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     assert_eq!(read_to_close(&mut first), "");
     healthy_client_plays(&server);
-    let metrics = server.metrics_text();
-    let evicted = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("stream_idle_connections_evicted_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    // 2000 connections into 200 slots: most of the excess made room by eviction (a few may
-    // still be in the accept queue when this is read).
-    assert!(evicted >= 1000, "evicted {evicted}:\n{metrics}");
+    // 2000 connections into 200 slots: most of the excess made room by eviction (the last
+    // few may still wait in the accept queue for a while).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = server.metrics_text();
+        let evicted = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("stream_idle_connections_evicted_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if evicted >= 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "evicted {evicted}:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
