@@ -39,11 +39,14 @@ pub const DAV_HEADER: &str =
 const ALLOW: &str =
     "OPTIONS, GET, HEAD, POST, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, MOVE, COPY";
 
+/// Metric labels: (name, value) pairs such as `("method", "PUT")`.
+type Labels = Vec<(String, String)>;
+
 /// Per-method request metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    pub requests: Family<Vec<(String, String)>, Counter>,
-    pub duration: Family<Vec<(String, String)>, Histogram, fn() -> Histogram>,
+    pub requests: Family<Labels, Counter>,
+    pub duration: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -266,10 +269,10 @@ async fn route(
         (Target::Object { calendar, .. }, "PUT" | "MOVE" | "COPY") if calendar == INBOX => {
             return Err(DavError::Forbidden)
         }
-        (Target::Collection { owner, calendar }, _) if calendar == INBOX => {
-            if *owner == caller.user.name {
-                scheduling::ensure_inbox(state, owner).await?;
-            }
+        (Target::Collection { owner, calendar }, _)
+            if calendar == INBOX && *owner == caller.user.name =>
+        {
+            scheduling::ensure_inbox(state, owner).await?;
         }
         _ => {}
     }

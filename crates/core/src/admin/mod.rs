@@ -301,10 +301,9 @@ async fn login_page(
     Query(q): Query<MessageQuery>,
 ) -> Result<Response, AdminError> {
     let st = state.clone();
-    let has_admin = blocking(move || st.inner.directory.group_members(ADMIN_GROUP))
+    let has_admin = !blocking(move || st.inner.directory.group_members(ADMIN_GROUP))
         .await??
-        .len()
-        > 0;
+        .is_empty();
     let csrf = session::random_token();
     let first_run = !has_admin && peer.ip().is_loopback();
     let body = pages::login_page(&csrf, q.msg.as_deref(), first_run, !has_admin && !first_run);
@@ -442,18 +441,21 @@ async fn overview(
     Ok(Html(pages::overview(&session, &status, &state.services())).into_response())
 }
 
+/// Renders the users or the groups page from the whole directory.
+type DirectoryRenderer = fn(
+    &AdminSession,
+    &[crate::directory::User],
+    &[crate::directory::Group],
+    Option<&str>,
+    &[std::sync::Arc<dyn RunningService>],
+) -> String;
+
 /// Renders a page that lists the directory (users or groups) with `render`.
 async fn directory_page(
     state: AdminState,
     headers: HeaderMap,
     message: Option<String>,
-    render: fn(
-        &AdminSession,
-        &[crate::directory::User],
-        &[crate::directory::Group],
-        Option<&str>,
-        &[std::sync::Arc<dyn RunningService>],
-    ) -> String,
+    render: DirectoryRenderer,
 ) -> Result<Response, AdminError> {
     let session = require_admin(&state, &headers).await?;
     let st = state.clone();

@@ -29,11 +29,10 @@ form.inline{display:inline-flex;gap:6px;align-items:center;margin:0}.row{display
 .login{max-width:380px;margin:80px auto}.login label{display:block;margin:12px 0 4px;font-weight:600}.login input{width:100%}.login button{margin-top:16px;width:100%}
 ";
 
-fn page(
-    title: &str,
-    nav: Option<(&AdminSession, &str, &[Arc<dyn RunningService>])>,
-    body: &str,
-) -> String {
+/// The navigation bar's inputs: who is logged in, the current page, the running services.
+type Nav<'a> = (&'a AdminSession, &'a str, &'a [Arc<dyn RunningService>]);
+
+fn page(title: &str, nav: Option<Nav<'_>>, body: &str) -> String {
     let mut out = String::with_capacity(4096 + body.len());
     let _ = write!(
         out,
