@@ -17,7 +17,8 @@ pub struct CalendarConfig {
     /// Most occurrences one recurring event contributes to a query, expansion or free-busy.
     /// CalendarServer's MaxAllowedInstances is 3000.
     pub max_instances: usize,
-    /// Accept passwords over plain HTTP from non-loopback clients.
+    /// Accept clear-text (Basic) passwords over plain HTTP from non-loopback clients. Digest
+    /// is accepted from anywhere: it never sends the password.
     pub allow_insecure_auth: bool,
 }
 
@@ -64,7 +65,7 @@ impl CalendarConfig {
         if !self.allow_insecure_auth && self.listen.addrs().iter().any(|a| !a.ip().is_loopback()) {
             problems.warning(
                 "calendar.listen",
-                "clients on other hosts cannot log in over plain HTTP: use calendar.tls_listen, or set calendar.allow_insecure_auth = true on a trusted network",
+                "clients on other hosts can log in over plain HTTP only with Digest (Basic passwords are refused): use calendar.tls_listen, or set calendar.allow_insecure_auth = true on a trusted network",
             );
         }
         if self.allow_insecure_auth {

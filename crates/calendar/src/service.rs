@@ -119,6 +119,7 @@ pub async fn bind(
         directory: ctx.directory.clone(),
         config,
         metrics,
+        nonces: serval_core::auth::DigestNonces::new(http::DIGEST_NONCE_LIFETIME),
     });
     let connections = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();

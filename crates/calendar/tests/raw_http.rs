@@ -83,10 +83,17 @@ async fn discovery_basics() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Basic"));
+    let schemes: Vec<&str> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(' ').next())
+        .collect();
+    assert_eq!(
+        schemes,
+        ["Digest", "Digest", "Basic"],
+        "Digest (MD5, SHA-256) first, then Basic; tests/digest_http.rs checks each"
+    );
     let wrong = http
         .request(Method::from_bytes(b"PROPFIND").unwrap(), server.url("/"))
         .basic_auth("ann", Some("wrong"))

@@ -7,10 +7,13 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DavError {
+    /// 401; each challenge becomes one `WWW-Authenticate` header, in order.
     #[error("authentication required")]
-    Unauthorized { realm: String },
-    #[error("passwords are refused over plain HTTP from other hosts; use HTTPS")]
-    InsecureAuth,
+    Unauthorized { challenges: Vec<String> },
+    /// 401 for a clear-text password from another host over plain HTTP; the challenges offer
+    /// only what this connection may use (Digest).
+    #[error("passwords are refused over plain HTTP from other hosts; use HTTPS or Digest")]
+    InsecureAuth { challenges: Vec<String> },
     #[error("too many failed logins; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("forbidden")]
@@ -61,7 +64,7 @@ impl DavError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized { .. } | Self::InsecureAuth => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized { .. } | Self::InsecureAuth { .. } => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -127,11 +130,15 @@ impl IntoResponse for DavError {
             other => format!("{other}\n").into_response(),
         };
         *response.status_mut() = status;
-        if let Self::Unauthorized { realm } = &self {
-            if let Ok(value) = HeaderValue::from_str(&serval_core::auth::basic_challenge(realm)) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, value);
+        if let Self::Unauthorized { challenges } | Self::InsecureAuth { challenges } = &self {
+            // Separate headers, not one comma-joined value: clients split schemes more
+            // reliably that way (RFC 9110 §11.6.1 allows both).
+            for challenge in challenges {
+                if let Ok(value) = HeaderValue::from_str(challenge) {
+                    response
+                        .headers_mut()
+                        .append(header::WWW_AUTHENTICATE, value);
+                }
             }
         }
         if let Self::RateLimited { retry_after_secs } = &self {

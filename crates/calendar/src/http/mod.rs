@@ -1,6 +1,8 @@
 //! The tokio/axum driver: authentication, access rights, method dispatch, access log and
 //! metrics. Protocol decisions live in the pure modules; handlers here glue them to the store.
 
+mod auth;
+pub use auth::DIGEST_NONCE_LIFETIME;
 mod error;
 mod objects;
 mod outbox;
@@ -25,7 +27,8 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use serval_core::directory::{AuthError, User};
+use serval_core::auth::DigestNonces;
+use serval_core::directory::User;
 use serval_core::Directory;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +81,8 @@ pub struct AppState {
     pub directory: Directory,
     pub config: CalendarConfig,
     pub metrics: Metrics,
+    /// Issues and checks the Digest nonces of every 401 (stateless, so one per service).
+    pub nonces: DigestNonces,
 }
 
 /// Set on routers serving TLS listeners.
@@ -174,7 +179,18 @@ async fn dispatch(
     if method == Method::OPTIONS {
         return (options_response(), None);
     }
-    let caller = match authenticate(state, peer, secure, request.headers()).await {
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+    let auth_request = auth::AuthRequest {
+        peer,
+        secure,
+        method: &method,
+        path_and_query: &path_and_query,
+        headers: request.headers(),
+    };
+    let caller = match auth::authenticate(state, auth_request).await {
         Ok(caller) => caller,
         Err(e) => return (e.into_response(), None),
     };
@@ -329,47 +345,6 @@ async fn route(
         "MOVE" | "COPY" => objects::move_or_copy(state, caller, &target, &req).await,
         "REPORT" => report::report(state, caller, &target, &req).await,
         _ => Err(DavError::MethodNotAllowed),
-    }
-}
-
-async fn authenticate(
-    state: &Arc<AppState>,
-    peer: SocketAddr,
-    secure: bool,
-    headers: &HeaderMap,
-) -> Result<Caller, DavError> {
-    let realm = state.directory.realm().to_owned();
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Err(DavError::Unauthorized { realm });
-    };
-    if !secure && !peer.ip().is_loopback() && !state.config.allow_insecure_auth {
-        return Err(DavError::InsecureAuth);
-    }
-    let Some(credentials) = serval_core::auth::parse_basic(value) else {
-        return Err(DavError::Unauthorized { realm });
-    };
-    let directory = state.directory.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let user = directory.authenticate(&credentials.user, &credentials.password, peer.ip())?;
-        let groups = directory.groups_of(&user.name).unwrap_or_default();
-        Ok::<_, AuthError>((user, groups))
-    })
-    .await
-    .map_err(|e| DavError::Internal(e.to_string()))?;
-    match result {
-        Ok((user, groups)) => {
-            let mut identities = vec![user.name.clone()];
-            identities.extend(groups.into_iter().map(|g| format!("group:{g}")));
-            Ok(Caller { user, identities })
-        }
-        Err(AuthError::RateLimited { retry_after }) => Err(DavError::RateLimited {
-            retry_after_secs: retry_after.as_secs().max(1),
-        }),
-        Err(AuthError::BadCredentials) => Err(DavError::Unauthorized { realm }),
-        Err(AuthError::Unavailable) => Err(DavError::Internal("directory unavailable".into())),
     }
 }
 
