@@ -12,7 +12,8 @@
 //! - [`store`]: `CalendarStore` and its SQLite implementation over core's store:
 //!   collections, objects with a UNIQUE UID index, the instance index, the change log,
 //!   delegates, shares.
-//! - [`http`]: the axum driver (auth, rights, one handler per method, REPORTs, sharing).
+//! - [`http`]: the axum driver (auth: Basic and Digest over core's `auth`, rights, one
+//!   handler per method, REPORTs, sharing).
 //! - [`paths`]: the URL space; [`service`]: `bind`; [`admin`]: CLI/admin-page operations;
 //!   [`mod@bench`]: the benchmark client.
 //!

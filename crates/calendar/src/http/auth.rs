@@ -31,16 +31,21 @@ pub const DIGEST_NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// Digest is allowed on such connections, as CalendarServer allowed it: the password never
 /// crosses the network (the client proves it knows HA1 by hashing it with our nonce), which is
 /// the whole point of Digest on an office LAN without TLS. What an eavesdropper gains is a
-/// response bound to one method, URL and nonce for at most [`DIGEST_NONCE_LIFETIME`], plus the
-/// calendar data itself, which plain HTTP exposes whatever the scheme.
+/// response bound to one method, URL and nonce for at most [`DIGEST_NONCE_LIFETIME`] (and
+/// material for an offline guess of a weak password), plus the calendar data itself, which
+/// plain HTTP exposes whatever the scheme.
 pub(crate) fn clear_text_refused(secure: bool, peer: IpAddr, allow_insecure_auth: bool) -> bool {
     !secure && !peer.is_loopback() && !allow_insecure_auth
 }
 
-/// The `WWW-Authenticate` values of a 401, most preferred first: Digest MD5 (the one every
-/// Digest client implements, so clients that read only the first challenge still succeed),
-/// Digest SHA-256 for clients that prefer it, then Basic when this connection may use it.
-/// Offering Basic where it would be refused would only invite a clear-text password.
+/// The `WWW-Authenticate` values of a 401: Digest MD5 first (the one every Digest client
+/// implements, so clients that read only the first challenge still succeed), Digest SHA-256
+/// for clients that choose among them, then Basic when this connection may use it. Offering
+/// Basic where it would be refused would only invite a clear-text password.
+///
+/// Both Digest challenges carry the same nonce (minted for the same second) and realm, so a
+/// client that merges the headers into one parameter list, as python `requests` does (it
+/// ends up with the last `algorithm`, SHA-256), still answers consistently.
 pub(crate) fn challenges(
     realm: &str,
     state: &AppState,

@@ -29,6 +29,12 @@ impl TestServer {
         Self::start_inner(false, &[])
     }
 
+    /// Listens on `ip` (port 0) instead of 127.0.0.1, so a client connecting to that address
+    /// is another host to the server when `ip` is not loopback.
+    pub fn start_on(ip: std::net::IpAddr) -> Self {
+        Self::start_with(ip, false, &[])
+    }
+
     /// Also has the room `boardroom` (boardroom@example.com) and the resource `projector`
     /// (projector@example.com), which log in nowhere and answer invitations themselves.
     pub fn start_with_rooms() -> Self {
@@ -51,6 +57,14 @@ impl TestServer {
     }
 
     fn start_inner(with_tls: bool, resources: &[(&str, &str, PrincipalKind)]) -> Self {
+        Self::start_with(std::net::Ipv4Addr::LOCALHOST.into(), with_tls, resources)
+    }
+
+    fn start_with(
+        ip: std::net::IpAddr,
+        with_tls: bool,
+        resources: &[(&str, &str, PrincipalKind)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("serval.db")).expect("store");
         let directory = Directory::new(store.clone(), &DirectoryConfig::default());
@@ -120,7 +134,7 @@ impl TestServer {
                     Vec::new()
                 };
                 let config = CalendarConfig {
-                    listen: Listen(vec!["127.0.0.1:0".parse().unwrap()]),
+                    listen: Listen(vec![SocketAddr::new(ip, 0)]),
                     tls_listen: Listen(tls_listen),
                     ..CalendarConfig::default()
                 };
@@ -158,6 +172,23 @@ impl Drop for TestServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// This host's address on its default route (not loopback): connections to it from this host
+/// come from a non-loopback address. Panics, naming the need, on a host with only `lo`.
+pub fn lan_address() -> std::net::IpAddr {
+    // Connecting a UDP socket only picks a route and source address; nothing is sent.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("UDP socket");
+    let local = socket
+        .connect("198.51.100.1:9")
+        .and_then(|()| socket.local_addr())
+        .map(|a| a.ip());
+    match local {
+        Ok(ip) if !ip.is_loopback() && !ip.is_unspecified() => ip,
+        other => panic!(
+            "this test needs a non-loopback IPv4 address with a default route (got {other:?})"
+        ),
     }
 }
 
