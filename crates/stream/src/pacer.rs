@@ -3,8 +3,9 @@
 //! once per tick rather than once per session, and a tick's UDP datagrams leave in a few
 //! `sendmmsg` calls.
 //!
-//! A request that starts, seeks or pauses a session wakes the pacer at once, so the first
-//! packet after PLAY does not wait for the next tick.
+//! A request that starts, seeks or pauses a session wakes the pacer, and the connection task
+//! sends that session's due packets itself at once ([`send_due_now`]), so the first packet
+//! after PLAY waits neither for the next tick nor for a pass already under way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
