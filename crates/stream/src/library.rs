@@ -15,6 +15,11 @@ pub trait Catalog: Send + Sync {
     /// Opens (or fetches from the cache) the presentation at `url_path` (percent-encoded, with
     /// its leading `/`, without the track control suffix).
     fn open(&self, url_path: &str) -> Result<Arc<dyn Presentation>, CatalogError>;
+
+    /// Packet chunks the catalog's movies hold in memory now (a gauge for operators).
+    fn packet_chunks_live(&self) -> usize {
+        0
+    }
 }
 
 /// Why a URL does not lead to something we stream.

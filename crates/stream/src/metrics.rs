@@ -20,6 +20,8 @@ pub struct StreamMetrics {
     pub requests_timed_out: Counter,
     pub requests_unauthorized: Counter,
     pub requests_forbidden: Counter,
+    /// Packet chunks shared by the sessions playing now (refreshed every second).
+    pub packet_chunks_live: Gauge,
 }
 
 impl StreamMetrics {
@@ -35,6 +37,11 @@ impl StreamMetrics {
             "sessions",
             "RTSP sessions created",
             metrics.sessions_total.clone(),
+        );
+        registry.register(
+            "packet_chunks_live",
+            "Packetized runs of movie samples in memory, each shared by the sessions playing it",
+            metrics.packet_chunks_live.clone(),
         );
         registry.register(
             "connections_open",

@@ -137,6 +137,15 @@ impl MovieLibrary {
         &self.root
     }
 
+    /// Shared packet chunks alive across the cached movies.
+    pub fn packet_chunks_live(&self) -> usize {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .values()
+            .map(|c| c.presentation.movie.live_packet_chunks())
+            .sum()
+    }
+
     /// Opens a file by its canonical path, through the cache.
     fn open_file(&self, path: &Path) -> Result<Arc<MoviePresentation>, CatalogError> {
         let shown = || {
@@ -213,6 +222,10 @@ impl Catalog for MovieLibrary {
         let path = resolve_under(&self.root, &relative)?;
         let presentation: Arc<dyn Presentation> = self.open_file(&path)?;
         Ok(presentation)
+    }
+
+    fn packet_chunks_live(&self) -> usize {
+        MovieLibrary::packet_chunks_live(self)
     }
 }
 

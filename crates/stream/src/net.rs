@@ -689,7 +689,8 @@ pub async fn run_rtp_drain(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     }
 }
 
-/// Expires silent sessions every second; on shutdown, closes every session.
+/// Expires silent sessions and refreshes the packet-chunk gauge every second; on shutdown,
+/// closes every session.
 pub async fn run_sweeper(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     loop {
@@ -700,6 +701,11 @@ pub async fn run_sweeper(shared: Arc<Shared>) {
         for closed in shared.server.expire(Instant::now().into_std()) {
             shared.finish(closed);
         }
+        let chunks = shared.server.catalog().packet_chunks_live();
+        shared
+            .metrics
+            .packet_chunks_live
+            .set(i64::try_from(chunks).unwrap_or(i64::MAX));
     }
     let now = Instant::now().into_std();
     for closed in shared

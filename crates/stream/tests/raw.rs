@@ -545,3 +545,59 @@ fn max_payload_bounds_every_rtp_packet() {
         "the I-frame is fragmented to exactly the limit"
     );
 }
+
+/// The value of a metric line `name value`, 0 when absent.
+fn metric(server: &TestServer, name: &str) -> i64 {
+    server
+        .metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `metric` for up to 5 s until `wanted` holds.
+fn wait_for_metric(server: &TestServer, name: &str, wanted: impl Fn(i64) -> bool) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = metric(server, name);
+        if wanted(value) || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Packet chunks show in `/metrics` while a session plays and are freed once it ends: the
+/// shared packet cache holds nothing nobody plays.
+#[test]
+fn packet_chunks_are_counted_while_playing_and_freed_after_teardown() {
+    let server = start_h264();
+    let mut client = RawClient::connect(&server);
+    let url = server.url("movie.mp4");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port();
+    let setup = client.request(&format!(
+        "SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port={port}-{}\r\n\r\n",
+        port + 1
+    ));
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let session = setup
+        .header("Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let play = client.request(&format!(
+        "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"
+    ));
+    assert_eq!(play.status, 200);
+    let playing = wait_for_metric(&server, "stream_packet_chunks_live", |v| v > 0);
+    assert!(playing > 0, "no packet chunk counted while playing");
+    let teardown = client.request(&format!(
+        "TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"
+    ));
+    assert_eq!(teardown.status, 200);
+    let after = wait_for_metric(&server, "stream_packet_chunks_live", |v| v == 0);
+    assert_eq!(after, 0, "chunks still alive after TEARDOWN");
+}
