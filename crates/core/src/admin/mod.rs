@@ -37,7 +37,7 @@ pub struct AdminState {
 
 struct Inner {
     directory: Directory,
-    store: Store,
+    sessions: Arc<dyn session::AdminSessionStore>,
     registry: Arc<RwLock<Registry>>,
     services: RwLock<Vec<Arc<dyn RunningService>>>,
     log_tail: LogTail,
@@ -71,7 +71,7 @@ impl AdminState {
     ) -> AdminState {
         AdminState {
             inner: Arc::new(Inner {
-                store: directory.store().clone(),
+                sessions: Arc::new(session::SqliteAdminSessions::new(directory.store().clone())),
                 directory,
                 registry,
                 services: RwLock::default(),
@@ -220,9 +220,14 @@ async fn require_admin(
         return Err(AdminError::LoginRequired);
     };
     let st = state.clone();
-    let found =
-        blocking(move || session::find(&st.inner.store, &token, st.inner.session_idle_secs))
-            .await??;
+    let found = blocking(move || {
+        session::find(
+            st.inner.sessions.as_ref(),
+            &token,
+            st.inner.session_idle_secs,
+        )
+    })
+    .await??;
     let Some(session) = found else {
         return Err(AdminError::LoginRequired);
     };
@@ -345,7 +350,7 @@ async fn login(
                     tracing::warn!(%peer, user = %user.name, "admin login refused: not in the admin group");
                     return Ok(Err("This account is not a member of the admin group.".into()));
                 }
-                let token = session::create(&st.inner.store, &user.name)?;
+                let token = session::create(st.inner.sessions.as_ref(), &user.name)?;
                 tracing::info!(%peer, user = %user.name, "admin logged in");
                 Ok(Ok(token))
             }
@@ -400,7 +405,7 @@ async fn first_admin(
         }
         st.inner.directory.add_member(ADMIN_GROUP, &name)?;
         tracing::info!(%peer, user = %name, "first admin created from the admin page");
-        Ok(Ok(session::create(&st.inner.store, &name)?))
+        Ok(Ok(session::create(st.inner.sessions.as_ref(), &name)?))
     })
     .await??;
     match result {
@@ -422,7 +427,7 @@ async fn logout(
     check_csrf(&session, &form)?;
     if let Some(token) = session::cookie(&headers, SESSION_COOKIE).map(str::to_string) {
         let st = state.clone();
-        blocking(move || session::delete(&st.inner.store, &token)).await??;
+        blocking(move || session::delete(st.inner.sessions.as_ref(), &token)).await??;
     }
     let cookie = session::set_cookie(SESSION_COOKIE, "", state.inner.secure_cookies, Some(0));
     Ok((

@@ -42,43 +42,61 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Creates a session for `user`, returning the cookie value.
-pub fn create(store: &Store, user: &str) -> Result<String, StoreError> {
-    let token = random_token();
-    let (hash, user, csrf) = (hash_token(&token), user.to_string(), random_token());
-    let now = i64::try_from(crate::now_unix()).unwrap_or(i64::MAX);
-    store.write(move |tx| {
-        tx.execute(
-            "INSERT INTO admin_sessions (token_hash, user, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![hash, user, csrf, now],
-        )
-    })?;
-    Ok(token)
+/// Where admin sessions are kept: the embedded SQLite store today; a PostgreSQL engine can
+/// implement the same trait. Pure storage of token hashes: token generation, hashing and the
+/// idle timeout stay in [`create`], [`find`] and [`delete`].
+pub trait AdminSessionStore: Send + Sync {
+    fn insert(&self, token_hash: &str, user: &str, csrf: &str, now: i64) -> Result<(), StoreError>;
+    /// The session whose token hashes to `token_hash`, if seen at or after `oldest`.
+    fn find_live(&self, token_hash: &str, oldest: i64) -> Result<Option<AdminSession>, StoreError>;
+    /// Marks the session seen at `now` and forgets every session last seen before `oldest`.
+    fn touch(&self, token_hash: &str, now: i64, oldest: i64) -> Result<(), StoreError>;
+    fn remove(&self, token_hash: &str) -> Result<(), StoreError>;
 }
 
-/// Looks up a live session and refreshes its idle timer.
-pub fn find(
-    store: &Store,
-    token: &str,
-    idle_secs: u64,
-) -> Result<Option<AdminSession>, StoreError> {
-    let hash = hash_token(token);
-    let now = i64::try_from(crate::now_unix()).unwrap_or(i64::MAX);
-    let oldest = now.saturating_sub(i64::try_from(idle_secs).unwrap_or(i64::MAX));
-    let found =
-        {
-            let hash = hash.clone();
-            store.read(move |c| {
-                c.query_row(
+/// [`AdminSessionStore`] over the embedded SQLite store (table `admin_sessions`).
+pub struct SqliteAdminSessions {
+    store: Store,
+}
+
+impl SqliteAdminSessions {
+    pub fn new(store: Store) -> SqliteAdminSessions {
+        SqliteAdminSessions { store }
+    }
+}
+
+impl AdminSessionStore for SqliteAdminSessions {
+    fn insert(&self, token_hash: &str, user: &str, csrf: &str, now: i64) -> Result<(), StoreError> {
+        let (hash, user, csrf) = (token_hash.to_owned(), user.to_owned(), csrf.to_owned());
+        self.store.write(move |tx| {
+            tx.execute(
+                "INSERT INTO admin_sessions (token_hash, user, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![hash, user, csrf, now],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn find_live(&self, token_hash: &str, oldest: i64) -> Result<Option<AdminSession>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.store.read(move |c| {
+            c.query_row(
                 "SELECT user, csrf FROM admin_sessions WHERE token_hash = ?1 AND last_seen >= ?2",
                 params![hash, oldest],
-                |r| Ok(AdminSession { user: r.get(0)?, csrf: r.get(1)? }),
+                |r| {
+                    Ok(AdminSession {
+                        user: r.get(0)?,
+                        csrf: r.get(1)?,
+                    })
+                },
             )
             .optional()
-            })?
-        };
-    if found.is_some() {
-        store.write(move |tx| {
+        })
+    }
+
+    fn touch(&self, token_hash: &str, now: i64, oldest: i64) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.store.write(move |tx| {
             tx.execute(
                 "UPDATE admin_sessions SET last_seen = ?2 WHERE token_hash = ?1",
                 params![hash, now],
@@ -88,18 +106,46 @@ pub fn find(
                 params![oldest],
             )
         })?;
+        Ok(())
+    }
+
+    fn remove(&self, token_hash: &str) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.store.write(move |tx| {
+            tx.execute("DELETE FROM admin_sessions WHERE token_hash = ?1", [hash])
+        })?;
+        Ok(())
+    }
+}
+
+/// Creates a session for `user`, returning the cookie value.
+pub fn create(sessions: &dyn AdminSessionStore, user: &str) -> Result<String, StoreError> {
+    let token = random_token();
+    let now = i64::try_from(crate::now_unix()).unwrap_or(i64::MAX);
+    sessions.insert(&hash_token(&token), user, &random_token(), now)?;
+    Ok(token)
+}
+
+/// Looks up a live session and refreshes its idle timer.
+pub fn find(
+    sessions: &dyn AdminSessionStore,
+    token: &str,
+    idle_secs: u64,
+) -> Result<Option<AdminSession>, StoreError> {
+    let hash = hash_token(token);
+    let now = i64::try_from(crate::now_unix()).unwrap_or(i64::MAX);
+    let oldest = now.saturating_sub(i64::try_from(idle_secs).unwrap_or(i64::MAX));
+    let found = sessions.find_live(&hash, oldest)?;
+    if found.is_some() {
+        sessions.touch(&hash, now, oldest)?;
     }
     Ok(found)
 }
 
-pub fn delete(store: &Store, token: &str) -> Result<(), StoreError> {
-    let hash = hash_token(token);
-    store
-        .write(move |tx| tx.execute("DELETE FROM admin_sessions WHERE token_hash = ?1", [hash]))?;
-    Ok(())
+pub fn delete(sessions: &dyn AdminSessionStore, token: &str) -> Result<(), StoreError> {
+    sessions.remove(&hash_token(token))
 }
 
-/// Value of cookie `name` in a `Cookie` header.
 pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
@@ -121,4 +167,63 @@ pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u64>) -
         c.push_str(&format!("; Max-Age={age}"));
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DirectoryConfig;
+    use crate::directory::{Directory, NewUser};
+
+    fn sessions() -> (tempfile::TempDir, SqliteAdminSessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let directory = Directory::new(store.clone(), &DirectoryConfig::default());
+        directory
+            .add_user(&NewUser {
+                name: "root",
+                password: Some("pw"),
+                ..NewUser::default()
+            })
+            .unwrap();
+        crate::admin::migrate(&store).unwrap();
+        (dir, SqliteAdminSessions::new(store))
+    }
+
+    #[test]
+    fn a_session_is_found_by_its_token_until_deleted() {
+        let (_dir, store) = sessions();
+        let token = create(&store, "root").unwrap();
+        let found = find(&store, &token, 3600).unwrap().expect("live session");
+        assert_eq!(found.user, "root");
+        assert!(find(&store, "not-a-token", 3600).unwrap().is_none());
+        // Only the hash is kept: the raw token is nowhere in the table.
+        let raw: Option<String> = store
+            .store
+            .read({
+                let token = token.clone();
+                move |c| {
+                    c.query_row(
+                        "SELECT token_hash FROM admin_sessions WHERE token_hash = ?1",
+                        [token],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                }
+            })
+            .unwrap();
+        assert!(raw.is_none());
+        delete(&store, &token).unwrap();
+        assert!(find(&store, &token, 3600).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_idle_session_expires() {
+        let (_dir, store) = sessions();
+        let token = create(&store, "root").unwrap();
+        let hash = hash_token(&token);
+        // Seen long ago: outside any idle window that ends now.
+        store.touch(&hash, 1_000, 0).unwrap();
+        assert!(find(&store, &token, 60).unwrap().is_none());
+    }
 }
