@@ -12,6 +12,7 @@ mod props;
 mod report;
 pub use report::MAX_QUERY_WITH_DATA_RESULTS;
 mod scheduling;
+mod sharee_props;
 pub(crate) mod sharing;
 
 pub use error::DavError;

@@ -62,20 +62,24 @@ pub(crate) fn resolve_collection(
     if home_rights != Rights::Owner {
         return Ok(None);
     }
-    Ok(store.mounted_share(owner, name)?.map(|(share, real)| {
-        let rights = if share.write {
-            Rights::Write
-        } else {
-            Rights::Read
-        };
-        let mounted = Collection {
-            owner: owner.to_owned(),
-            name: name.to_owned(),
-            shared_from: Some(real.owner.clone()),
-            ..real
-        };
-        (mounted, rights)
-    }))
+    let Some((share, real)) = store.mounted_share(owner, name)? else {
+        return Ok(None);
+    };
+    let rights = if share.write {
+        Rights::Write
+    } else {
+        Rights::Read
+    };
+    // The sharee sees their own name, colour, ... over the owner's (see `sharee_props`).
+    let own = store.sharee_props(real.id, owner)?;
+    let mut mounted = Collection {
+        owner: owner.to_owned(),
+        name: name.to_owned(),
+        shared_from: Some(real.owner.clone()),
+        ..real
+    };
+    super::sharee_props::overlay(&mut mounted.props, own);
+    Ok(Some((mounted, rights)))
 }
 
 /// The zone floating times of `collection` are read in: its `calendar-timezone`, if set.

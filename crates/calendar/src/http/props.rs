@@ -555,24 +555,13 @@ pub(super) async fn proppatch(
             owner,
             calendar: name,
         } => {
-            let (collection, _) =
-                super::objects::load_collection(state, caller, owner, name, Rights::Write).await?;
-            let names: Vec<PropName> = updates
-                .iter()
-                .map(|u| match u {
-                    PropUpdate::Set(n, _) | PropUpdate::Remove(n) => n.clone(),
-                })
-                .collect();
-            let href = paths::collection(owner, name);
-            let mut ms = Multistatus::new();
-            if names.iter().any(is_protected) {
-                let (protected, others): (Vec<PropName>, Vec<PropName>) =
-                    names.into_iter().partition(is_protected);
-                ms.propstat_status(&href, &protected, "403 Forbidden");
-                if !others.is_empty() {
-                    ms.propstat_status(&href, &others, "424 Failed Dependency");
-                }
-                return Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()));
+            let (collection, rights) =
+                super::objects::load_collection(state, caller, owner, name, Rights::Read).await?;
+            // On a calendar shared with the caller the view properties are theirs (see
+            // `sharee_props`); everything else is the owner's calendar and needs write.
+            let mounted = collection.shared_from.is_some();
+            if !mounted && rights < Rights::Write {
+                return Err(DavError::Forbidden);
             }
             let changes: Vec<(PropName, Option<String>)> = updates
                 .iter()
@@ -581,11 +570,46 @@ pub(super) async fn proppatch(
                     PropUpdate::Remove(n) => (n.clone(), None),
                 })
                 .collect();
+            let names: Vec<PropName> = changes.iter().map(|(n, _)| n.clone()).collect();
+            let href = paths::collection(owner, name);
+            let mut ms = Multistatus::new();
+            let split = match super::sharee_props::split(
+                changes,
+                mounted,
+                rights >= Rights::Write,
+                is_protected,
+            ) {
+                Ok(split) => split,
+                Err(refused) => {
+                    ms.propstat_status(&href, &refused.forbidden, "403 Forbidden");
+                    if !refused.failed.is_empty() {
+                        ms.propstat_status(&href, &refused.failed, "424 Failed Dependency");
+                    }
+                    return Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()));
+                }
+            };
             let id = collection.id;
-            let timezone_changed = names.iter().any(|n| n.is(NS_CALDAV, "calendar-timezone"));
-            blocking(state, move |store| store.set_props(id, &changes)).await?;
-            if timezone_changed {
-                reindex_for_timezone(state, &collection).await?;
+            if !split.owner.is_empty() || !mounted {
+                let timezone_changed = split
+                    .owner
+                    .iter()
+                    .any(|(n, _)| n.is(NS_CALDAV, "calendar-timezone"));
+                let owner_changes = split.owner;
+                blocking(state, move |store| store.set_props(id, &owner_changes)).await?;
+                if timezone_changed {
+                    reindex_for_timezone(state, &collection).await?;
+                }
+            }
+            if !split.own.is_empty() {
+                let (sharee, own) = (owner.clone(), split.own);
+                let stored = blocking(state, move |store| {
+                    store.set_sharee_props(id, &sharee, &own)
+                })
+                .await?;
+                if !stored {
+                    // The share was withdrawn since the calendar was resolved.
+                    return Err(DavError::NotFound);
+                }
             }
             ms.propstat_status(&href, &names, "200 OK");
             Ok(xml_response(StatusCode::MULTI_STATUS, ms.finish()))

@@ -3,13 +3,16 @@
 //! Tables: collections (per owner, with their properties and a sync revision that doubles
 //! as the ctag), objects (UNIQUE (collection, uid) so a PUT never scans the calendar), an
 //! instance index of expanded occurrences for time-range queries and free-busy, and an
-//! append-only change log per collection for sync-collection. The trait is blocking; the
+//! append-only change log per collection for sync-collection, shares, and each sharee's
+//! own view properties of a shared calendar. The trait is blocking; the
 //! HTTP layer calls it from `spawn_blocking`.
 
 pub mod schedule;
+pub mod sharee_props;
 mod sqlite;
 
 pub use schedule::ScheduleStore;
+pub use sharee_props::ShareePropStore;
 pub use sqlite::SqliteCalendarStore;
 
 use crate::dav::request::PropName;
@@ -164,8 +167,9 @@ pub struct Share {
     pub summary: String,
 }
 
-/// Everything the service stores; scheduling's part is [`ScheduleStore`].
-pub trait CalendarStore: ScheduleStore + Send + Sync + 'static {
+/// Everything the service stores; scheduling's part is [`ScheduleStore`], sharees' own
+/// view properties of shared calendars [`ShareePropStore`].
+pub trait CalendarStore: ScheduleStore + ShareePropStore + Send + Sync + 'static {
     fn collections(&self, owner: &str) -> Result<Vec<Collection>, StoreError>;
     fn collection(&self, owner: &str, name: &str) -> Result<Option<Collection>, StoreError>;
     /// `None` when it already exists.

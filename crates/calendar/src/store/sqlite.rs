@@ -106,10 +106,13 @@ UPDATE cal_change SET changed_at = unixepoch();
 ALTER TABLE cal_collection ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cal_change_time ON cal_change (changed_at);
 ",
+    // Per-sharee view properties of shared calendars (declared with their store code).
+    sharee_props::MIGRATION,
 ];
 
 mod changes;
 mod schedule;
+mod sharee_props;
 
 use changes::log_change;
 
