@@ -308,12 +308,7 @@ impl Movie {
         start: Duration,
         options: PacketOptions,
     ) -> Result<PacketSource, MediaError> {
-        let plan_idx = self
-            .tables
-            .plans
-            .iter()
-            .position(|p| p.track_id == track_id)
-            .ok_or(MediaError::NoSuchTrack { track_id })?;
+        let plan_idx = self.plan_index(track_id)?;
         PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options, true)
     }
 
@@ -326,13 +321,17 @@ impl Movie {
         start: Duration,
         options: PacketOptions,
     ) -> Result<PacketSource, MediaError> {
-        let plan_idx = self
-            .tables
+        let plan_idx = self.plan_index(track_id)?;
+        PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options, false)
+    }
+
+    /// Index of the stream plan of a selected track.
+    fn plan_index(&self, track_id: u32) -> Result<usize, MediaError> {
+        self.tables
             .plans
             .iter()
             .position(|p| p.track_id == track_id)
-            .ok_or(MediaError::NoSuchTrack { track_id })?;
-        PacketSource::new(Arc::clone(&self.tables), plan_idx, start, options, false)
+            .ok_or(MediaError::NoSuchTrack { track_id })
     }
 
     /// Packet chunks some source of this movie still holds (they are freed with the last source playing

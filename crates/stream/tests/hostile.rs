@@ -210,23 +210,16 @@ fn thousands_of_idle_connections_make_room_for_new_clients() {
     healthy_client_plays(&server);
     // 2000 connections into 200 slots: most of the excess made room by eviction (the last
     // few may still wait in the accept queue for a while).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = server.metrics_text();
-        let evicted = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("stream_idle_connections_evicted_total "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        if evicted >= 1000 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "evicted {evicted}:\n{metrics}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let evicted = server.wait_for_metric(
+        "stream_idle_connections_evicted_total",
+        Duration::from_secs(30),
+        |v| v >= 1000,
+    );
+    assert!(
+        evicted >= 1000,
+        "evicted {evicted}:\n{}",
+        server.metrics_text()
+    );
 }
 
 #[test]

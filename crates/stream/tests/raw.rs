@@ -29,6 +29,12 @@ impl RawResponse {
             key.eq_ignore_ascii_case(name).then(|| value.trim())
         })
     }
+
+    /// The session id of a SETUP answer (the `Session` header before `;timeout=`).
+    fn session_id(&self) -> String {
+        let session = self.header("Session").expect("a Session header");
+        session.split(';').next().unwrap_or(session).to_owned()
+    }
 }
 
 impl RawClient {
@@ -152,13 +158,7 @@ fn each_refusal_has_its_status() {
     // 455: PAUSE of a session that is not playing.
     let setup = client.request(&format!("SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 11\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
     assert_eq!(setup.status, 200, "{}", setup.head);
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     let pause = client.request(&format!(
         "PAUSE {url} RTSP/1.0\r\nCSeq: 12\r\nSession: {session}\r\n\r\n"
     ));
@@ -217,13 +217,7 @@ fn pause_stops_packets_and_play_resumes_where_it_paused() {
     ));
     assert_eq!(setup.status, 200, "{}", setup.head);
     assert!(setup.header("Transport").unwrap().contains("server_port="));
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     assert!(setup.header("Session").unwrap().contains(";timeout=60"));
 
     let started = Instant::now();
@@ -326,13 +320,7 @@ fn silent_sessions_time_out() {
         setup.header("Session").unwrap().split(';').nth(1),
         Some("timeout=5")
     );
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     assert_eq!(server.service.connections(), 1);
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(server.service.connections(), 0);
@@ -381,13 +369,7 @@ fn admin_page_lists_sessions_and_movies_and_ends_a_session() {
     let mut client = RawClient::connect(&server);
     let url = server.url("movie.mp4");
     let setup = client.request(&format!("SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     let panel = server.service.admin_panel().expect("an admin panel");
     let html = panel.render(
         "<input type=hidden name=csrf value=x>",
@@ -451,13 +433,7 @@ fn a_tcp_client_that_stops_reading_is_dropped_and_others_still_served() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let setup = stalled.request(&format!("SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     stalled.send(&format!(
         "PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"
     ));
@@ -518,13 +494,7 @@ fn max_payload_bounds_every_rtp_packet() {
         "SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port={port}-{}\r\n\r\n",
         port + 1
     ));
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     assert_eq!(
         client
             .request(&format!(
@@ -546,27 +516,6 @@ fn max_payload_bounds_every_rtp_packet() {
     );
 }
 
-/// The value of a metric line `name value`, 0 when absent.
-fn metric(server: &TestServer, name: &str) -> i64 {
-    server
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Polls `metric` for up to 5 s until `wanted` holds.
-fn wait_for_metric(server: &TestServer, name: &str, wanted: impl Fn(i64) -> bool) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let value = metric(server, name);
-        if wanted(value) || Instant::now() >= deadline {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Packet chunks show in `/metrics` while a session plays and are freed once it ends: the
 /// shared packet cache holds nothing nobody plays.
 #[test]
@@ -581,23 +530,22 @@ fn packet_chunks_are_counted_while_playing_and_freed_after_teardown() {
         port + 1
     ));
     assert_eq!(setup.status, 200, "{}", setup.head);
-    let session = setup
-        .header("Session")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = setup.session_id();
     let play = client.request(&format!(
         "PLAY {url}/ RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"
     ));
     assert_eq!(play.status, 200);
-    let playing = wait_for_metric(&server, "stream_packet_chunks_live", |v| v > 0);
+    let playing =
+        server.wait_for_metric("stream_packet_chunks_live", Duration::from_secs(5), |v| {
+            v > 0
+        });
     assert!(playing > 0, "no packet chunk counted while playing");
     let teardown = client.request(&format!(
         "TEARDOWN {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"
     ));
     assert_eq!(teardown.status, 200);
-    let after = wait_for_metric(&server, "stream_packet_chunks_live", |v| v == 0);
+    let after = server.wait_for_metric("stream_packet_chunks_live", Duration::from_secs(5), |v| {
+        v == 0
+    });
     assert_eq!(after, 0, "chunks still alive after TEARDOWN");
 }

@@ -162,16 +162,36 @@ impl TestServer {
     /// Waits (up to 5 s) until the server holds no open session, and fails the test otherwise:
     /// a client that finished or went away must not leave its session behind.
     pub fn wait_until_no_session_is_open(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let open = self.wait_for_metric("stream_sessions_open", Duration::from_secs(5), |v| v == 0);
+        assert_eq!(
+            open,
+            0,
+            "sessions still open 5 s after the client ended:\n{}",
+            self.metrics_text()
+        );
+    }
+
+    /// The value of the metric line `name value`, 0 when absent.
+    pub fn metric(&self, name: &str) -> i64 {
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Polls metric `name` until `wanted` holds or `timeout` passes; returns its last value.
+    pub fn wait_for_metric(
+        &self,
+        name: &str,
+        timeout: Duration,
+        wanted: impl Fn(i64) -> bool,
+    ) -> i64 {
+        let deadline = std::time::Instant::now() + timeout;
         loop {
-            let metrics = self.metrics_text();
-            if metrics.contains("stream_sessions_open 0") {
-                return;
+            let value = self.metric(name);
+            if wanted(value) || std::time::Instant::now() >= deadline {
+                return value;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "sessions still open 5 s after the client ended:\n{metrics}"
-            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
