@@ -170,6 +170,9 @@ fn validate_stream(config: &Config, data_dir: &Path, problems: &mut Problems) {
             &config.stream.listen,
             problems,
         );
+        if media.is_dir() {
+            serval_stream::movies::check_caps_against_movies(&config.stream, &media, problems);
+        }
     }
 }
 

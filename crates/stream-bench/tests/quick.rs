@@ -50,12 +50,6 @@ impl InProcessServer {
                 first: base,
                 last: base + 63,
             },
-            // The load is the point here, not admission control; every session is 127.0.0.1.
-            max_bandwidth: Bandwidth {
-                bits_per_second: 100_000_000_000,
-            },
-            max_connections_per_ip: 100_000,
-            max_sessions_per_client: 100_000,
             ..StreamConfig::default()
         };
         let ctx = StartContext {

@@ -35,9 +35,6 @@ async fn main() {
         listen: Listen(vec![listen.parse().expect("listen address")]),
         media_dir: std::fs::canonicalize(&media_dir).expect("media dir"),
         rtp_ports,
-        max_bandwidth: serval_stream::config::Bandwidth {
-            bits_per_second: 10_000_000_000,
-        },
         ..StreamConfig::default()
     };
     let ctx = StartContext {

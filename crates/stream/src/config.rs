@@ -31,10 +31,17 @@ pub struct StreamConfig {
     pub rtp_ports: PortRange,
     /// A session with no RTSP request and no RTCP for this long is closed.
     pub session_timeout: HumanDuration,
-    /// Concurrent RTSP connections; more are answered 503 and closed.
+    /// A session that was set up but never played is closed after this long, whatever its
+    /// keep-alives (SETUP floods hold nothing for long); such sessions are also the first closed
+    /// to make room when a cap is reached, so a flood never refuses a client that goes on to PLAY.
+    pub unplayed_session_timeout: HumanDuration,
+    /// Concurrent RTSP connections; more are answered 503 and closed (after closing the oldest
+    /// connection that never set up a session). Protects file descriptors and memory.
     pub max_connections: u32,
-    /// Sum of the bitrates of open sessions; a SETUP beyond it gets 453 Not Enough Bandwidth.
-    pub max_bandwidth: Bandwidth,
+    /// Sum of the bitrates of open sessions; a SETUP beyond it gets 453 Not Enough Bandwidth, so
+    /// the link is never oversubscribed (every viewer would stutter). `"auto"`: the speed of the
+    /// fastest network interface, or 10 Gbit/s when none reports one.
+    pub max_bandwidth: MaxBandwidth,
     /// Largest RTP payload in bytes (hint tracks carry their own sizes).
     pub max_payload: u16,
     /// RTSPS (RTSP over TLS with the `[tls]` certificate, RTP interleaved in the TLS stream)
@@ -43,10 +50,12 @@ pub struct StreamConfig {
     /// Client addresses allowed to connect (CIDR blocks; empty: all), then refused (deny wins).
     pub allow: Vec<Cidr>,
     pub deny: Vec<Cidr>,
-    /// Open RTSP connections from one client address (the old server's spam defense); more
-    /// are answered 503 and closed.
+    /// Open RTSP connections from one client address; more are answered 503 and closed (after
+    /// closing that address's oldest connection without a session). Sized for an office behind
+    /// one NAT address: it stops one host from taking every connection, not a crowd of viewers.
     pub max_connections_per_ip: u32,
-    /// Sessions one client address may hold at once; a SETUP beyond it gets 453.
+    /// Sessions one client address may hold at once; a SETUP beyond it closes that address's
+    /// oldest never-played session, or gets 453 when all of them play. Sized for NAT too.
     pub max_sessions_per_client: u32,
     /// A request head must arrive whole within this time once its first byte has come
     /// (defeats clients that send one byte a second).
@@ -69,17 +78,18 @@ impl Default for StreamConfig {
                 last: 6999,
             },
             session_timeout: HumanDuration(Duration::from_secs(60)),
-            max_connections: 1000,
-            // The old server's default `maximum_bandwidth` of 102400 kbit/s.
-            max_bandwidth: Bandwidth {
-                bits_per_second: 100_000_000,
-            },
+            unplayed_session_timeout: HumanDuration(Duration::from_secs(20)),
+            // 2,000 connections: 1,000 viewers and room for as many again (RTSP-over-HTTP
+            // viewers hold two each); a connection costs a few KiB.
+            max_connections: 2000,
+            // The old server's 100 Mbit/s refused a normal office's audience on a gigabit LAN.
+            max_bandwidth: MaxBandwidth::Auto,
             max_payload: 1400,
             tls_listen: Listen(Vec::new()),
             allow: Vec::new(),
             deny: Vec::new(),
-            max_connections_per_ip: 32,
-            max_sessions_per_client: 8,
+            max_connections_per_ip: 1000,
+            max_sessions_per_client: 1000,
             request_timeout: HumanDuration(Duration::from_secs(10)),
             auth_scheme: AuthScheme::Digest,
             access: Vec::new(),
@@ -95,6 +105,7 @@ const MAX_PAYLOAD: u16 = 1460;
 impl StreamConfig {
     /// Adds every problem of the table to `problems`, each naming its key (`stream.rtp_ports`).
     pub fn validate(&self, problems: &mut Problems) {
+        let mut warnings: Vec<(&'static str, String)> = Vec::new();
         let mut problem = |key: &'static str, message: String| problems.error(key, message);
         if self.enabled && self.listen.0.is_empty() {
             problem(
@@ -126,10 +137,19 @@ impl StreamConfig {
                 ),
             );
         }
+        if self.unplayed_session_timeout.0 < Duration::from_secs(5) {
+            problem(
+                "stream.unplayed_session_timeout",
+                format!(
+                    "{} leaves a player no time between SETUP and PLAY (at least 5s)",
+                    self.unplayed_session_timeout
+                ),
+            );
+        }
         if self.max_connections == 0 {
             problem("stream.max_connections", "must be at least 1".into());
         }
-        if self.max_bandwidth.bits_per_second == 0 {
+        if self.max_bandwidth == MaxBandwidth::Limit(Bandwidth { bits_per_second: 0 }) {
             problem("stream.max_bandwidth", "must be above zero".into());
         }
         if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&self.max_payload) {
@@ -143,6 +163,12 @@ impl StreamConfig {
         }
         if self.max_connections_per_ip == 0 {
             problem("stream.max_connections_per_ip", "must be at least 1".into());
+        } else if self.max_connections_per_ip < 2 {
+            warnings.push((
+                "stream.max_connections_per_ip",
+                "1 connection per address cannot play over RTSP-over-HTTP (a viewer needs 2)"
+                    .into(),
+            ));
         }
         if self.max_sessions_per_client == 0 {
             problem(
@@ -169,6 +195,9 @@ impl StreamConfig {
             for message in rule.problems() {
                 problems.error(format!("stream.access[{index}]"), message);
             }
+        }
+        for (key, message) in warnings {
+            problems.warning(key, message);
         }
     }
 }
@@ -220,6 +249,71 @@ impl TryFrom<String> for PortRange {
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// `max_bandwidth`: `"auto"` (the link's speed) or a fixed bit rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "BandwidthText")]
+pub enum MaxBandwidth {
+    Auto,
+    Limit(Bandwidth),
+}
+
+/// What `auto` becomes when no interface reports its speed (virtual machines, loopback-only
+/// hosts): high enough never to refuse what the host can send.
+pub const AUTO_BANDWIDTH_FALLBACK_BPS: u64 = 10_000_000_000;
+
+impl MaxBandwidth {
+    /// The cap in bit/s, resolving `auto` with the interfaces under `sys_class_net`
+    /// (`/sys/class/net` on Linux), and where the figure came from, for the start-up log.
+    pub fn resolve(&self, sys_class_net: &std::path::Path) -> (u64, String) {
+        match self {
+            MaxBandwidth::Limit(b) => (b.bits_per_second, "stream.max_bandwidth".into()),
+            MaxBandwidth::Auto => match fastest_link(sys_class_net) {
+                Some((name, bps)) => (bps, format!("auto: speed of {name}")),
+                None => (
+                    AUTO_BANDWIDTH_FALLBACK_BPS,
+                    "auto: no interface reports its speed".into(),
+                ),
+            },
+        }
+    }
+}
+
+/// The fastest non-loopback interface that reports a speed (Mbit/s in `<iface>/speed`).
+fn fastest_link(sys_class_net: &std::path::Path) -> Option<(String, u64)> {
+    let entries = std::fs::read_dir(sys_class_net).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != "lo")
+        .filter_map(|e| {
+            let speed = std::fs::read_to_string(e.path().join("speed")).ok()?;
+            let mbit: i64 = speed.trim().parse().ok()?;
+            let mbit = u64::try_from(mbit).ok().filter(|&m| m > 0)?;
+            Some((e.file_name().to_string_lossy().into_owned(), mbit.saturating_mul(1_000_000)))
+        })
+        .max_by_key(|(_, bps)| *bps)
+}
+
+impl TryFrom<BandwidthText> for MaxBandwidth {
+    type Error = String;
+    fn try_from(value: BandwidthText) -> Result<Self, String> {
+        match &value {
+            BandwidthText::Text(text) if text.trim().eq_ignore_ascii_case("auto") => {
+                Ok(MaxBandwidth::Auto)
+            }
+            _ => Bandwidth::try_from(value).map(MaxBandwidth::Limit),
+        }
+    }
+}
+
+impl Serialize for MaxBandwidth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MaxBandwidth::Auto => s.serialize_str("auto"),
+            MaxBandwidth::Limit(b) => b.serialize(s),
+        }
     }
 }
 
@@ -360,13 +454,21 @@ mod tests {
             [7000, 7002]
         );
         assert_eq!(config.session_timeout.0, Duration::from_secs(120));
-        assert_eq!(config.max_bandwidth.bits_per_second, 5_000_000);
         assert_eq!(
-            parse("max_bandwidth = 102400")
-                .unwrap()
-                .max_bandwidth
-                .bits_per_second,
-            102_400_000
+            config.max_bandwidth,
+            MaxBandwidth::Limit(Bandwidth {
+                bits_per_second: 5_000_000
+            })
+        );
+        assert_eq!(
+            parse("max_bandwidth = 102400").unwrap().max_bandwidth,
+            MaxBandwidth::Limit(Bandwidth {
+                bits_per_second: 102_400_000
+            })
+        );
+        assert_eq!(
+            parse("max_bandwidth = \"auto\"").unwrap().max_bandwidth,
+            MaxBandwidth::Auto
         );
     }
 
@@ -395,6 +497,27 @@ mod tests {
         assert_eq!(parse(&text).unwrap(), config);
         let text = toml::to_string(&StreamConfig::default()).unwrap();
         assert_eq!(parse(&text).unwrap(), StreamConfig::default());
+    }
+
+    #[test]
+    fn auto_bandwidth_is_the_fastest_link_or_10_gbit() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, speed) in [("lo", "100000"), ("eth0", "1000"), ("eth1", "-1"), ("wlan0", "")] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join("speed"), speed).unwrap();
+        }
+        assert_eq!(MaxBandwidth::Auto.resolve(dir.path()).0, 1_000_000_000);
+        std::fs::write(dir.path().join("eth0").join("speed"), "-1").unwrap();
+        assert_eq!(
+            MaxBandwidth::Auto.resolve(dir.path()).0,
+            AUTO_BANDWIDTH_FALLBACK_BPS
+        );
+        assert_eq!(
+            MaxBandwidth::Limit(Bandwidth { bits_per_second: 7 })
+                .resolve(dir.path())
+                .0,
+            7
+        );
     }
 
     #[test]

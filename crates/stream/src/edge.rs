@@ -62,8 +62,9 @@ pub struct Edge {
     request_timeout: Duration,
     server_name: &'static str,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
-    /// Connections without a session, oldest (lowest id) first, with their stop tokens.
-    idle: Mutex<BTreeMap<u64, CancellationToken>>,
+    /// Connections without a session, oldest (lowest id) first, with their address and stop
+    /// token.
+    idle: Mutex<BTreeMap<u64, (Option<IpAddr>, CancellationToken)>>,
     /// Tunnel cookie → the queue into its GET half's serve loop.
     tunnels: Mutex<HashMap<String, mpsc::Sender<std::io::Result<Bytes>>>>,
 }
@@ -116,12 +117,37 @@ impl Edge {
         })
     }
 
+    /// As [`Edge::claim_ip_slot`], but when `ip` holds its cap, first closes that address's
+    /// oldest connection without a session and waits (up to the eviction wait) for its slot: a
+    /// host opening connections it never uses cannot lock its own address's viewers out.
+    pub async fn claim_ip_slot_making_room(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        if let Some(slot) = self.claim_ip_slot(ip) {
+            return Some(slot);
+        }
+        if !self.evict_oldest_idle_of(Some(ip)) {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + EVICTION_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if let Some(slot) = self.claim_ip_slot(ip) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
     /// Registers a connection as idle (no session yet): it may be closed to make room.
+    #[cfg(test)]
     pub fn mark_idle(&self, id: u64, stop: &CancellationToken) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, stop.clone());
+        self.mark_idle_from(id, None, stop);
+    }
+
+    /// As [`Edge::mark_idle`], naming the client's address (for the per-address cap).
+    pub fn mark_idle_from(&self, id: u64, ip: Option<IpAddr>, stop: &CancellationToken) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let known = idle.get(&id).and_then(|(known, _)| *known);
+        idle.insert(id, (ip.or(known), stop.clone()));
     }
 
     /// The connection set up a session, or closed: it is no longer a candidate for eviction.
@@ -134,11 +160,19 @@ impl Edge {
 
     /// Closes the oldest connection that never set up a session; false when there is none.
     pub fn evict_oldest_idle(&self) -> bool {
-        let oldest = self
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_first();
+        self.evict_oldest_idle_of(None)
+    }
+
+    /// Closes the oldest connection without a session, of `ip` only when given.
+    fn evict_oldest_idle_of(&self, ip: Option<IpAddr>) -> bool {
+        let oldest = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let id = idle
+                .iter()
+                .find(|(_, (from, _))| ip.is_none() || *from == ip)
+                .map(|(id, _)| *id);
+            id.and_then(|id| idle.remove(&id).map(|(_, stop)| (id, stop)))
+        };
         match oldest {
             Some((id, stop)) => {
                 debug!(target: "serval_stream::net", connection = id,
@@ -157,13 +191,23 @@ impl Edge {
 
     /// Reads the first bytes of a connection and decides what it is. `stream` is the socket or
     /// the TLS stream over it.
-    pub async fn open<S>(self: &Arc<Self>, mut stream: S, id: u64) -> Opened
+    #[cfg(test)]
+    pub async fn open<S>(self: &Arc<Self>, stream: S, id: u64) -> Opened
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.open_from(stream, id, None).await
+    }
+
+    /// As [`Edge::open`], for a connection from `peer` (whose idle connections the per-address
+    /// cap may then close).
+    pub async fn open_from<S>(self: &Arc<Self>, mut stream: S, id: u64, peer: Option<IpAddr>) -> Opened
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let mut initial = BytesMut::with_capacity(READ_CHUNK);
         let stop = CancellationToken::new();
-        self.mark_idle(id, &stop);
+        self.mark_idle_from(id, peer, &stop);
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let classified = loop {
             match classify(&initial) {

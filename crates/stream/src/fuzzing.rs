@@ -66,6 +66,7 @@ fn fuzz_gate() -> Option<crate::access::gate::AccessGate> {
 pub fn rtsp_request(data: &[u8]) {
     let settings = ServerSettings {
         session_timeout: Duration::from_secs(60),
+        unplayed_session_timeout: Duration::from_secs(20),
         max_bandwidth_bps: 1_000_000,
         udp_ports: Some((6970, 6971)),
     };

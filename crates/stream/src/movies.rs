@@ -255,3 +255,41 @@ fn collect_movies(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// `serval check`'s look at the movies folder against the session caps: a `max_bandwidth`
+/// below what one playing movie needs means every SETUP of that movie gets 453, which no
+/// operator means to configure. Names the most demanding movie.
+pub fn check_caps_against_movies(
+    config: &crate::config::StreamConfig,
+    media_dir: &Path,
+    problems: &mut serval_core::config::Problems,
+) {
+    let Ok(library) = MovieLibrary::new(media_dir, usize::from(config.max_payload)) else {
+        return;
+    };
+    let heaviest = library
+        .listing()
+        .into_iter()
+        .filter_map(|listed| {
+            let presentation = listed.opened.ok()?;
+            Some((presentation.bits_per_second(), listed.relative))
+        })
+        .max_by_key(|(bps, _)| *bps);
+    let Some((needed, movie)) = heaviest else {
+        return;
+    };
+    let (cap, source) = config
+        .max_bandwidth
+        .resolve(Path::new("/sys/class/net"));
+    if cap < needed {
+        problems.warning(
+            "stream.max_bandwidth",
+            format!(
+                "{} ({source}) is below the {} that {movie} needs to play: every SETUP of it would be refused with 453",
+                crate::config::Bandwidth { bits_per_second: cap },
+                crate::config::Bandwidth { bits_per_second: needed },
+            ),
+        );
+    }
+}
+

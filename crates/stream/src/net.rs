@@ -341,7 +341,7 @@ async fn admit(
             return;
         }
     }
-    let Some(_ip_slot) = shared.edge.claim_ip_slot(peer.ip()) else {
+    let Some(_ip_slot) = shared.edge.claim_ip_slot_making_room(peer.ip()).await else {
         debug!(target: "serval_stream::net", %peer, "per-address connection limit reached, answering 503");
         shared.metrics.connections_refused.inc();
         crate::edge::refuse_rtsp(&mut stream, "503 Service Unavailable", server_name).await;
@@ -378,9 +378,9 @@ async fn admit(
             else {
                 return;
             };
-            shared.edge.open(tls_stream, id).await
+            shared.edge.open_from(tls_stream, id, Some(peer.ip())).await
         }
-        None => shared.edge.open(stream, id).await,
+        None => shared.edge.open_from(stream, id, Some(peer.ip())).await,
     };
     match opened {
         Opened::Rtsp(io) => serve_connection(shared.clone(), io, peer, local, id).await,
@@ -432,7 +432,7 @@ async fn serve_connection(
                 Ok(decoded) => decoded,
                 Err(error) => {
                     debug!(target: "serval_stream::rtsp", %error, "unrecoverable framing error, closing");
-                    let response = status_response(None, rtsp_types::StatusCode::BadRequest);
+                    let response = status_response(None, error.status());
                     let _ = frames
                         .send(Frame::whole(Bytes::from(response_bytes(&response))))
                         .await;

@@ -109,9 +109,15 @@ pub async fn bind(
     let access_log = AccessLog::open(&access_log_path, SystemTime::now())?;
     let metrics = StreamMetrics::register(ctx.metrics);
 
+    let (max_bandwidth_bps, bandwidth_source) = config
+        .max_bandwidth
+        .resolve(std::path::Path::new("/sys/class/net"));
+    tracing::info!(target: "serval_stream", max_bandwidth = %crate::config::Bandwidth { bits_per_second: max_bandwidth_bps },
+                   source = %bandwidth_source, "session bandwidth cap");
     let settings = ServerSettings {
         session_timeout: config.session_timeout.0,
-        max_bandwidth_bps: config.max_bandwidth.bits_per_second,
+        unplayed_session_timeout: config.unplayed_session_timeout.0,
+        max_bandwidth_bps,
         udp_ports,
     };
     let gate = AccessGate::new(

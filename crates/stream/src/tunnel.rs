@@ -76,20 +76,26 @@ impl TunnelError {
 
 /// Looks at the first bytes of a connection on an RTSP port.
 pub fn classify(buf: &[u8]) -> Result<Classified, TunnelError> {
-    let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
-        if buf.first() == Some(&b'$') {
-            return Ok(Classified::Rtsp);
-        }
-        // Without a whole request line, an RTSP head limit applies to HTTP alike.
-        return if buf.len() > MAX_HTTP_HEAD_BYTES {
+    if buf.first() == Some(&b'$') {
+        return Ok(Classified::Rtsp);
+    }
+    // A bare LF ends a line too (RTSP clients that send them get answered, not left waiting).
+    let Some(line_end) = buf.iter().position(|&b| b == b'\n') else {
+        // Without a whole request line over the limit, only GET and POST can be HTTP; anything
+        // else goes to the RTSP framing, which answers it in RTSP (414 Request-URI Too Long).
+        let http_method = buf.starts_with(b"GET ") || buf.starts_with(b"POST ");
+        return if buf.len() > MAX_HTTP_HEAD_BYTES && http_method {
             Err(TunnelError::HeadTooLarge {
                 limit: MAX_HTTP_HEAD_BYTES,
             })
+        } else if buf.len() > MAX_HTTP_HEAD_BYTES {
+            Ok(Classified::Rtsp)
         } else {
             Ok(Classified::NeedMore)
         };
     };
     let line = buf.get(..line_end).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     if !line.ends_with(b" HTTP/1.0") && !line.ends_with(b" HTTP/1.1") {
         return Ok(Classified::Rtsp);
     }

@@ -63,8 +63,24 @@ pub enum FramingError {
     BadContentLength { value: String },
     #[error("body of {declared} bytes is over the limit of {limit}")]
     BodyTooLarge { declared: usize, limit: usize },
+    #[error("request line exceeds {limit} bytes")]
+    UriTooLong { limit: usize },
     #[error("a response arrived where a request was expected")]
     UnexpectedResponse,
+}
+
+impl FramingError {
+    /// The RTSP status answered before the connection is closed: 414 for a request line that
+    /// never ends (an over-long URI), 413 for an over-long body, 400 for the rest.
+    pub fn status(&self) -> rtsp_types::StatusCode {
+        match self {
+            FramingError::UriTooLong { .. } => rtsp_types::StatusCode::RequestURITooLong,
+            FramingError::BodyTooLarge { .. } => {
+                rtsp_types::StatusCode::RequestMessageBodyTooLarge
+            }
+            _ => rtsp_types::StatusCode::BadRequest,
+        }
+    }
 }
 
 /// Takes one unit off the front of `buf`.
@@ -95,19 +111,19 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, FramingError> {
     }
     let Some(head_len) = find_head_end(buf) else {
         return if buf.len() > MAX_HEAD_BYTES {
-            Err(FramingError::HeadTooLarge {
-                limit: MAX_HEAD_BYTES,
-            })
+            Err(too_large(buf))
         } else {
             Ok(Decoded::NeedMore)
         };
     };
     if head_len > MAX_HEAD_BYTES {
-        return Err(FramingError::HeadTooLarge {
-            limit: MAX_HEAD_BYTES,
-        });
+        return Err(too_large(buf));
     }
-    let head = buf.get(..head_len).unwrap_or_default();
+    let raw_head = buf.get(..head_len).unwrap_or_default();
+    // Many RTSP clients and servers end lines with a bare LF; tolerate it by parsing a copy of
+    // the head with CRLF line ends (rtsp-types only takes CRLF).
+    let crlf_head = with_crlf_line_ends(raw_head);
+    let head: &[u8] = crlf_head.as_deref().unwrap_or(raw_head);
     let facts = scan_head(head)?;
     let total = head_len
         .checked_add(facts.content_length)
@@ -115,7 +131,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, FramingError> {
             declared: facts.content_length,
             limit: MAX_BODY_BYTES,
         })?;
-    let Some(message) = buf.get(..total) else {
+    let Some(body) = buf.get(head_len..total) else {
         return Ok(Decoded::NeedMore);
     };
     if facts.is_response {
@@ -133,11 +149,27 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, FramingError> {
             consumed: total,
         });
     }
-    match Message::<Vec<u8>>::parse(message) {
-        Ok((Message::Request(request), consumed)) if consumed == total => Ok(Decoded::Request {
-            request: Box::new(request),
-            consumed,
-        }),
+    let mut message = Vec::with_capacity(head.len() + body.len());
+    message.extend_from_slice(head);
+    message.extend_from_slice(body);
+    if let Some(cseq) = &facts.cseq {
+        // RFC 2326 §12.17: CSeq is a decimal sequence number; anything else cannot be matched
+        // to its response by the client.
+        if !cseq.bytes().all(|b| b.is_ascii_digit()) || cseq.parse::<u32>().is_err() {
+            return Ok(Decoded::Rejected {
+                status: RejectStatus::BadRequest,
+                cseq: None,
+                consumed: total,
+            });
+        }
+    }
+    match Message::<Vec<u8>>::parse(&message) {
+        Ok((Message::Request(request), consumed)) if consumed == message.len() => {
+            Ok(Decoded::Request {
+                request: Box::new(request),
+                consumed: total,
+            })
+        }
         _ => Ok(Decoded::Rejected {
             status: RejectStatus::BadRequest,
             cseq: facts.cseq,
@@ -221,11 +253,56 @@ fn scan_head(head: &[u8]) -> Result<HeadFacts, FramingError> {
     Ok(facts)
 }
 
-/// Length of the head including its terminating empty line, if the buffer holds it.
+/// Length of the head including its terminating empty line, if the buffer holds it. The empty
+/// line may end in CRLF or a bare LF (`\r\n\r\n`, `\n\n`, `\r\n\n`, `\n\r\n`).
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     let window = buf.get(..MAX_HEAD_BYTES + 4).unwrap_or(buf);
-    window
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|pos| pos + 4)
+    let mut search = 0;
+    while let Some(pos) = window.get(search..)?.iter().position(|&b| b == b'\n') {
+        let after = search + pos + 1;
+        match window.get(after..) {
+            Some([b'\n', ..]) => return Some(after + 1),
+            Some([b'\r', b'\n', ..]) => return Some(after + 2),
+            Some([] | [b'\r']) => return None,
+            _ => search = after,
+        }
+    }
+    None
+}
+
+/// The head with every bare LF turned into CRLF, or `None` when it already uses CRLF only.
+fn with_crlf_line_ends(head: &[u8]) -> Option<Vec<u8>> {
+    let bare_lf = head
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head.get(i - 1) != Some(&b'\r')));
+    if !bare_lf {
+        return None;
+    }
+    let mut out = Vec::with_capacity(head.len() + 16);
+    for (i, &b) in head.iter().enumerate() {
+        if b == b'\n' && (i == 0 || head.get(i - 1) != Some(&b'\r')) {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Some(out)
+}
+
+/// The error for a head over the limit: a request line that never ends is an over-long URI
+/// (414), anything else a head too large (400).
+fn too_large(buf: &[u8]) -> FramingError {
+    let first_line_ends = buf
+        .get(..MAX_HEAD_BYTES)
+        .unwrap_or(buf)
+        .contains(&b'\n');
+    if first_line_ends {
+        FramingError::HeadTooLarge {
+            limit: MAX_HEAD_BYTES,
+        }
+    } else {
+        FramingError::UriTooLong {
+            limit: MAX_HEAD_BYTES,
+        }
+    }
 }

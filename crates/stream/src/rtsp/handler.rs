@@ -45,6 +45,8 @@ pub fn lock(session: &SharedSession) -> MutexGuard<'_, Session> {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub session_timeout: Duration,
+    /// A session never played is closed this long after its SETUP.
+    pub unplayed_session_timeout: Duration,
     pub max_bandwidth_bps: u64,
     /// The shared server RTP/RTCP port pair; `None` when UDP is not offered.
     pub udp_ports: Option<(u16, u16)>,
@@ -69,6 +71,10 @@ pub enum Effect {
 pub enum CloseReason {
     Teardown,
     Timeout,
+    /// Set up but never played within `unplayed_session_timeout`.
+    NeverPlayed,
+    /// Closed while never played, to make room for a new session at a cap.
+    EvictedUnplayed,
     ConnectionClosed,
     EndedByAdmin,
     Shutdown,
@@ -203,6 +209,10 @@ impl RtspServer {
             let error = RtspError::Malformed("missing CSeq".into());
             return (error_response(None, &error), Vec::new());
         };
+        if cseq.trim().parse::<u32>().is_err() {
+            let error = RtspError::Malformed("CSeq is not a decimal sequence number".into());
+            return (error_response(None, &error), Vec::new());
+        }
         let user = match self.check_access(connection, wallclock, request) {
             Ok(user) => user,
             Err(refusal) => return (refusal.with_cseq(&cseq), Vec::new()),
@@ -378,27 +388,7 @@ impl RtspServer {
         let (session, created) = match existing {
             Some(session) => (session, false),
             None => {
-                let client = connection.peer.ip();
-                let held = self
-                    .table()
-                    .values()
-                    .filter(|e| lock(&e.session).client.ip() == client)
-                    .count();
-                if held >= self.max_sessions_per_client {
-                    return Err(RtspError::TooManySessions {
-                        client,
-                        limit: self.max_sessions_per_client,
-                    });
-                }
-                let wanted = presentation.bits_per_second();
-                let in_use: u64 = self.table().values().map(|e| e.bandwidth_bps).sum();
-                if in_use.saturating_add(wanted) > self.settings.max_bandwidth_bps {
-                    return Err(RtspError::NotEnoughBandwidth {
-                        in_use,
-                        wanted,
-                        limit: self.settings.max_bandwidth_bps,
-                    });
-                }
+                self.make_room(connection.peer.ip(), presentation.bits_per_second(), now, effects)?;
                 let id = format!(
                     "{:016X}",
                     self.rng
@@ -655,18 +645,112 @@ impl RtspServer {
         })
     }
 
-    /// Closes every session whose client went silent for longer than its timeout.
+    /// Closes every session whose client went silent for longer than its timeout, and every
+    /// session set up longer than `unplayed_session_timeout` ago that never played.
     pub fn expire(&self, now: Instant) -> Vec<ClosedSession> {
-        let expired: Vec<String> = self
+        let unplayed_limit = self.settings.unplayed_session_timeout;
+        let expired: Vec<(String, CloseReason)> = self
             .table()
             .iter()
-            .filter(|(_, e)| lock(&e.session).is_expired(now))
-            .map(|(id, _)| id.clone())
+            .filter_map(|(id, e)| {
+                let session = lock(&e.session);
+                if session.is_expired(now) {
+                    Some((id.clone(), CloseReason::Timeout))
+                } else if !session.ever_played()
+                    && now.saturating_duration_since(session.created_at) >= unplayed_limit
+                {
+                    Some((id.clone(), CloseReason::NeverPlayed))
+                } else {
+                    None
+                }
+            })
             .collect();
         expired
             .iter()
-            .filter_map(|id| self.close(id, now, CloseReason::Timeout))
+            .filter_map(|(id, reason)| self.close(id, now, *reason))
             .collect()
+    }
+
+    /// Before a new session of `wanted` bit/s for `client`: checks the per-address and the
+    /// bandwidth caps and, where one would refuse, closes never-played sessions to make room:
+    /// the client's own oldest for its address cap, and for the bandwidth cap the oldest of the
+    /// address holding the most of them (the flooder, not its neighbours). Playing sessions are
+    /// never closed; when only they hold the room, the SETUP is refused with 453.
+    fn make_room(
+        &self,
+        client: std::net::IpAddr,
+        wanted: u64,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), RtspError> {
+        loop {
+            let held = self
+                .table()
+                .values()
+                .filter(|e| lock(&e.session).client.ip() == client)
+                .count();
+            if held < self.max_sessions_per_client {
+                break;
+            }
+            let Some(victim) = self.oldest_unplayed(Some(client)) else {
+                return Err(RtspError::TooManySessions {
+                    client,
+                    limit: self.max_sessions_per_client,
+                });
+            };
+            self.evict(&victim, now, effects);
+        }
+        loop {
+            let in_use: u64 = self.table().values().map(|e| e.bandwidth_bps).sum();
+            if in_use.saturating_add(wanted) <= self.settings.max_bandwidth_bps {
+                return Ok(());
+            }
+            let Some(victim) = self.oldest_unplayed(None) else {
+                return Err(RtspError::NotEnoughBandwidth {
+                    in_use,
+                    wanted,
+                    limit: self.settings.max_bandwidth_bps,
+                });
+            };
+            self.evict(&victim, now, effects);
+        }
+    }
+
+    /// The oldest never-played session of `client`, or (with `None`) of the address holding the
+    /// most never-played sessions.
+    fn oldest_unplayed(&self, client: Option<std::net::IpAddr>) -> Option<String> {
+        let table = self.table();
+        let unplayed: Vec<(String, std::net::IpAddr, Instant)> = table
+            .iter()
+            .filter_map(|(id, e)| {
+                let session = lock(&e.session);
+                (!session.ever_played()).then(|| (id.clone(), session.client.ip(), session.created_at))
+            })
+            .collect();
+        drop(table);
+        let address = match client {
+            Some(ip) => ip,
+            None => {
+                let mut counts: HashMap<std::net::IpAddr, usize> = HashMap::new();
+                for (_, ip, _) in &unplayed {
+                    *counts.entry(*ip).or_default() += 1;
+                }
+                counts.into_iter().max_by_key(|(_, n)| *n)?.0
+            }
+        };
+        unplayed
+            .into_iter()
+            .filter(|(_, ip, _)| *ip == address)
+            .min_by_key(|(_, _, created)| *created)
+            .map(|(id, _, _)| id)
+    }
+
+    fn evict(&self, id: &str, now: Instant, effects: &mut Vec<Effect>) {
+        if let Some(closed) = self.close(id, now, CloseReason::EvictedUnplayed) {
+            tracing::info!(target: "serval_stream::rtsp", session = id, client = %lock(&closed.session).client,
+                           "closed a never-played session to make room for a new one");
+            effects.push(Effect::Closed(closed));
+        }
     }
 
     /// Closes the interleaved sessions of a connection that went away; UDP sessions stay

@@ -241,6 +241,11 @@ impl Session {
         self.last_seen + self.timeout
     }
 
+    /// True once a PLAY started the session (a flood of SETUPs never does).
+    pub fn ever_played(&self) -> bool {
+        self.first_play_start.is_some()
+    }
+
     pub fn is_expired(&self, now: Instant) -> bool {
         now >= self.expires_at()
     }

@@ -9,7 +9,7 @@ use rtsp_types::Response;
 
 use crate::library::{Catalog, CatalogError, MediaPacket, Presentation, TrackPackets};
 use crate::rtsp::framing::{decode, Decoded, FramingError, RejectStatus, MAX_HEAD_BYTES};
-use crate::rtsp::handler::{Connection, Effect, RtspServer, ServerSettings};
+use crate::rtsp::handler::{CloseReason, Connection, Effect, RtspServer, ServerSettings};
 use crate::rtsp::session::{OutgoingPacket, PacketKind, SEND_AHEAD};
 
 const VIDEO: u32 = 1;
@@ -139,6 +139,7 @@ impl Harness {
     fn with_bandwidth(max_bandwidth_bps: u64) -> Harness {
         let settings = ServerSettings {
             session_timeout: Duration::from_secs(60),
+            unplayed_session_timeout: Duration::from_secs(20),
             max_bandwidth_bps,
             udp_ports: Some((6970, 6971)),
         };
@@ -150,6 +151,13 @@ impl Harness {
             t0: Instant::now(),
             wallclock: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             effects: Vec::new(),
+        }
+    }
+
+    fn max_sessions(self, limit: usize) -> Harness {
+        Harness {
+            server: self.server.with_max_sessions_per_client(limit),
+            ..self
         }
     }
 
@@ -216,6 +224,19 @@ impl Harness {
         );
         assert_eq!(status(&second), 200, "{second}");
         id
+    }
+
+    fn play(&mut self, id: &str) {
+        let play = self.send(
+            Duration::ZERO,
+            &format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\n\r\n"),
+        );
+        assert_eq!(status(&play), 200, "{play}");
+    }
+
+    /// A new connection from `peer` (another viewer, maybe behind the same address).
+    fn connect(&mut self, id: u64, peer: &str) {
+        self.connection = Connection::new(id, peer.parse().unwrap(), "127.0.0.1:8554".parse().unwrap());
     }
 
     fn session(&self) -> crate::rtsp::handler::SharedSession {
@@ -483,6 +504,7 @@ fn end_of_movie_sends_bye_once_and_keeps_the_session() {
 fn silence_times_out_and_keepalives_and_rtcp_extend() {
     let mut h = Harness::new();
     let id = h.setup_both(UDP);
+    h.play(&id);
     assert!(h.server.expire(h.t0 + Duration::from_secs(59)).is_empty());
     let keepalive = h.send(
         Duration::from_secs(50),
@@ -553,7 +575,8 @@ fn tcp_interleaved_sessions_end_with_their_connection() {
 fn bandwidth_budget_refuses_with_453() {
     // The fake movie is 1 Mbit/s; allow one session's worth.
     let mut h = Harness::with_bandwidth(1_500_000);
-    h.setup_both(UDP);
+    let id = h.setup_both(UDP);
+    h.play(&id);
     let second = h.send(
         Duration::ZERO,
         &format!(
@@ -561,6 +584,81 @@ fn bandwidth_budget_refuses_with_453() {
         ),
     );
     assert_eq!(status(&second), 453);
+}
+
+#[test]
+fn a_never_played_session_expires_after_the_unplayed_timeout() {
+    let mut h = Harness::new();
+    let unplayed = h.setup_both(UDP);
+    h.connect(2, "127.0.0.1:40002");
+    let played = h.setup_both(UDP);
+    h.play(&played);
+    assert!(h.server.expire(h.t0 + Duration::from_secs(19)).is_empty());
+    // Keep-alives do not save a session that never plays.
+    let keepalive = h.send(
+        Duration::from_secs(15),
+        &format!("GET_PARAMETER rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 9\r\nSession: {unplayed}\r\n\r\n"),
+    );
+    assert_eq!(status(&keepalive), 200);
+    let closed = h.server.expire(h.t0 + Duration::from_secs(20));
+    assert_eq!(closed.len(), 1);
+    assert_eq!(crate::rtsp::handler::lock(&closed[0].session).id, unplayed);
+    assert_eq!(closed[0].reason, CloseReason::NeverPlayed);
+    assert_eq!(h.server.session_count(), 1, "the playing session stays");
+}
+
+#[test]
+fn a_setup_flood_never_refuses_a_viewer_from_the_same_or_another_address() {
+    // Room for 10 sessions of the 1 Mbit/s fake movie, 10 per address.
+    let mut h = Harness::with_bandwidth(10_500_000).max_sessions(10);
+    // Two neighbours behind the flooder's NAT address play first.
+    let mut playing = Vec::new();
+    for n in 0..2 {
+        h.connect(100 + n, &format!("192.0.2.7:{}", 41000 + n));
+        let id = h.setup_both(UDP);
+        h.play(&id);
+        playing.push(id);
+    }
+    // 50 SETUPs that never PLAY, from that address.
+    for n in 0..50 {
+        h.connect(200 + n, &format!("192.0.2.7:{}", 42000 + n));
+        h.setup_both(UDP);
+    }
+    assert_eq!(h.server.session_count(), 10);
+    // A viewer from the same address, and one from elsewhere, still get in and play.
+    for (n, peer) in ["192.0.2.7:43000", "198.51.100.1:43001"].into_iter().enumerate() {
+        h.connect(300 + n as u64, peer);
+        let id = h.setup_both(UDP);
+        h.play(&id);
+        playing.push(id);
+    }
+    let open: Vec<String> = h
+        .server
+        .sessions()
+        .iter()
+        .map(|s| crate::rtsp::handler::lock(s).id.clone())
+        .collect();
+    for id in &playing {
+        assert!(open.contains(id), "playing session {id} was closed");
+    }
+    let evicted = h
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Closed(c) if c.reason == CloseReason::EvictedUnplayed))
+        .count();
+    assert_eq!(evicted, 44, "52 set up + 2 newcomers - 10 places");
+    // When every place plays, a newcomer is refused: playing sessions are never closed.
+    for n in 0..6 {
+        h.connect(400 + n, &format!("203.0.113.{n}:44000"));
+        let id = h.setup_both(UDP);
+        h.play(&id);
+    }
+    h.connect(500, "203.0.113.99:44000");
+    let refused = h.send(
+        Duration::ZERO,
+        &format!("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nTransport: {UDP}\r\n\r\n"),
+    );
+    assert_eq!(status(&refused), 453);
 }
 
 #[test]
@@ -658,6 +756,57 @@ fn framing_limits_are_enforced() {
             ..
         })
     ));
+}
+
+#[test]
+fn an_over_long_request_line_is_414_in_rtsp() {
+    let uri = format!("DESCRIBE rtsp://h/{} RTSP/1.0", "a".repeat(MAX_HEAD_BYTES + 10));
+    let error = decode(uri.as_bytes()).unwrap_err();
+    assert_eq!(error, FramingError::UriTooLong { limit: MAX_HEAD_BYTES });
+    assert_eq!(error.status(), rtsp_types::StatusCode::RequestURITooLong);
+    let header_flood = format!("OPTIONS * RTSP/1.0\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
+    assert_eq!(
+        decode(header_flood.as_bytes()).unwrap_err().status(),
+        rtsp_types::StatusCode::BadRequest
+    );
+}
+
+#[test]
+fn a_cseq_that_is_not_a_number_is_400() {
+    for bad in ["abc", "1x", "-1", "99999999999"] {
+        let request = format!("OPTIONS * RTSP/1.0\r\nCSeq: {bad}\r\n\r\n");
+        match decode(request.as_bytes()) {
+            Ok(Decoded::Rejected { status, .. }) => {
+                assert_eq!(status, RejectStatus::BadRequest, "CSeq: {bad}")
+            }
+            Ok(Decoded::Request { request, .. }) => {
+                let mut h = Harness::new();
+                let (response, _) = h.server.handle_request(
+                    &mut h.connection,
+                    h.t0,
+                    std::time::SystemTime::now(),
+                    &request,
+                );
+                assert_eq!(u16::from(response.status()), 400, "CSeq: {bad}");
+            }
+            other => panic!("CSeq: {bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bare_lf_line_ends_are_answered() {
+    let request = b"OPTIONS * RTSP/1.0\nCSeq: 7\nUser-Agent: lf\n\nOPTIONS * RTSP/1.0\r\n";
+    match decode(request) {
+        Ok(Decoded::Request { request, consumed }) => {
+            assert_eq!(consumed, 43);
+            assert_eq!(request.header(&rtsp_types::headers::CSEQ).unwrap().as_str(), "7");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mixed = b"DESCRIBE rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 2\n\r\n";
+    assert!(matches!(decode(mixed), Ok(Decoded::Request { consumed, .. }) if consumed == mixed.len()));
+    assert!(matches!(decode(b"OPTIONS * RTSP/1.0\nCSeq: 7\n"), Ok(Decoded::NeedMore)));
 }
 
 #[test]
