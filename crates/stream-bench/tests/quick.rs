@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use serval_core::config::{DirectoryConfig, Listen};
 use serval_core::service::{RunningService, StartContext};
 use serval_core::{Directory, Store};
-use serval_stream::config::{Bandwidth, PortRange};
+use serval_stream::config::PortRange;
 use serval_stream::StreamConfig;
 use serval_stream_bench::{run_step, StepSpec, Target, TransportMix};
 use serval_stream_media::testing;

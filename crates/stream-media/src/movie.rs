@@ -446,74 +446,35 @@ pub(crate) fn hint_payload_type(sdp: &str) -> Option<u8> {
     m_line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Choose what to stream: per media kind (video, then audio), a usable hint track if there is one, else
-/// the first playable track of that kind.
+/// Choose what to stream: every playable video track, then every playable audio track (a second
+/// language is a track a client may select, so it belongs in the SDP), each in file order. A media
+/// track with a usable hint track streams through the hint track, as DSS did; otherwise through our
+/// packetizer.
 fn select(tables: &MovieTables, infos: &[TrackInfo]) -> Vec<StreamPlan> {
     let mut plans: Vec<StreamPlan> = Vec::new();
     for wanted in [MediaKind::Video, MediaKind::Audio] {
-        let hinted = tables.tracks.iter().enumerate().find(|(i, t)| {
-            infos
-                .get(*i)
-                .is_some_and(|info| info.kind == MediaKind::Hint && info.playable.is_ok())
-                && t.hint_references
-                    .first()
-                    .and_then(|id| tables.track_by_id(*id))
-                    .is_some_and(|(_, media)| kind_of(media.handler) == wanted)
-        });
-        if let Some((idx, track)) = hinted {
-            let (payload_type, clock_rate) = match (&track.entry.codec, track.hint_sdp.as_deref()) {
-                (Codec::RtpHint { timescale, .. }, Some(sdp)) => {
-                    (hint_payload_type(sdp).unwrap_or(96), *timescale)
+        for (media_idx, media) in tables.tracks.iter().enumerate() {
+            if kind_of(media.handler) != wanted {
+                continue;
+            }
+            let hinted = tables.tracks.iter().enumerate().find(|(i, t)| {
+                infos
+                    .get(*i)
+                    .is_some_and(|info| info.kind == MediaKind::Hint && info.playable.is_ok())
+                    && t.hint_references.first() == Some(&media.track_id)
+            });
+            if let Some((idx, track)) = hinted {
+                if let Some(plan) = hint_plan(idx, track, media, wanted) {
+                    plans.push(plan);
+                    continue;
                 }
-                _ => continue,
-            };
-            // A hint track's packets carry the referenced media's bytes: size its chunks by that media.
-            let largest_sample = track.samples.max_size().max(
-                track
-                    .hint_references
-                    .first()
-                    .and_then(|id| tables.track_by_id(*id))
-                    .map_or(0, |(_, media)| media.samples.max_size()),
-            );
-            plans.push(StreamPlan {
-                track_id: track.track_id,
-                track_idx: idx,
-                kind: wanted,
-                payload_type,
-                clock_rate,
-                hinted: true,
-                samples_per_chunk: samples_per_chunk(wanted, largest_sample),
-            });
-            continue;
-        }
-        let own = tables.tracks.iter().enumerate().find(|(i, _)| {
-            infos
-                .get(*i)
-                .is_some_and(|info| info.kind == wanted && info.playable.is_ok())
-        });
-        if let Some((idx, track)) = own {
-            let clock_rate = match &track.entry.codec {
-                Codec::H264 { .. } | Codec::H265 { .. } | Codec::Mp4v { .. } | Codec::Mpa => 90_000,
-                Codec::Opus { .. } => 48_000,
-                _ => track
-                    .entry
-                    .sample_rate
-                    .filter(|&r| r > 0)
-                    .unwrap_or(track.timescale),
-            };
-            let payload_type = match track.entry.codec {
-                Codec::Mpa => crate::rtp::mpa::PAYLOAD_TYPE,
-                _ => 0, // assigned below, avoiding the hint tracks' numbers
-            };
-            plans.push(StreamPlan {
-                track_id: track.track_id,
-                track_idx: idx,
-                kind: wanted,
-                payload_type,
-                clock_rate,
-                hinted: false,
-                samples_per_chunk: samples_per_chunk(wanted, track.samples.max_size()),
-            });
+            }
+            let playable = infos
+                .get(media_idx)
+                .is_some_and(|info| info.kind == wanted && info.playable.is_ok());
+            if playable {
+                plans.push(own_plan(media_idx, media, wanted));
+            }
         }
     }
     let mut next_dynamic: u8 = 96;
@@ -532,6 +493,53 @@ fn select(tables: &MovieTables, infos: &[TrackInfo]) -> Vec<StreamPlan> {
         }
     }
     plans
+}
+
+/// Streaming `media` through its hint track `track` (index `idx`).
+fn hint_plan(idx: usize, track: &Track, media: &Track, kind: MediaKind) -> Option<StreamPlan> {
+    let (payload_type, clock_rate) = match (&track.entry.codec, track.hint_sdp.as_deref()) {
+        (Codec::RtpHint { timescale, .. }, Some(sdp)) => {
+            (hint_payload_type(sdp).unwrap_or(96), *timescale)
+        }
+        _ => return None,
+    };
+    // A hint track's packets carry the referenced media's bytes: size its chunks by that media.
+    let largest_sample = track.samples.max_size().max(media.samples.max_size());
+    Some(StreamPlan {
+        track_id: track.track_id,
+        track_idx: idx,
+        kind,
+        payload_type,
+        clock_rate,
+        hinted: true,
+        samples_per_chunk: samples_per_chunk(kind, largest_sample),
+    })
+}
+
+/// Streaming the media track `track` (index `idx`) through our packetizer.
+fn own_plan(idx: usize, track: &Track, kind: MediaKind) -> StreamPlan {
+    let clock_rate = match &track.entry.codec {
+        Codec::H264 { .. } | Codec::H265 { .. } | Codec::Mp4v { .. } | Codec::Mpa => 90_000,
+        Codec::Opus { .. } => 48_000,
+        _ => track
+            .entry
+            .sample_rate
+            .filter(|&r| r > 0)
+            .unwrap_or(track.timescale),
+    };
+    let payload_type = match track.entry.codec {
+        Codec::Mpa => crate::rtp::mpa::PAYLOAD_TYPE,
+        _ => 0, // assigned by `select`, avoiding the hint tracks' numbers
+    };
+    StreamPlan {
+        track_id: track.track_id,
+        track_idx: idx,
+        kind,
+        payload_type,
+        clock_rate,
+        hinted: false,
+        samples_per_chunk: samples_per_chunk(kind, track.samples.max_size()),
+    }
 }
 
 /// A stable SDP session id for the file: FNV-1a over track ids and sample counts and durations, so the

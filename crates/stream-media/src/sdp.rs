@@ -147,21 +147,146 @@ fn media_section(tables: &MovieTables, plan: &StreamPlan, sdp: &mut String) {
     let _ = write!(sdp, "a=control:trackID={}\r\n", plan.track_id);
 }
 
-/// A hint track's own SDP fragment, with `a=control` forced to this track so SETUP URLs match.
+/// A hint track's own SDP fragment, with `a=control` forced to this track so SETUP URLs match,
+/// and the `mpeg4-generic` parameters RFC 3640 requires filled in where the hinter left them out.
 fn hinted_media_section(tables: &MovieTables, plan: &StreamPlan, sdp: &mut String) {
-    let Some(text) = tables
-        .tracks
-        .get(plan.track_idx)
-        .and_then(|t| t.hint_sdp.as_deref())
-    else {
+    let Some(hint_track) = tables.tracks.get(plan.track_idx) else {
         return;
     };
+    let Some(text) = hint_track.hint_sdp.as_deref() else {
+        return;
+    };
+    let media_codec = hint_track
+        .hint_references
+        .first()
+        .and_then(|id| tables.track_by_id(*id))
+        .map(|(_, media)| &media.entry.codec);
+    let mpeg4_generic_pt = text.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("a=rtpmap:")?;
+        let (pt, encoding) = rest.split_once(' ')?;
+        encoding
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("mpeg4-generic/")
+            .then(|| pt.trim().to_owned())
+    });
+    let mut wrote_fmtp = false;
     for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
         if line.starts_with("a=control:") {
             continue;
         }
-        sdp.push_str(line);
-        sdp.push_str("\r\n");
+        let fmtp_of_generic = mpeg4_generic_pt.as_deref().and_then(|pt| {
+            line.strip_prefix("a=fmtp:")?
+                .strip_prefix(pt)?
+                .strip_prefix(' ')
+        });
+        match fmtp_of_generic {
+            Some(params) => {
+                let pt = mpeg4_generic_pt.as_deref().unwrap_or_default();
+                let _ = write!(
+                    sdp,
+                    "a=fmtp:{pt} {}\r\n",
+                    complete_mpeg4_generic(params, plan.kind, media_codec)
+                );
+                wrote_fmtp = true;
+            }
+            None => {
+                sdp.push_str(line);
+                sdp.push_str("\r\n");
+            }
+        }
+    }
+    if let (Some(pt), false) = (&mpeg4_generic_pt, wrote_fmtp) {
+        let _ = write!(
+            sdp,
+            "a=fmtp:{pt} {}\r\n",
+            complete_mpeg4_generic("", plan.kind, media_codec)
+        );
     }
     let _ = write!(sdp, "a=control:trackID={}\r\n", plan.track_id);
+}
+
+/// RFC 3640 §4.1 requires `streamType`, `profile-level-id`, `config` and `mode`; hinters (ffmpeg's
+/// `rtphint` among them) leave `streamtype` out, and some clients (GStreamer's depayloader) refuse
+/// the stream without it. Missing parameters are added: the stream type from the media kind, the
+/// config from the sample description, AAC-hbr sizes when the mode is AAC-hbr. Those present are
+/// kept as written, since the hint packets were made to match them.
+fn complete_mpeg4_generic(params: &str, kind: MediaKind, media_codec: Option<&Codec>) -> String {
+    let mut parts: Vec<String> = params
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let has = |parts: &[String], name: &str| {
+        parts.iter().any(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        })
+    };
+    let value_of = |parts: &[String], name: &str| {
+        parts.iter().find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let mut front = Vec::new();
+    if !has(&parts, "streamtype") {
+        front.push(format!(
+            "streamtype={}",
+            if kind == MediaKind::Video { 4 } else { 5 }
+        ));
+    }
+    if !has(&parts, "profile-level-id") {
+        front.push("profile-level-id=1".to_owned());
+    }
+    if !has(&parts, "mode") {
+        front.push("mode=AAC-hbr".to_owned());
+    }
+    front.append(&mut parts);
+    let mut parts = front;
+    let hbr = value_of(&parts, "mode").is_some_and(|m| m.eq_ignore_ascii_case("AAC-hbr"));
+    if hbr {
+        for (name, value) in [("sizelength", 13), ("indexlength", 3), ("indexdeltalength", 3)] {
+            if !has(&parts, name) {
+                parts.push(format!("{name}={value}"));
+            }
+        }
+    }
+    if !has(&parts, "config") {
+        if let Some(Codec::Aac { config }) = media_codec {
+            parts.push(format!("config={}", hex::encode(config)));
+        }
+    }
+    parts.join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpeg4_generic_parameters_are_completed_and_kept() {
+        let aac = Codec::Aac {
+            config: bytes::Bytes::from_static(&[0x12, 0x10]),
+        };
+        assert_eq!(
+            complete_mpeg4_generic(
+                "profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=120856E500",
+                MediaKind::Audio,
+                Some(&aac)
+            ),
+            "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=120856E500"
+        );
+        assert_eq!(
+            complete_mpeg4_generic("", MediaKind::Audio, Some(&aac)),
+            "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210"
+        );
+        assert_eq!(
+            complete_mpeg4_generic("StreamType=5;mode=AAC-lbr;sizelength=6;profile-level-id=15;config=1210", MediaKind::Audio, Some(&aac)),
+            "StreamType=5;mode=AAC-lbr;sizelength=6;profile-level-id=15;config=1210"
+        );
+    }
 }

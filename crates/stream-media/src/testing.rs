@@ -101,14 +101,57 @@ pub const OPUS_MP4: Fixture = Fixture {
     ],
 };
 
-/// Fragmented MP4 (moof), which the demuxer refuses as unsupported.
+/// Fragmented MP4 as recorders and `ffmpeg -movflags frag_keyframe+empty_moov` write it: an empty
+/// `moov` with `mvex`, then one `moof`+`mdat` per GOP (1 s here), H.264 + AAC, 6 s.
 #[rustfmt::skip]
 pub const FRAGMENTED: Fixture = Fixture {
     name: "fragmented.mp4",
     args: &[
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3", "-c:v", "libx264",
-        "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p",
-        "-movflags", "frag_keyframe+empty_moov",
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-c:v", "libx264",
+        "-preset", "veryfast", "-bf", "2", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        "-b:a", "96k", "-movflags", "frag_keyframe+empty_moov",
+    ],
+};
+
+/// Fragmented MP4 in the DASH/CMAF style (`default_base_moof`: offsets relative to each `moof`,
+/// with `tfdt` decode times), H.264 + AAC, 6 s.
+#[rustfmt::skip]
+pub const FRAGMENTED_MOOF_BASE: Fixture = Fixture {
+    name: "fragmented_moof_base.mp4",
+    args: &[
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-c:v", "libx264",
+        "-preset", "veryfast", "-bf", "0", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        "-b:a", "96k", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
+        "-frag_duration", "500000",
+    ],
+};
+
+/// H.264 with two AAC tracks (English at 440 Hz, French at 880 Hz), 6 s: a second language.
+#[rustfmt::skip]
+pub const TWO_AUDIO_TRACKS: Fixture = Fixture {
+    name: "two_audio.mp4",
+    args: &[
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=880:sample_rate=48000:duration=6",
+        "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "veryfast",
+        "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-b:a", "96k",
+        "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
+    ],
+};
+
+/// A hinted QuickTime `.mov` (`-movflags +rtphint`) with H.264 and AAC, 6 s: its AAC hint SDP
+/// leaves out `streamtype`, which the server fills in.
+#[rustfmt::skip]
+pub const HINTED_MOV: Fixture = Fixture {
+    name: "hinted.mov",
+    args: &[
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=44100:duration=6", "-c:v", "libx264",
+        "-preset", "veryfast", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+        "-b:a", "96k", "-movflags", "+rtphint",
     ],
 };
 
@@ -122,6 +165,9 @@ pub const ALL: &[Fixture] = &[
     H264_MP3_MOV,
     OPUS_MP4,
     FRAGMENTED,
+    FRAGMENTED_MOOF_BASE,
+    TWO_AUDIO_TRACKS,
+    HINTED_MOV,
 ];
 
 /// Make (once) the file `name` from ffmpeg `args` and return its path under `target/fixtures/`.

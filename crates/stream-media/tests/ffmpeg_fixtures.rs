@@ -26,10 +26,7 @@ fn track_of(movie: &Movie, kind: MediaKind) -> u32 {
 
 #[test]
 fn sample_counts_and_durations_match_ffprobe_for_every_fixture() {
-    for f in testing::ALL
-        .iter()
-        .filter(|f| f.name != testing::FRAGMENTED.name)
-    {
+    for f in testing::ALL {
         let (path, movie) = open(f);
         let media: Vec<_> = movie
             .tracks()
@@ -40,9 +37,22 @@ fn sample_counts_and_durations_match_ffprobe_for_every_fixture() {
             let ours: Vec<_> = media.iter().filter(|t| t.kind == kind).collect();
             for (i, track) in ours.iter().enumerate() {
                 let stream = format!("{sel}:{i}");
-                let nb_frames: u32 = probe_stream(&path, &stream, "nb_frames")[0]
-                    .parse()
-                    .unwrap();
+                // Counted by reading (fragmented files declare no frame count in `moov`).
+                let nb_frames: u32 = ffprobe(
+                    &[
+                        "-count_packets",
+                        "-select_streams",
+                        &stream,
+                        "-show_entries",
+                        "stream=nb_read_packets",
+                        "-of",
+                        "csv=p=0",
+                    ],
+                    &path,
+                )
+                .trim()
+                .parse()
+                .unwrap();
                 let duration: f64 = probe_stream(&path, &stream, "duration")[0].parse().unwrap();
                 assert_eq!(
                     track.n_samples, nb_frames,
@@ -539,10 +549,80 @@ fn hint_track_seek_starts_at_a_sync_hint_sample() {
 }
 
 #[test]
-fn fragmented_mp4_is_refused_as_unsupported() {
-    let err = Movie::open(&testing::FRAGMENTED.path()).unwrap_err();
-    assert!(err.is_unsupported(), "{err}");
-    assert!(err.to_string().contains("fragmented"), "{err}");
+fn fragmented_mp4_plays_the_same_frames_as_ffmpeg_reads_and_seeks() {
+    for f in [&testing::FRAGMENTED, &testing::FRAGMENTED_MOOF_BASE] {
+        let (path, movie) = open(f);
+        assert!((movie.duration().as_secs_f64() - 6.0).abs() < 0.1, "{}: {:?}", f.name, movie.duration());
+        assert_eq!(movie.selected_tracks().len(), 2, "{}", f.name);
+        let video = track_of(&movie, MediaKind::Video);
+        let packets = drain(&movie, video, Duration::ZERO, PacketOptions::default());
+        let ours: Vec<Vec<u8>> = depacketize_h264(&packets)
+            .into_iter()
+            .filter(|n| !matches!(n[0] & 0x1F, 7 | 8 | 9))
+            .collect();
+        let theirs: Vec<Vec<u8>> = split_annexb(&ffmpeg_annexb(&path, "h264_mp4toannexb", "h264"))
+            .into_iter()
+            .filter(|n| !matches!(n[0] & 0x1F, 7 | 8 | 9))
+            .collect();
+        assert_eq!(ours.len(), theirs.len(), "{}", f.name);
+        assert!(ours == theirs, "{}: NAL units differ from ffmpeg's", f.name);
+        // Seeking lands on the keyframe at or before the position, as in a progressive file.
+        let keys: Vec<i64> = probe_packets(&path, "v:0")
+            .iter()
+            .filter(|p| p.key)
+            .map(|p| p.pts)
+            .collect();
+        assert!(keys.len() >= 2, "{}: {keys:?}", f.name);
+        let source = movie.packets(video, Duration::from_millis(4500)).unwrap();
+        assert!(source.start() <= Duration::from_millis(4500) && source.start() >= Duration::from_millis(2000),
+                "{}: {:?}", f.name, source.start());
+        let audio = track_of(&movie, MediaKind::Audio);
+        let audio_packets = drain(&movie, audio, Duration::ZERO, PacketOptions::default());
+        assert!(!audio_packets.is_empty());
+    }
+}
+
+#[test]
+fn every_audio_track_is_described_and_streamed() {
+    let (path, movie) = open(&testing::TWO_AUDIO_TRACKS);
+    let audio: Vec<u32> = movie
+        .tracks()
+        .iter()
+        .filter(|t| t.kind == MediaKind::Audio)
+        .map(|t| t.track_id)
+        .collect();
+    assert_eq!(audio.len(), 2);
+    let selected = movie.selected_tracks();
+    assert_eq!(selected.len(), 3, "video and both audio tracks: {selected:?}");
+    let sdp = movie.sdp("s", "127.0.0.1");
+    assert_eq!(sdp.matches("m=audio").count(), 2, "{sdp}");
+    assert!(sdp.contains("mpeg4-generic/44100/2") && sdp.contains("mpeg4-generic/48000/2"), "{sdp}");
+    for id in &audio {
+        assert!(sdp.contains(&format!("a=control:trackID={id}\r\n")), "{sdp}");
+        let packets = drain(&movie, *id, Duration::ZERO, PacketOptions::default());
+        let frames = probe_stream(&path, if *id == audio[0] { "a:0" } else { "a:1" }, "nb_frames")[0]
+            .parse::<usize>()
+            .unwrap();
+        // Each packet's AU-headers-length (bits, 16 per AU header) counts the frames it carries.
+        let aus: usize = packets
+            .iter()
+            .map(|p| usize::from(u16::from_be_bytes([p.payload[0], p.payload[1]])) / 16)
+            .sum();
+        assert_eq!(aus, frames, "track {id}");
+    }
+}
+
+#[test]
+fn a_hinted_mov_with_aac_announces_every_mpeg4_generic_parameter() {
+    let (_, movie) = open(&testing::HINTED_MOV);
+    let sdp = movie.sdp("s", "127.0.0.1");
+    let fmtp = sdp
+        .lines()
+        .find(|l| l.starts_with("a=fmtp:97 "))
+        .unwrap_or_else(|| panic!("{sdp}"));
+    for param in ["streamtype=5", "profile-level-id=", "mode=AAC-hbr", "sizelength=13", "indexlength=3", "indexdeltalength=3", "config="] {
+        assert!(fmtp.to_ascii_lowercase().contains(&param.to_ascii_lowercase()), "{param} missing: {fmtp}");
+    }
 }
 
 #[test]
@@ -606,6 +686,50 @@ fn corrupted_movies_never_panic() {
                 };
             }
             serval_stream_media::fuzzing::mp4_demux(&bytes);
+        }
+    }
+}
+
+#[test]
+fn corrupted_and_cut_movie_fragments_never_panic() {
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for f in [&testing::FRAGMENTED, &testing::FRAGMENTED_MOOF_BASE] {
+        let original = std::fs::read(f.path()).unwrap();
+        let moofs: Vec<usize> = original
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"moof" || *w == b"traf" || *w == b"trun" || *w == b"mvex")
+            .map(|(i, _)| i)
+            .collect();
+        assert!(moofs.len() > 4, "{}", f.name);
+        for _ in 0..200 {
+            let mut bytes = original.clone();
+            for _ in 0..1 + next() % 4 {
+                let near = moofs[next() as usize % moofs.len()];
+                let at = (near + next() as usize % 64).min(bytes.len() - 1);
+                bytes[at] = match next() % 3 {
+                    0 => 0xFF,
+                    1 => 0,
+                    _ => next() as u8,
+                };
+            }
+            serval_stream_media::fuzzing::mp4_demux(&bytes);
+        }
+        // A recording cut off mid-fragment plays what was fully written.
+        let cut = &original[..original.len() * 2 / 3];
+        let movie = Movie::from_source(std::sync::Arc::new(bytes::Bytes::copy_from_slice(cut)))
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        assert!(movie.duration() > Duration::from_secs(2) && movie.duration() < Duration::from_secs(6),
+                "{}: {:?}", f.name, movie.duration());
+        for &t in movie.selected_tracks() {
+            let mut source = movie.packets(t, Duration::ZERO).unwrap();
+            while let Some(_) = source.next_packet().unwrap() {}
         }
     }
 }

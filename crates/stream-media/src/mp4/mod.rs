@@ -1,6 +1,7 @@
 //! MP4/MOV (ISO 14496-12 / QuickTime) demuxing: find `moov` anywhere at top level, read it (bounded) into
 //! memory and parse its tracks. Sample bytes stay in the file and are read on demand by the packet sources.
 
+pub mod fragment;
 pub mod reader;
 pub mod sample_entry;
 pub mod sample_table;
@@ -13,8 +14,9 @@ use crate::{MediaError, ReadAt};
 
 /// Largest `moov` we read into memory. Sample tables of a day-long file fit well below this.
 pub const MAX_MOOV_BYTES: u64 = 64 * 1024 * 1024;
-/// Top-level boxes we look at before giving up on finding `moov` (real files have fewer than ten).
-pub const MAX_TOP_LEVEL_BOXES: usize = 10_000;
+/// Top-level boxes we look at: progressive files have fewer than ten; a fragmented recording has two
+/// (`moof`, `mdat`) per fragment, so this allows a day of one-second fragments.
+pub const MAX_TOP_LEVEL_BOXES: usize = 200_000;
 /// Tracks we parse from one movie.
 pub const MAX_TRACKS: usize = 64;
 
@@ -32,7 +34,10 @@ pub struct ParsedMovie {
 
 /// Locate and parse `moov`.
 pub fn parse_movie(src: &dyn ReadAt) -> Result<ParsedMovie, MediaError> {
-    let (moov_offset, moov_len) = find_moov(src)?;
+    let TopLevel {
+        moov: (moov_offset, moov_len),
+        moofs,
+    } = find_moov(src)?;
     let len = usize::try_from(moov_len).map_err(|_| MediaError::LimitExceeded {
         what: "moov bytes",
         value: moov_len,
@@ -54,14 +59,44 @@ pub fn parse_movie(src: &dyn ReadAt) -> Result<ParsedMovie, MediaError> {
         body: &moov,
         body_offset: moov_offset,
     };
-    parse_moov(&moov)
+    let (mut movie, extends) = parse_moov(&moov)?;
+    if let Some(extends) = extends {
+        let used: u32 = movie
+            .tracks
+            .iter()
+            .map(|t| u32::try_from(t.samples.len()).unwrap_or(u32::MAX))
+            .fold(0, u32::saturating_add);
+        let mut samples_left = sample_table::MAX_SAMPLES_PER_MOVIE.saturating_sub(used);
+        fragment::append_fragments(src, &moofs, &extends, &mut movie.tracks, &mut samples_left)?;
+        // The fragments read are the truth: `mvhd` covers only what `moov` itself holds, and
+        // `mehd` is what the writer planned (a cut-off recording has less). Zero makes the movie
+        // take its longest track's end, counted over every fragment.
+        let _planned = extends.fragment_duration;
+        movie.duration = 0;
+    } else if let Some(&(offset, _)) = moofs.first() {
+        return Err(MediaError::corrupt(
+            "moof",
+            offset,
+            "movie fragment in a file whose `moov` has no `mvex` (not a fragmented MP4)",
+        ));
+    }
+    Ok(movie)
 }
 
-/// Offset and length of the body of the top-level `moov`; refuses fragmented files.
-fn find_moov(src: &dyn ReadAt) -> Result<(u64, u64), MediaError> {
+/// Where the top-level boxes that matter are.
+struct TopLevel {
+    /// Offset and length of the body of `moov`.
+    moov: (u64, u64),
+    /// Offset and total size of each `moof`, in file order.
+    moofs: Vec<(u64, u64)>,
+}
+
+/// The top-level `moov` and the `moof`s of a fragmented file.
+fn find_moov(src: &dyn ReadAt) -> Result<TopLevel, MediaError> {
     let file_len = src.len();
     let mut offset: u64 = 0;
     let mut moov = None;
+    let mut moofs = Vec::new();
     for _ in 0..MAX_TOP_LEVEL_BOXES {
         if file_len.saturating_sub(offset) < 8 {
             break;
@@ -94,11 +129,7 @@ fn find_moov(src: &dyn ReadAt) -> Result<(u64, u64), MediaError> {
             ));
         }
         match &kind.0 {
-            b"moof" | b"mfra" | b"sidx" | b"styp" => {
-                return Err(MediaError::unsupported(format!(
-                    "fragmented MP4 (`{kind}` box at offset {offset}) is not supported; remux with `ffmpeg -i in.mp4 -c copy out.mp4`"
-                )))
-            }
+            b"moof" => moofs.push((offset, size)),
             b"moov" => {
                 let body_len = size - header_size;
                 if body_len > MAX_MOOV_BYTES {
@@ -117,16 +148,19 @@ fn find_moov(src: &dyn ReadAt) -> Result<(u64, u64), MediaError> {
             None => break,
         };
     }
-    moov.ok_or_else(|| {
+    let moov = moov.ok_or_else(|| {
         MediaError::corrupt(
             "moov",
             0,
             "no `moov` box found at the top level (not an MP4/MOV file?)",
         )
-    })
+    })?;
+    Ok(TopLevel { moov, moofs })
 }
 
-fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
+fn parse_moov(
+    moov: &BoxRef<'_>,
+) -> Result<(ParsedMovie, Option<fragment::MovieExtends>), MediaError> {
     let mvhd = moov
         .child(b"mvhd")?
         .ok_or_else(|| moov.corrupt("no `mvhd` box"))?;
@@ -142,11 +176,10 @@ fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
     if timescale == 0 {
         return Err(mvhd.corrupt("movie timescale is 0"));
     }
-    if moov.child(b"mvex")?.is_some() {
-        return Err(MediaError::unsupported(
-            "fragmented MP4 (`mvex` in `moov`) is not supported; remux with `ffmpeg -i in.mp4 -c copy out.mp4`",
-        ));
-    }
+    let extends = match moov.child(b"mvex")? {
+        Some(mvex) => Some(fragment::parse_mvex(&mvex)?),
+        None => None,
+    };
     let mut tracks = Vec::new();
     let mut broken_tracks = Vec::new();
     let mut hint_sdp = None;
@@ -173,13 +206,16 @@ fn parse_moov(moov: &BoxRef<'_>) -> Result<ParsedMovie, MediaError> {
             _ => {}
         }
     }
-    Ok(ParsedMovie {
-        timescale,
-        duration,
-        tracks,
-        hint_sdp,
-        broken_tracks,
-    })
+    Ok((
+        ParsedMovie {
+            timescale,
+            duration,
+            tracks,
+            hint_sdp,
+            broken_tracks,
+        },
+        extends,
+    ))
 }
 
 /// `udta/hnti/rtp `: a 4-byte description format (`sdp `) followed by SDP text.

@@ -35,6 +35,38 @@ pub struct SampleTable {
     uses_other_descriptions: bool,
 }
 
+/// Samples of a track read from the fragments of a fragmented file, in decode order, to be
+/// appended to the track's table in one step ([`SampleTable::append_fragments`]).
+#[derive(Debug, Default)]
+pub struct FragmentSamples {
+    sizes: Vec<u32>,
+    offsets: Vec<u64>,
+    decode_times: Vec<u64>,
+    composition_offsets: Vec<i32>,
+    sync: Vec<bool>,
+}
+
+impl FragmentSamples {
+    pub fn push(
+        &mut self,
+        size: u32,
+        offset: u64,
+        decode_time: u64,
+        composition_offset: i32,
+        is_sync: bool,
+    ) {
+        self.sizes.push(size);
+        self.offsets.push(offset);
+        self.decode_times.push(decode_time);
+        self.composition_offsets.push(composition_offset);
+        self.sync.push(is_sync);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sizes.len()
+    }
+}
+
 /// The raw sample-table boxes of one `stbl`.
 #[derive(Default)]
 pub struct StblBoxes<'a> {
@@ -138,6 +170,41 @@ impl SampleTable {
                     .unwrap_or(0)
             }
         }
+    }
+
+    /// Appends the samples of a fragmented file's `moof`s after those of `moov`; `end_time` is the
+    /// decode time just after the last of them.
+    pub fn append_fragments(&mut self, samples: FragmentSamples, end_time: u64) {
+        let before = self.sizes.len();
+        let all_sync = samples.sync.iter().all(|&s| s);
+        if !all_sync && self.sync_samples.is_none() {
+            // Every sample so far was sync (no `stss`); say so explicitly before adding others.
+            self.sync_samples = Some((0..u32::try_from(before).unwrap_or(u32::MAX)).collect());
+        }
+        if let Some(sync) = &mut self.sync_samples {
+            sync.extend(
+                samples
+                    .sync
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| **s)
+                    .filter_map(|(k, _)| u32::try_from(before + k).ok()),
+            );
+        }
+        let any_offset = samples.composition_offsets.iter().any(|&o| o != 0);
+        if any_offset || !self.composition_offsets.is_empty() {
+            self.composition_offsets.resize(before, 0);
+            self.composition_offsets
+                .extend_from_slice(&samples.composition_offsets);
+        }
+        self.sizes.extend_from_slice(&samples.sizes);
+        self.offsets.extend_from_slice(&samples.offsets);
+        self.decode_times.extend_from_slice(&samples.decode_times);
+        self.end_time = self.end_time.max(end_time);
+        self.sizes.shrink_to_fit();
+        self.offsets.shrink_to_fit();
+        self.decode_times.shrink_to_fit();
+        self.composition_offsets.shrink_to_fit();
     }
 
     /// Bytes of heap used by the tables, for the memory figure in the docs and tests.
