@@ -20,7 +20,10 @@ use bytes::Bytes;
 
 use crate::movie::{MediaKind, MovieTables, StreamPlan};
 use crate::packet::RtpPacketOut;
-use crate::packetize::packetize_sample;
+use crate::packetize::{
+    aggregates_aac, packetize_aac_run, packetize_sample, prefetch_hint_media, Prefetched,
+    MAX_PREFETCH_BYTES,
+};
 use crate::MediaError;
 
 /// Video samples per chunk: 8 frames are 0.32 s at 25 fps (0.27 s at 30 fps), about 80 KB of a 2 Mbit/s
@@ -109,15 +112,37 @@ pub(crate) fn build_chunk(
     max_payload: usize,
     samples: Range<usize>,
 ) -> PacketChunk {
-    let sample_bytes = read_samples(tables, plan.track_idx, samples.clone());
+    // A hint chunk reads its samples' whole span at once: in an interleaved file it holds the
+    // media the hint samples name as well, which then needs no read of its own.
+    let hint_span = plan
+        .hinted
+        .then(|| read_span(tables, plan.track_idx, samples.clone()))
+        .flatten();
+    let sample_bytes = match &hint_span {
+        Some(span) => slice_span(tables, plan.track_idx, span, samples.clone()),
+        None => read_samples(tables, plan.track_idx, samples.clone()),
+    };
+    if aggregates_aac(tables, plan) {
+        return build_aac_chunk(tables, plan, max_payload, samples, sample_bytes);
+    }
+    let prefetched = if plan.hinted {
+        let readable = samples
+            .clone()
+            .zip(&sample_bytes)
+            .filter_map(|(i, bytes)| bytes.as_ref().ok().map(|b| (i, b)));
+        prefetch_hint_media(tables, plan, readable, hint_span)
+    } else {
+        None
+    };
     let mut packets = Vec::new();
     let mut sample_starts = Vec::with_capacity(samples.len() + 1);
     let mut failures = Vec::new();
     for (i, bytes) in samples.clone().zip(sample_bytes) {
         let before = packets.len();
         sample_starts.push(before);
-        let outcome = bytes
-            .and_then(|bytes| packetize_sample(tables, plan, max_payload, i, &bytes, &mut packets));
+        let outcome = bytes.and_then(|bytes| {
+            packetize_sample(tables, plan, max_payload, i, &bytes, prefetched.as_ref(), &mut packets)
+        });
         if let Err(error) = outcome {
             // A hint sample may fail after some of its packets: none of them go out, the error does.
             packets.truncate(before);
@@ -133,6 +158,103 @@ pub(crate) fn build_chunk(
         sample_starts,
         failures,
     }
+}
+
+/// A chunk of AAC samples: runs of readable samples are aggregated several AUs to a packet, each
+/// packet owned by its first AU's sample (the others own none, so a source starting on them begins
+/// with the next packet). A sample that cannot be read or packetized fails alone, as elsewhere.
+fn build_aac_chunk(
+    tables: &MovieTables,
+    plan: &StreamPlan,
+    max_payload: usize,
+    samples: Range<usize>,
+    sample_bytes: Vec<Result<Bytes, MediaError>>,
+) -> PacketChunk {
+    let mut packets = Vec::new();
+    let mut sample_starts = Vec::with_capacity(samples.len() + 1);
+    let mut failures = Vec::new();
+    let mut run: Vec<Bytes> = Vec::new();
+    let mut run_first = samples.start;
+    let flush = |run: &mut Vec<Bytes>,
+                     run_first: usize,
+                     packets: &mut Vec<RtpPacketOut>,
+                     sample_starts: &mut Vec<usize>,
+                     failures: &mut Vec<(usize, MediaError)>| {
+        if run.is_empty() {
+            return;
+        }
+        let (starts, failed) =
+            packetize_aac_run(tables, plan, max_payload, run_first, run, packets);
+        sample_starts.extend(starts);
+        failures.extend(failed);
+        run.clear();
+    };
+    for (i, bytes) in samples.clone().zip(sample_bytes) {
+        match bytes {
+            Ok(bytes) => {
+                if run.is_empty() {
+                    run_first = i;
+                }
+                run.push(bytes);
+            }
+            Err(error) => {
+                flush(&mut run, run_first, &mut packets, &mut sample_starts, &mut failures);
+                sample_starts.push(packets.len());
+                failures.push((i, error));
+            }
+        }
+    }
+    flush(&mut run, run_first, &mut packets, &mut sample_starts, &mut failures);
+    sample_starts.push(packets.len());
+    failures.sort_by_key(|(i, _)| *i);
+    packets.shrink_to_fit();
+    PacketChunk {
+        first_sample: samples.start,
+        packets,
+        sample_starts,
+        failures,
+    }
+}
+
+/// One read of the file from the first to the end of the last of `samples` (in file order), when
+/// that span is in the file and at most [`MAX_PREFETCH_BYTES`].
+fn read_span(tables: &MovieTables, track_idx: usize, samples: Range<usize>) -> Option<Prefetched> {
+    let table = &tables.tracks.get(track_idx)?.samples;
+    let (mut low, mut high) = (u64::MAX, 0u64);
+    for i in samples {
+        let (offset, size) = table.location(i)?;
+        low = low.min(offset);
+        high = high.max(offset.checked_add(u64::from(size))?);
+    }
+    let span = high.checked_sub(low)?;
+    if span == 0 || span > MAX_PREFETCH_BYTES || high > tables.source_len {
+        return None;
+    }
+    let bytes = tables.read_bytes(low, span).ok()?;
+    Some(Prefetched { offset: low, bytes })
+}
+
+/// The samples cut out of a span read by [`read_span`] (which covers each of them).
+fn slice_span(
+    tables: &MovieTables,
+    track_idx: usize,
+    span: &Prefetched,
+    samples: Range<usize>,
+) -> Vec<Result<Bytes, MediaError>> {
+    samples
+        .map(|i| {
+            let sliced = tables
+                .tracks
+                .get(track_idx)
+                .and_then(|t| t.samples.location(i))
+                .and_then(|(offset, size)| {
+                    let start = usize::try_from(offset.checked_sub(span.offset)?).ok()?;
+                    let end = start.checked_add(usize::try_from(size).ok()?)?;
+                    (end <= span.bytes.len()).then(|| span.bytes.slice(start..end))
+                });
+            sliced.map_or_else(|| tables.read_sample(track_idx, i), Ok)
+        })
+        .collect()
 }
 
 /// The bytes of `samples` of track `track_idx`, one result per sample. Samples that lie in file order

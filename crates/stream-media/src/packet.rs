@@ -126,6 +126,17 @@ impl PacketSource {
                 first = previous;
             }
         }
+        if crate::packetize::aggregates_aac(&tables, &plan) && first > 0 {
+            // AUs travel several to a packet, grouped within each chunk: start with the packet
+            // that carries the wanted one (as video starts at the keyframe before).
+            let chunk_start = first - first % plan.samples_per_chunk.max(1);
+            let sizes: Vec<usize> = (chunk_start..=first)
+                .map(|i| samples.location(i).map_or(0, |(_, size)| size as usize))
+                .collect();
+            let max_payload = options.max_payload.clamp(MIN_MAX_PAYLOAD, MAX_MAX_PAYLOAD);
+            first = chunk_start
+                + crate::rtp::aac::group_start(&sizes, first - chunk_start, max_payload);
+        }
         let past_end =
             !start.is_zero() && u64::try_from(wanted_dts).unwrap_or(0) >= samples.end_time();
         if past_end {
@@ -308,14 +319,16 @@ impl PacketSource {
         }
     }
 
-    /// The chunk holding sample `i`: from the movie's cache when shared, else a private one of `i` alone.
+    /// The chunk holding sample `i`: from the movie's cache when shared, else a private one of `i` alone
+    /// (for AAC, of its chunk's span, within which AUs are grouped).
     fn fetch_chunk(&self, i: usize) -> Arc<PacketChunk> {
         let n_samples = self
             .tables
             .tracks
             .get(self.plan.track_idx)
             .map_or(0, |t| t.samples.len());
-        if !self.shared {
+        let aggregated = crate::packetize::aggregates_aac(&self.tables, &self.plan);
+        if !self.shared && !aggregated {
             return Arc::new(build_chunk(
                 &self.tables,
                 &self.plan,
@@ -327,6 +340,15 @@ impl PacketSource {
         let chunk_no = i / per_chunk;
         let first = chunk_no * per_chunk;
         let samples = first..first.saturating_add(per_chunk).min(n_samples).max(i + 1);
+        if !self.shared {
+            // AAC groups AUs within a chunk's span: a private chunk covers the same span.
+            return Arc::new(build_chunk(
+                &self.tables,
+                &self.plan,
+                self.max_payload,
+                samples,
+            ));
+        }
         let key = ChunkKey {
             plan_idx: self.plan_idx,
             // Hint tracks ignore the payload size: sessions asking for different sizes share their chunks.

@@ -21,10 +21,11 @@ pub(crate) fn packetize_sample(
     max_payload: usize,
     i: usize,
     sample: &Bytes,
+    prefetched: Option<&Prefetched>,
     out: &mut Vec<RtpPacketOut>,
 ) -> Result<(), MediaError> {
     if plan.hinted {
-        packetize_hint_sample(tables, plan, i, sample, out)
+        packetize_hint_sample(tables, plan, i, sample, prefetched, out)
     } else {
         packetize_media_sample(tables, plan, max_payload, i, sample, out)
     }
@@ -44,18 +45,7 @@ fn packetize_media_sample(
         .ok_or(MediaError::NoSuchTrack {
             track_id: plan.track_id,
         })?;
-    let dts = track
-        .samples
-        .decode_time(i)
-        .and_then(|t| i64::try_from(t).ok())
-        .unwrap_or(0);
-    let pts = track.samples.composition_time(i).unwrap_or(dts);
-    let send_time = media_to_duration(dts.saturating_add(track.edit_shift), track.timescale);
-    let timestamp = rescale_wrapping(
-        pts.saturating_add(track.edit_shift),
-        track.timescale,
-        plan.clock_rate,
-    );
+    let (send_time, timestamp) = sample_timing(track, plan, i);
     let sample_error = |why: String| {
         let offset = track.samples.location(i).map_or(0, |(o, _)| o);
         MediaError::corrupt(
@@ -150,11 +140,84 @@ fn packetize_media_sample(
     Ok(())
 }
 
+/// Send time (decode time) and RTP timestamp (presentation time, clock-rate units) of sample `i`.
+fn sample_timing(track: &crate::mp4::track::Track, plan: &StreamPlan, i: usize) -> (std::time::Duration, u32) {
+    let dts = track
+        .samples
+        .decode_time(i)
+        .and_then(|t| i64::try_from(t).ok())
+        .unwrap_or(0);
+    let pts = track.samples.composition_time(i).unwrap_or(dts);
+    let send_time = media_to_duration(dts.saturating_add(track.edit_shift), track.timescale);
+    let timestamp = rescale_wrapping(
+        pts.saturating_add(track.edit_shift),
+        track.timescale,
+        plan.clock_rate,
+    );
+    (send_time, timestamp)
+}
+
+/// True when `plan` streams AAC through our packetizer, whose access units are aggregated
+/// several to a packet ([`packetize_aac_run`]) rather than one sample at a time.
+pub(crate) fn aggregates_aac(tables: &MovieTables, plan: &StreamPlan) -> bool {
+    !plan.hinted
+        && tables
+            .tracks
+            .get(plan.track_idx)
+            .is_some_and(|t| matches!(t.entry.codec, Codec::Aac { .. }))
+}
+
+/// Packets of consecutive AAC samples `first..first + aus.len()`: for each sample, the index in
+/// `out` of its first packet (samples whose AU rides in an earlier sample's packet own none), and
+/// the samples that failed.
+pub(crate) fn packetize_aac_run(
+    tables: &MovieTables,
+    plan: &StreamPlan,
+    max_payload: usize,
+    first: usize,
+    aus: &[Bytes],
+    out: &mut Vec<RtpPacketOut>,
+) -> (Vec<usize>, Vec<(usize, MediaError)>) {
+    let Some(track) = tables.tracks.get(plan.track_idx) else {
+        return (vec![out.len(); aus.len()], Vec::new());
+    };
+    let (payloads, too_large) = aac::aggregate(aus, max_payload);
+    let mut starts = Vec::with_capacity(aus.len());
+    let mut payloads = payloads.into_iter().peekable();
+    for k in 0..aus.len() {
+        starts.push(out.len());
+        while let Some((_, payload)) = payloads.next_if(|(owner, _)| *owner == k) {
+            let (send_time, timestamp) = sample_timing(track, plan, first + k);
+            out.push(RtpPacketOut {
+                send_time,
+                timestamp,
+                marker: payload.marker,
+                payload: payload.bytes,
+            });
+        }
+    }
+    let failures = too_large
+        .into_iter()
+        .map(|(k, error)| {
+            let i = first + k;
+            let offset = track.samples.location(i).map_or(0, |(o, _)| o);
+            let error = MediaError::corrupt(
+                format!("sample {} of track {}", i + 1, track.track_id),
+                offset,
+                error.to_string(),
+            );
+            (i, error)
+        })
+        .collect();
+    (starts, failures)
+}
+
 fn packetize_hint_sample(
     tables: &MovieTables,
     plan: &StreamPlan,
     i: usize,
     hint_sample: &Bytes,
+    prefetched: Option<&Prefetched>,
     out: &mut Vec<RtpPacketOut>,
 ) -> Result<(), MediaError> {
     let hint_track = tables
@@ -180,10 +243,10 @@ fn packetize_hint_sample(
             pieces.push(construct(
                 tables,
                 plan,
-                i,
-                hint_sample,
+                (i, hint_sample),
                 constructor,
                 sample_offset,
+                prefetched,
             )?);
         }
         let payload = join(pieces);
@@ -208,10 +271,10 @@ fn packetize_hint_sample(
 fn construct(
     tables: &MovieTables,
     plan: &StreamPlan,
-    hint_sample_idx: usize,
-    hint_sample: &Bytes,
+    (hint_sample_idx, hint_sample): (usize, &Bytes),
     constructor: &Constructor,
     sample_offset: u64,
+    prefetched: Option<&Prefetched>,
 ) -> Result<Bytes, MediaError> {
     let corrupt = |why: String| {
         MediaError::corrupt(
@@ -262,6 +325,12 @@ fn construct(
                     ))
                 });
             }
+            if let Some(bytes) = prefetched.and_then(|p| {
+                let (at, len) = media_range(tables, track_idx, idx, *offset, *length)?;
+                p.slice(at, len)
+            }) {
+                return Ok(bytes);
+            }
             // Only the referenced range is read (at most 64 KiB), never the whole sample: a crafted
             // hint track pointing many packets at big samples then costs little.
             tables.read_sample_range(track_idx, idx, *offset, *length)
@@ -289,6 +358,85 @@ fn construct(
             })
         }
     }
+}
+
+/// Media bytes that a chunk's hint samples reference, read with one `pread` before they are
+/// packetized: a chunk of 8 video hint samples makes ~100 constructors, each otherwise a read.
+pub(crate) struct Prefetched {
+    pub(crate) offset: u64,
+    pub(crate) bytes: Bytes,
+}
+
+impl Prefetched {
+    fn slice(&self, at: u64, len: u64) -> Option<Bytes> {
+        let start = usize::try_from(at.checked_sub(self.offset)?).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        (end <= self.bytes.len()).then(|| self.bytes.slice(start..end))
+    }
+}
+
+/// Largest span one prefetch reads.
+pub(crate) const MAX_PREFETCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// File offset and length of bytes `offset..offset + length` of sample `idx` of track
+/// `track_idx`, when they lie inside the sample.
+fn media_range(tables: &MovieTables, track_idx: usize, idx: usize, offset: u32, length: u16) -> Option<(u64, u64)> {
+    let (sample_offset, size) = tables.tracks.get(track_idx)?.samples.location(idx)?;
+    let end = u64::from(offset) + u64::from(length);
+    (end <= u64::from(size)).then(|| (sample_offset + u64::from(offset), u64::from(length)))
+}
+
+/// Reads at once the media bytes the hint samples `hint_samples` (sample index, bytes) refer to,
+/// when they lie close together (the span at most twice what is used, plus 64 KiB, as
+/// interleaved files have them); `None` otherwise, and each constructor reads for itself.
+/// `already_read` is a span of the file the caller holds (the hint samples' own span, which in an
+/// interleaved file surrounds the media they name): when it covers every range, it is used as is.
+pub(crate) fn prefetch_hint_media<'a>(
+    tables: &MovieTables,
+    plan: &StreamPlan,
+    hint_samples: impl Iterator<Item = (usize, &'a Bytes)>,
+    already_read: Option<Prefetched>,
+) -> Option<Prefetched> {
+    let hint_track = tables.tracks.get(plan.track_idx)?;
+    let (mut low, mut high, mut used) = (u64::MAX, 0u64, 0u64);
+    for (i, bytes) in hint_samples {
+        let sample_offset = hint_track.samples.location(i).map_or(0, |(o, _)| o);
+        let Ok(packets) = parse_hint_sample(bytes, sample_offset) else {
+            continue;
+        };
+        for constructor in packets.iter().flat_map(|p| p.constructors.iter()) {
+            let Constructor::Sample { track_ref, sample_number, offset, length } = constructor else {
+                continue;
+            };
+            let Some(id) = usize::try_from(*track_ref).ok().and_then(|k| hint_track.hint_references.get(k)) else {
+                continue;
+            };
+            let Some((track_idx, _)) = tables.track_by_id(*id) else {
+                continue;
+            };
+            let Some(idx) = sample_number.checked_sub(1).and_then(|n| usize::try_from(n).ok()) else {
+                continue;
+            };
+            if let Some((at, len)) = media_range(tables, track_idx, idx, *offset, *length) {
+                low = low.min(at);
+                high = high.max(at + len);
+                used += len;
+            }
+        }
+    }
+    let span = high.checked_sub(low)?;
+    if let Some(held) = already_read {
+        let held_end = held.offset.saturating_add(crate::mp4::reader::usize_to_u64(held.bytes.len()));
+        if low >= held.offset && high <= held_end {
+            return Some(held);
+        }
+    }
+    let in_file = high <= tables.source_len;
+    if span == 0 || !in_file || span > MAX_PREFETCH_BYTES || span > 2 * used + 64 * 1024 {
+        return None;
+    }
+    let bytes = tables.read_bytes(low, span).ok()?;
+    Some(Prefetched { offset: low, bytes })
 }
 
 /// The NAL units of an access unit with `sets` inserted after a leading access unit delimiter, if any

@@ -427,3 +427,33 @@ fn sources_on_many_threads_race_for_chunks_and_all_get_the_unshared_packets() {
     }
     assert_eq!(movie.live_packet_chunks(), 0);
 }
+
+#[test]
+fn a_hint_chunk_reads_the_media_its_constructors_name_at_once() {
+    let bytes = Bytes::from(std::fs::read(testing::H264_AAC_HINTED.path()).unwrap());
+    let source = Arc::new(CountingReads {
+        bytes,
+        reads: Default::default(),
+    });
+    let movie = Movie::from_source(source.clone()).unwrap();
+    let video = movie.selected_tracks()[0];
+    let reads = || source.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let before = reads();
+    let unshared = drain(
+        movie
+            .packets_unshared(video, Duration::ZERO, PacketOptions::default())
+            .unwrap(),
+    );
+    let unshared_reads = reads() - before;
+    let before = reads();
+    let shared = drain(movie.packets(video, Duration::ZERO).unwrap());
+    let shared_reads = reads() - before;
+    assert_eq!(shared, unshared);
+    // 150 hint samples in chunks of 8: a read of the hint samples and one of their media per chunk.
+    let chunks = 150usize.div_ceil(VIDEO_SAMPLES_PER_CHUNK);
+    assert!(
+        shared_reads <= 2 * chunks + 2,
+        "{shared_reads} reads for {chunks} chunks (one constructor at a time: {unshared_reads})"
+    );
+    assert!(unshared_reads > 4 * shared_reads, "{unshared_reads} vs {shared_reads}");
+}

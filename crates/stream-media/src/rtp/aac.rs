@@ -1,6 +1,8 @@
 //! RTP payload format for AAC: RFC 3640 `mpeg4-generic`, mode AAC-hbr (sizelength=13, indexlength=3,
-//! indexdeltalength=3). One access unit per packet; an AU larger than a packet is fragmented (§3.2.3),
-//! every fragment carrying the AU header with the full AU size.
+//! indexdeltalength=3). Consecutive access units share a packet up to the payload limit (§3.2.2: one
+//! AU header each, AU-Index-delta 0 as they follow each other), which for 96 kbit/s stereo puts four
+//! or five in each; an AU larger than a packet goes alone, fragmented (§3.2.3), every fragment
+//! carrying the AU header with the full AU size.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -53,9 +55,170 @@ pub fn packetize_au(
     Ok(())
 }
 
+/// Most AUs one packet carries: at 44.1 kHz, 8 frames are 186 ms of sound, so a lost packet costs
+/// at most that much.
+pub const MAX_AUS_PER_PACKET: usize = 8;
+
+/// Payloads for consecutive AUs, each with the index in `aus` of its first AU (a fragmented AU gives
+/// several payloads with the same index). Empty AUs are skipped; an AU over [`MAX_AU_BYTES`] fails
+/// alone and is reported with its index, the others are still packetized.
+pub fn aggregate(aus: &[Bytes], max_payload: usize) -> (Vec<(usize, Payload)>, Vec<(usize, AuTooLarge)>) {
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    let mut group: Vec<usize> = Vec::new();
+    let mut group_bytes = 2usize; // AU-headers-length
+    let flush = |group: &mut Vec<usize>, group_bytes: &mut usize, out: &mut Vec<(usize, Payload)>| {
+        let Some(&first) = group.first() else {
+            return;
+        };
+        let mut payload = BytesMut::with_capacity(*group_bytes);
+        payload.put_u16(u16::try_from(16 * group.len()).unwrap_or(u16::MAX));
+        for &k in group.iter() {
+            let size = aus.get(k).map_or(0, Bytes::len);
+            payload.put_u16(u16::try_from(size << 3).unwrap_or(0));
+        }
+        for &k in group.iter() {
+            if let Some(au) = aus.get(k) {
+                payload.put_slice(au);
+            }
+        }
+        out.push((
+            first,
+            Payload {
+                marker: true,
+                bytes: payload.freeze(),
+            },
+        ));
+        group.clear();
+        *group_bytes = 2;
+    };
+    for (k, au) in aus.iter().enumerate() {
+        if au.is_empty() {
+            continue;
+        }
+        if au.len() > MAX_AU_BYTES {
+            failed.push((k, AuTooLarge(au.len())));
+            flush(&mut group, &mut group_bytes, &mut out);
+            continue;
+        }
+        let fits_alone = 2 + 2 + au.len() <= max_payload;
+        if !fits_alone {
+            flush(&mut group, &mut group_bytes, &mut out);
+            let mut pieces = Vec::new();
+            // Cannot fail: the size was checked above.
+            let _ = packetize_au(au, max_payload, &mut pieces);
+            out.extend(pieces.into_iter().map(|p| (k, p)));
+            continue;
+        }
+        if !joins_group(group.len(), group_bytes, au.len(), max_payload) {
+            flush(&mut group, &mut group_bytes, &mut out);
+        }
+        group.push(k);
+        group_bytes += 2 + au.len();
+    }
+    flush(&mut group, &mut group_bytes, &mut out);
+    (out, failed)
+}
+
+/// Whether an AU of `au_len` bytes joins a group of `group_len` AUs taking `group_bytes` so far.
+fn joins_group(group_len: usize, group_bytes: usize, au_len: usize, max_payload: usize) -> bool {
+    group_len < MAX_AUS_PER_PACKET && group_bytes + 2 + au_len <= max_payload
+}
+
+/// The index of the AU whose packet carries AU `k`, for AUs of `sizes` grouped by [`aggregate`]
+/// from index 0 (a seek into a group starts with the group's packet). Needs only the sizes, so
+/// a source can find it from the sample table before any byte is read.
+pub fn group_start(sizes: &[usize], k: usize, max_payload: usize) -> usize {
+    let mut start = None;
+    let mut group_len = 0;
+    let mut group_bytes = 2;
+    for (i, &size) in sizes.iter().enumerate().take(k.saturating_add(1)) {
+        if size == 0 {
+            continue;
+        }
+        let alone = size > MAX_AU_BYTES || 2 + 2 + size > max_payload;
+        if alone || !joins_group(group_len, group_bytes, size, max_payload) {
+            start = Some(i);
+            group_len = 0;
+            group_bytes = 2;
+        }
+        if start.is_none() {
+            start = Some(i);
+        }
+        if alone {
+            // Ends its own group: the next AU starts a new one.
+            group_len = MAX_AUS_PER_PACKET;
+        } else {
+            group_len += 1;
+            group_bytes += 2 + size;
+        }
+    }
+    start.unwrap_or(k).min(k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_aus_share_a_packet_up_to_the_limit() {
+        let aus: Vec<Bytes> = (0..10u8).map(|k| Bytes::from(vec![k; 300])).collect();
+        let (out, failed) = aggregate(&aus, 1400);
+        assert!(failed.is_empty());
+        // 2 + 4 * (2 + 300) = 1210 fits, a fifth would make 1512.
+        let firsts: Vec<usize> = out.iter().map(|(k, _)| *k).collect();
+        assert_eq!(firsts, [0, 4, 8]);
+        let mut rebuilt = Vec::new();
+        for (_, p) in &out {
+            let b = &p.bytes;
+            assert!(b.len() <= 1400 && p.marker);
+            let n = usize::from(u16::from_be_bytes([b[0], b[1]])) / 16;
+            let mut at = 2 + 2 * n;
+            for h in 0..n {
+                let header = u16::from_be_bytes([b[2 + 2 * h], b[3 + 2 * h]]);
+                assert_eq!(header & 7, 0, "index and index-delta 0");
+                let size = usize::from(header >> 3);
+                rebuilt.push(b[at..at + size].to_vec());
+                at += size;
+            }
+            assert_eq!(at, b.len());
+        }
+        assert_eq!(rebuilt, aus.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn group_start_agrees_with_aggregate() {
+        let sizes = [300, 300, 0, 300, 300, 300, 3000, 100, 100, 9000, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50];
+        let aus: Vec<Bytes> = sizes.iter().map(|&n| Bytes::from(vec![7; n])).collect();
+        let (out, _) = aggregate(&aus, 1400);
+        let firsts: Vec<usize> = out.iter().map(|(k, _)| *k).collect();
+        for k in 0..sizes.len() {
+            let start = group_start(&sizes, k, 1400);
+            if sizes[k] > 0 && sizes[k] <= MAX_AU_BYTES {
+                assert!(firsts.contains(&start), "AU {k}: group start {start} not in {firsts:?}");
+                let next = firsts.iter().find(|&&f| f > start).copied().unwrap_or(usize::MAX);
+                assert!(start <= k && k < next, "AU {k} in group {start}..{next}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_au_goes_alone_and_an_oversized_one_fails_alone() {
+        let aus = vec![
+            Bytes::from(vec![1; 100]),
+            Bytes::from(vec![2; 3000]),
+            Bytes::from(vec![3; 9000]),
+            Bytes::new(),
+            Bytes::from(vec![4; 100]),
+            Bytes::from(vec![5; 100]),
+        ];
+        let (out, failed) = aggregate(&aus, 1400);
+        assert_eq!(failed, vec![(2, AuTooLarge(9000))]);
+        let firsts: Vec<usize> = out.iter().map(|(k, _)| *k).collect();
+        assert_eq!(firsts, [0, 1, 1, 1, 4]);
+        let markers: Vec<bool> = out.iter().map(|(_, p)| p.marker).collect();
+        assert_eq!(markers, [true, false, false, true, true]);
+    }
 
     #[test]
     fn one_au_per_packet_with_au_header_and_marker() {
