@@ -155,6 +155,14 @@ pub const HINTED_MOV: Fixture = Fixture {
     ],
 };
 
+/// Motion-JPEG video in a QuickTime `.mov`, 2 s: a file with no track RTP can carry here, which the
+/// server refuses with 415 and the admin page flags.
+#[rustfmt::skip]
+pub const MJPEG_MOV: Fixture = Fixture {
+    name: "mjpeg.mov",
+    args: &["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2", "-c:v", "mjpeg"],
+};
+
 /// Every standard fixture, for tests that loop over all of them.
 pub const ALL: &[Fixture] = &[
     H264_AAC,

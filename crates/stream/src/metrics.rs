@@ -17,6 +17,10 @@ pub struct StreamMetrics {
     pub slow_readers_dropped: Counter,
     pub connections_refused: Counter,
     pub idle_connections_evicted: Counter,
+    /// Never-played sessions closed to make room at a cap (SETUP floods).
+    pub sessions_evicted_unplayed: Counter,
+    /// Never-played sessions closed by `unplayed_session_timeout`.
+    pub sessions_expired_unplayed: Counter,
     pub requests_timed_out: Counter,
     pub requests_unauthorized: Counter,
     pub requests_forbidden: Counter,
@@ -37,6 +41,16 @@ impl StreamMetrics {
             "sessions",
             "RTSP sessions created",
             metrics.sessions_total.clone(),
+        );
+        registry.register(
+            "sessions_evicted_unplayed",
+            "Sessions set up but never played, closed to make room for a new one at a cap",
+            metrics.sessions_evicted_unplayed.clone(),
+        );
+        registry.register(
+            "sessions_expired_unplayed",
+            "Sessions set up but never played, closed after unplayed_session_timeout",
+            metrics.sessions_expired_unplayed.clone(),
         );
         registry.register(
             "packet_chunks_live",

@@ -228,6 +228,15 @@ impl Shared {
 
     /// Stops a closed session's sender, logs it and writes its access log line.
     fn finish(self: &Arc<Self>, closed: ClosedSession) {
+        match closed.reason {
+            crate::rtsp::handler::CloseReason::EvictedUnplayed => {
+                self.metrics.sessions_evicted_unplayed.inc();
+            }
+            crate::rtsp::handler::CloseReason::NeverPlayed => {
+                self.metrics.sessions_expired_unplayed.inc();
+            }
+            _ => {}
+        }
         // Counted before locking the session: the table lock is always taken first.
         let total_clients = self.server.session_count();
         let session = lock(&closed.session);

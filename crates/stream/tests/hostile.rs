@@ -112,14 +112,19 @@ fn oversized_and_malformed_heads_are_refused_and_closed() {
         "DESCRIBE rtsp://h/{} RTSP/1.0\r\nCSeq: 1\r\n\r\n",
         "a".repeat(9000)
     );
-    refused_and_closed(&server, long_line.as_bytes(), "RTSP/1.0 400");
+    refused_and_closed(&server, long_line.as_bytes(), "RTSP/1.0 414");
+    // A 1 MB request URI is answered in RTSP (414), never with an HTTP status line.
+    let huge_uri = format!("DESCRIBE rtsp://h/{} RTSP/1.0\r\nCSeq: 1\r\n\r\n", "a".repeat(1 << 20));
+    refused_and_closed(&server, huge_uri.as_bytes(), "RTSP/1.0 414 Request URI Too Long");
+    let long_header = format!("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: {}\r\n\r\n", "b".repeat(9000));
+    refused_and_closed(&server, long_header.as_bytes(), "RTSP/1.0 400");
     let many_headers = format!(
         "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n{}\r\n",
         "X-A: b\r\n".repeat(70)
     );
     refused_and_closed(&server, many_headers.as_bytes(), "RTSP/1.0 400");
     let big_body = "SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 1000000\r\n\r\n";
-    refused_and_closed(&server, big_body.as_bytes(), "RTSP/1.0 400");
+    refused_and_closed(&server, big_body.as_bytes(), "RTSP/1.0 413");
     for length in ["-5", "12abc", "99999999999999999999999"] {
         let bad =
             format!("SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {length}\r\n\r\n");
@@ -141,6 +146,42 @@ fn oversized_and_malformed_heads_are_refused_and_closed() {
     assert!(started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(3));
     let http_junk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     refused_and_closed(&server, http_junk, "HTTP/1.0 400");
+    healthy_client_plays(&server);
+}
+
+#[test]
+fn a_cseq_that_is_not_a_number_gets_400_and_the_connection_stays_usable() {
+    let server = start(|_| {});
+    let mut stream = connect(&server);
+    for bad in ["abc", "1.5", "-3"] {
+        stream
+            .write_all(format!("OPTIONS * RTSP/1.0\r\nCSeq: {bad}\r\n\r\n").as_bytes())
+            .unwrap();
+        let answer = response(&mut stream);
+        assert!(answer.starts_with("RTSP/1.0 400"), "CSeq: {bad}: {answer}");
+    }
+    stream
+        .write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 4\r\n\r\n")
+        .unwrap();
+    assert!(response(&mut stream).starts_with("RTSP/1.0 200"));
+    healthy_client_plays(&server);
+}
+
+#[test]
+fn requests_with_bare_lf_line_ends_are_answered() {
+    let server = start(|_| {});
+    let mut stream = connect(&server);
+    let started = Instant::now();
+    stream
+        .write_all(b"OPTIONS * RTSP/1.0\nCSeq: 5\nUser-Agent: lf-only\n\n")
+        .unwrap();
+    let answer = response(&mut stream);
+    assert!(answer.starts_with("RTSP/1.0 200") && answer.contains("CSeq: 5"), "{answer}");
+    assert!(started.elapsed() < REQUEST_TIMEOUT);
+    let describe = format!("DESCRIBE rtsp://{}/movie.mp4 RTSP/1.0\nCSeq: 6\n\n", server.addr);
+    stream.write_all(describe.as_bytes()).unwrap();
+    let answer = response(&mut stream);
+    assert!(answer.starts_with("RTSP/1.0 200") && answer.contains("application/sdp"), "{answer}");
     healthy_client_plays(&server);
 }
 
@@ -222,31 +263,79 @@ fn thousands_of_idle_connections_make_room_for_new_clients() {
     );
 }
 
+/// SETUP of the movie's video track over UDP on `stream`; the status and the session id.
+fn setup_udp(stream: &mut TcpStream, server: &TestServer, cseq: u32) -> (String, Option<String>) {
+    let base = format!("rtsp://{}/movie.mp4", server.addr);
+    stream
+        .write_all(format!("SETUP {base}/trackID=1 RTSP/1.0\r\nCSeq: {cseq}\r\nTransport: RTP/AVP;unicast;client_port=40000-40001\r\n\r\n").as_bytes())
+        .unwrap();
+    let answer = response(stream);
+    let session = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+    (answer[9..12].to_owned(), session)
+}
+
+fn play(stream: &mut TcpStream, server: &TestServer, session: &str, cseq: u32) -> String {
+    let base = format!("rtsp://{}/movie.mp4", server.addr);
+    stream
+        .write_all(format!("PLAY {base}/ RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\n\r\n").as_bytes())
+        .unwrap();
+    response(stream)[9..12].to_owned()
+}
+
 #[test]
 fn one_address_is_capped_in_connections_and_sessions() {
     let server = start(|config| {
         config.max_connections_per_ip = 5;
         config.max_sessions_per_client = 3;
     });
-    let held: Vec<TcpStream> = (0..5).map(|_| connect(&server)).collect();
+    // Idle connections (no session) of the address are closed to admit a new one of it.
+    let mut idle: Vec<TcpStream> = (0..5).map(|_| connect(&server)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut sixth = connect(&server);
-    let answer = read_to_close(&mut sixth);
-    assert!(answer.starts_with("RTSP/1.0 503"), "{answer}");
-    drop(held);
+    sixth.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+    assert!(response(&mut sixth).starts_with("RTSP/1.0 200"));
+    assert_eq!(read_to_close(&mut idle[0]), "", "the oldest idle connection was closed");
+    drop((idle, sixth));
     std::thread::sleep(Duration::from_millis(300));
-    // A SETUP storm from one address: the fourth session is refused with 453.
-    let mut stream = connect(&server);
-    let base = format!("rtsp://{}/movie.mp4", server.addr);
-    let mut statuses = Vec::new();
-    for cseq in 1..=4 {
-        stream
-            .write_all(format!("SETUP {base}/trackID=1 RTSP/1.0\r\nCSeq: {cseq}\r\nTransport: RTP/AVP;unicast;client_port=40000-40001\r\n\r\n").as_bytes())
-            .unwrap();
-        statuses.push(response(&mut stream)[9..12].to_owned());
+    // Connections that hold sessions are not closed: past the cap, 503.
+    let mut with_sessions = Vec::new();
+    for n in 0..3 {
+        let mut stream = connect(&server);
+        let (status, session) = setup_udp(&mut stream, &server, 1);
+        assert_eq!(status, "200");
+        assert_eq!(play(&mut stream, &server, &session.unwrap(), 2), "200");
+        with_sessions.push(stream);
+        let _ = n;
     }
-    assert_eq!(statuses, ["200", "200", "200", "453"]);
-    drop(stream);
+    // The three playing sessions fill the address's session cap: a fourth SETUP gets 453.
+    let mut fourth = connect(&server);
+    assert_eq!(setup_udp(&mut fourth, &server, 1).0, "453");
+    let _more: Vec<TcpStream> = (0..2).map(|_| {
+        let mut s = connect(&server);
+        let _ = setup_udp(&mut s, &server, 1);
+        s
+    }).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = fourth;
+}
+
+#[test]
+fn a_setup_flood_never_locks_out_a_viewer_from_the_same_address() {
+    // The old defaults' per-address cap of 8, so the flood reaches it.
+    let server = start(|config| config.max_sessions_per_client = 8);
+    let mut flood = connect(&server);
+    let mut statuses = Vec::new();
+    for cseq in 1..=50 {
+        statuses.push(setup_udp(&mut flood, &server, cseq).0);
+    }
+    assert!(statuses.iter().all(|s| s == "200"), "{statuses:?}");
+    // A viewer from the same address sets up and plays at once.
+    healthy_client_plays(&server);
+    let evicted = server.wait_for_metric("stream_sessions_evicted_unplayed_total", Duration::from_secs(5), |v| v >= 43);
+    assert!(evicted >= 43, "{}", server.metrics_text());
 }
 
 #[test]

@@ -94,8 +94,8 @@ impl RawClient {
 
 fn start_h264() -> TestServer {
     let movie = testing::H264_AAC.path();
-    let fragmented = testing::FRAGMENTED.path();
-    TestServer::start(&[("movie.mp4", &movie), ("sub/fragmented.mp4", &fragmented)])
+    let unplayable = testing::MJPEG_MOV.path();
+    TestServer::start(&[("movie.mp4", &movie), ("sub/mjpeg.mov", &unplayable)])
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn each_refusal_has_its_status() {
             404,
         ),
         (
-            format!("DESCRIBE rtsp://{host}/sub/fragmented.mp4 RTSP/1.0\r\nCSeq: 2\r\n\r\n"),
+            format!("DESCRIBE rtsp://{host}/sub/mjpeg.mov RTSP/1.0\r\nCSeq: 2\r\n\r\n"),
             415,
         ),
         // The URL parser already folds `%2e%2e` segments, leaving /etc/passwd under the root: 404.
@@ -381,7 +381,7 @@ fn admin_page_lists_sessions_and_movies_and_ends_a_session() {
     );
     assert!(html.contains("h264") && html.contains("aac"), "{html}");
     assert!(
-        html.contains("sub/fragmented.mp4") && html.contains("cannot be streamed"),
+        html.contains("sub/mjpeg.mov") && html.contains("cannot be streamed"),
         "{html}"
     );
     let json = panel.json();
