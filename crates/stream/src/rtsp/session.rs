@@ -25,6 +25,10 @@ pub const SEND_AHEAD: Duration = Duration::from_millis(250);
 pub const MAX_PACKETS_PER_POLL: usize = 512;
 /// Interval between Sender Reports per track (RFC 3550 suggests about 5 s at our rates).
 pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long after the last packet's media time BYE leaves. Clients read RTP and RTCP on
+/// separate sockets: a BYE sent with the last (early) packet can be read first, and ffmpeg
+/// then drops that packet, which with aggregated AAC is up to eight audio frames.
+pub const BYE_AFTER_LAST_PACKET: Duration = Duration::from_millis(300);
 
 /// The session's place in RFC 2326's state table (Init is "no session").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +185,8 @@ pub struct Session {
     last_seen: Instant,
     clock: Option<PlayClock>,
     finished: bool,
+    /// When the latest packet sent in this play was due (its media time on the wall clock).
+    last_packet_due: Option<Instant>,
     scratch: BytesMut,
     cname: String,
 }
@@ -213,6 +219,7 @@ impl Session {
             last_seen: now,
             clock: None,
             finished: false,
+            last_packet_due: None,
             scratch: BytesMut::new(),
             cname,
         }
@@ -339,6 +346,7 @@ impl Session {
         });
         self.state = SessionState::Playing;
         self.finished = false;
+        self.last_packet_due = None;
         let rtp_info = self
             .tracks
             .iter()
@@ -416,6 +424,7 @@ impl Session {
                     rtp_header: Some(track.rtp_header(&packet)),
                     payload: packet.payload,
                 });
+                self.last_packet_due = Some(self.last_packet_due.map_or(due, |d| d.max(due)));
                 budget -= 1;
             }
             if track.packets_sent > 0 && due_sender_report && !track.bye_sent {
@@ -433,9 +442,18 @@ impl Session {
                 track.last_sender_report = Some(now);
             }
         }
-        if !self.finished && self.tracks.iter().all(|t| t.ended) {
+        if !self.finished
+            && self.tracks.iter().all(|t| t.ended)
+            && now >= self.bye_due(clock.instant)
+        {
             self.finish(now, wallclock, out);
         }
+    }
+
+    /// When BYE may leave once every track has ended.
+    fn bye_due(&self, play_started: Instant) -> Instant {
+        self.last_packet_due
+            .map_or(play_started, |due| due + BYE_AFTER_LAST_PACKET)
     }
 
     /// When `poll_packets` next has something to do, if ever.
@@ -461,7 +479,7 @@ impl Session {
                 wakeup = Some(wakeup.map_or(candidate, |w| w.min(candidate)));
             }
         }
-        wakeup.or(Some(clock.instant))
+        wakeup.or(Some(self.bye_due(clock.instant)))
     }
 
     /// BYE on every track (RFC 3550 §6.6) after a last SR; the session stays until TEARDOWN.

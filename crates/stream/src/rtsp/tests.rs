@@ -490,12 +490,16 @@ fn end_of_movie_sends_bye_once_and_keeps_the_session() {
         .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
         .count();
     assert_eq!(rtp_video, 50, "from the 8 s keyframe: 8.00..=9.96");
-    let byes: Vec<_> = all
-        .iter()
-        .filter(|p| p.kind == PacketKind::Rtcp && p.to_vec().windows(2).any(|w| w == [0x81, 203]))
-        .collect();
-    assert_eq!(byes.len(), 2);
-    assert!(h.poll(Duration::from_secs(3)).is_empty());
+    let is_bye =
+        |p: &&OutgoingPacket| p.kind == PacketKind::Rtcp && p.to_vec().windows(2).any(|w| w == [0x81, 203]);
+    assert_eq!(
+        all.iter().filter(is_bye).count(),
+        0,
+        "BYE waits until the last packet's media time has passed"
+    );
+    let later = h.poll(Duration::from_secs(3));
+    assert_eq!(later.iter().filter(is_bye).count(), 2);
+    assert!(h.poll(Duration::from_secs(4)).is_empty());
     assert!(crate::rtsp::handler::lock(&h.session()).is_finished());
     assert_eq!(h.server.session_count(), 1);
 }
