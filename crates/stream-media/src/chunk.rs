@@ -141,7 +141,15 @@ pub(crate) fn build_chunk(
         let before = packets.len();
         sample_starts.push(before);
         let outcome = bytes.and_then(|bytes| {
-            packetize_sample(tables, plan, max_payload, i, &bytes, prefetched.as_ref(), &mut packets)
+            packetize_sample(
+                tables,
+                plan,
+                max_payload,
+                i,
+                &bytes,
+                prefetched.as_ref(),
+                &mut packets,
+            )
         });
         if let Err(error) = outcome {
             // A hint sample may fail after some of its packets: none of them go out, the error does.
@@ -176,10 +184,10 @@ fn build_aac_chunk(
     let mut run: Vec<Bytes> = Vec::new();
     let mut run_first = samples.start;
     let flush = |run: &mut Vec<Bytes>,
-                     run_first: usize,
-                     packets: &mut Vec<RtpPacketOut>,
-                     sample_starts: &mut Vec<usize>,
-                     failures: &mut Vec<(usize, MediaError)>| {
+                 run_first: usize,
+                 packets: &mut Vec<RtpPacketOut>,
+                 sample_starts: &mut Vec<usize>,
+                 failures: &mut Vec<(usize, MediaError)>| {
         if run.is_empty() {
             return;
         }
@@ -198,13 +206,25 @@ fn build_aac_chunk(
                 run.push(bytes);
             }
             Err(error) => {
-                flush(&mut run, run_first, &mut packets, &mut sample_starts, &mut failures);
+                flush(
+                    &mut run,
+                    run_first,
+                    &mut packets,
+                    &mut sample_starts,
+                    &mut failures,
+                );
                 sample_starts.push(packets.len());
                 failures.push((i, error));
             }
         }
     }
-    flush(&mut run, run_first, &mut packets, &mut sample_starts, &mut failures);
+    flush(
+        &mut run,
+        run_first,
+        &mut packets,
+        &mut sample_starts,
+        &mut failures,
+    );
     sample_starts.push(packets.len());
     failures.sort_by_key(|(i, _)| *i);
     packets.shrink_to_fit();

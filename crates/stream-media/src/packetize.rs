@@ -141,7 +141,11 @@ fn packetize_media_sample(
 }
 
 /// Send time (decode time) and RTP timestamp (presentation time, clock-rate units) of sample `i`.
-fn sample_timing(track: &crate::mp4::track::Track, plan: &StreamPlan, i: usize) -> (std::time::Duration, u32) {
+fn sample_timing(
+    track: &crate::mp4::track::Track,
+    plan: &StreamPlan,
+    i: usize,
+) -> (std::time::Duration, u32) {
     let dts = track
         .samples
         .decode_time(i)
@@ -380,7 +384,13 @@ pub(crate) const MAX_PREFETCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// File offset and length of bytes `offset..offset + length` of sample `idx` of track
 /// `track_idx`, when they lie inside the sample.
-fn media_range(tables: &MovieTables, track_idx: usize, idx: usize, offset: u32, length: u16) -> Option<(u64, u64)> {
+fn media_range(
+    tables: &MovieTables,
+    track_idx: usize,
+    idx: usize,
+    offset: u32,
+    length: u16,
+) -> Option<(u64, u64)> {
     let (sample_offset, size) = tables.tracks.get(track_idx)?.samples.location(idx)?;
     let end = u64::from(offset) + u64::from(length);
     (end <= u64::from(size)).then(|| (sample_offset + u64::from(offset), u64::from(length)))
@@ -405,16 +415,28 @@ pub(crate) fn prefetch_hint_media<'a>(
             continue;
         };
         for constructor in packets.iter().flat_map(|p| p.constructors.iter()) {
-            let Constructor::Sample { track_ref, sample_number, offset, length } = constructor else {
+            let Constructor::Sample {
+                track_ref,
+                sample_number,
+                offset,
+                length,
+            } = constructor
+            else {
                 continue;
             };
-            let Some(id) = usize::try_from(*track_ref).ok().and_then(|k| hint_track.hint_references.get(k)) else {
+            let Some(id) = usize::try_from(*track_ref)
+                .ok()
+                .and_then(|k| hint_track.hint_references.get(k))
+            else {
                 continue;
             };
             let Some((track_idx, _)) = tables.track_by_id(*id) else {
                 continue;
             };
-            let Some(idx) = sample_number.checked_sub(1).and_then(|n| usize::try_from(n).ok()) else {
+            let Some(idx) = sample_number
+                .checked_sub(1)
+                .and_then(|n| usize::try_from(n).ok())
+            else {
                 continue;
             };
             if let Some((at, len)) = media_range(tables, track_idx, idx, *offset, *length) {
@@ -426,7 +448,9 @@ pub(crate) fn prefetch_hint_media<'a>(
     }
     let span = high.checked_sub(low)?;
     if let Some(held) = already_read {
-        let held_end = held.offset.saturating_add(crate::mp4::reader::usize_to_u64(held.bytes.len()));
+        let held_end = held
+            .offset
+            .saturating_add(crate::mp4::reader::usize_to_u64(held.bytes.len()));
         if low >= held.offset && high <= held_end {
             return Some(held);
         }

@@ -249,7 +249,11 @@ fn complete_mpeg4_generic(params: &str, kind: MediaKind, media_codec: Option<&Co
     let mut parts = front;
     let hbr = value_of(&parts, "mode").is_some_and(|m| m.eq_ignore_ascii_case("AAC-hbr"));
     if hbr {
-        for (name, value) in [("sizelength", 13), ("indexlength", 3), ("indexdeltalength", 3)] {
+        for (name, value) in [
+            ("sizelength", 13),
+            ("indexlength", 3),
+            ("indexdeltalength", 3),
+        ] {
             if !has(&parts, name) {
                 parts.push(format!("{name}={value}"));
             }
@@ -285,7 +289,11 @@ mod tests {
             "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210"
         );
         assert_eq!(
-            complete_mpeg4_generic("StreamType=5;mode=AAC-lbr;sizelength=6;profile-level-id=15;config=1210", MediaKind::Audio, Some(&aac)),
+            complete_mpeg4_generic(
+                "StreamType=5;mode=AAC-lbr;sizelength=6;profile-level-id=15;config=1210",
+                MediaKind::Audio,
+                Some(&aac)
+            ),
             "StreamType=5;mode=AAC-lbr;sizelength=6;profile-level-id=15;config=1210"
         );
     }

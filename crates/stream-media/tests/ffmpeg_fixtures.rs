@@ -308,7 +308,13 @@ fn aac_payloads_carry_every_frame_with_its_size_and_sample_rate_timestamps() {
         let source = movie.packets(track, Duration::ZERO).unwrap();
         assert_eq!(source.clock_rate(), movie.tracks()[1].sample_rate.unwrap());
         // Several AUs per packet (RFC 3640 §3.2.2): walk each packet's AU headers.
-        assert!(packets.len() * 2 <= probe.len(), "{}: AUs are aggregated ({} packets for {} AUs)", f.name, packets.len(), probe.len());
+        assert!(
+            packets.len() * 2 <= probe.len(),
+            "{}: AUs are aggregated ({} packets for {} AUs)",
+            f.name,
+            packets.len(),
+            probe.len()
+        );
         let mut theirs = probe.iter();
         for p in &packets {
             let b = &p.payload;
@@ -567,7 +573,12 @@ fn hint_track_seek_starts_at_a_sync_hint_sample() {
 fn fragmented_mp4_plays_the_same_frames_as_ffmpeg_reads_and_seeks() {
     for f in [&testing::FRAGMENTED, &testing::FRAGMENTED_MOOF_BASE] {
         let (path, movie) = open(f);
-        assert!((movie.duration().as_secs_f64() - 6.0).abs() < 0.1, "{}: {:?}", f.name, movie.duration());
+        assert!(
+            (movie.duration().as_secs_f64() - 6.0).abs() < 0.1,
+            "{}: {:?}",
+            f.name,
+            movie.duration()
+        );
         assert_eq!(movie.selected_tracks().len(), 2, "{}", f.name);
         let video = track_of(&movie, MediaKind::Video);
         let packets = drain(&movie, video, Duration::ZERO, PacketOptions::default());
@@ -589,8 +600,13 @@ fn fragmented_mp4_plays_the_same_frames_as_ffmpeg_reads_and_seeks() {
             .collect();
         assert!(keys.len() >= 2, "{}: {keys:?}", f.name);
         let source = movie.packets(video, Duration::from_millis(4500)).unwrap();
-        assert!(source.start() <= Duration::from_millis(4500) && source.start() >= Duration::from_millis(2000),
-                "{}: {:?}", f.name, source.start());
+        assert!(
+            source.start() <= Duration::from_millis(4500)
+                && source.start() >= Duration::from_millis(2000),
+            "{}: {:?}",
+            f.name,
+            source.start()
+        );
         let audio = track_of(&movie, MediaKind::Audio);
         let audio_packets = drain(&movie, audio, Duration::ZERO, PacketOptions::default());
         assert!(!audio_packets.is_empty());
@@ -608,16 +624,30 @@ fn every_audio_track_is_described_and_streamed() {
         .collect();
     assert_eq!(audio.len(), 2);
     let selected = movie.selected_tracks();
-    assert_eq!(selected.len(), 3, "video and both audio tracks: {selected:?}");
+    assert_eq!(
+        selected.len(),
+        3,
+        "video and both audio tracks: {selected:?}"
+    );
     let sdp = movie.sdp("s", "127.0.0.1");
     assert_eq!(sdp.matches("m=audio").count(), 2, "{sdp}");
-    assert!(sdp.contains("mpeg4-generic/44100/2") && sdp.contains("mpeg4-generic/48000/2"), "{sdp}");
+    assert!(
+        sdp.contains("mpeg4-generic/44100/2") && sdp.contains("mpeg4-generic/48000/2"),
+        "{sdp}"
+    );
     for id in &audio {
-        assert!(sdp.contains(&format!("a=control:trackID={id}\r\n")), "{sdp}");
+        assert!(
+            sdp.contains(&format!("a=control:trackID={id}\r\n")),
+            "{sdp}"
+        );
         let packets = drain(&movie, *id, Duration::ZERO, PacketOptions::default());
-        let frames = probe_stream(&path, if *id == audio[0] { "a:0" } else { "a:1" }, "nb_frames")[0]
-            .parse::<usize>()
-            .unwrap();
+        let frames = probe_stream(
+            &path,
+            if *id == audio[0] { "a:0" } else { "a:1" },
+            "nb_frames",
+        )[0]
+        .parse::<usize>()
+        .unwrap();
         // Each packet's AU-headers-length (bits, 16 per AU header) counts the frames it carries.
         let aus: usize = packets
             .iter()
@@ -635,8 +665,20 @@ fn a_hinted_mov_with_aac_announces_every_mpeg4_generic_parameter() {
         .lines()
         .find(|l| l.starts_with("a=fmtp:97 "))
         .unwrap_or_else(|| panic!("{sdp}"));
-    for param in ["streamtype=5", "profile-level-id=", "mode=AAC-hbr", "sizelength=13", "indexlength=3", "indexdeltalength=3", "config="] {
-        assert!(fmtp.to_ascii_lowercase().contains(&param.to_ascii_lowercase()), "{param} missing: {fmtp}");
+    for param in [
+        "streamtype=5",
+        "profile-level-id=",
+        "mode=AAC-hbr",
+        "sizelength=13",
+        "indexlength=3",
+        "indexdeltalength=3",
+        "config=",
+    ] {
+        assert!(
+            fmtp.to_ascii_lowercase()
+                .contains(&param.to_ascii_lowercase()),
+            "{param} missing: {fmtp}"
+        );
     }
 }
 
@@ -740,8 +782,12 @@ fn corrupted_and_cut_movie_fragments_never_panic() {
         let cut = &original[..original.len() * 2 / 3];
         let movie = Movie::from_source(std::sync::Arc::new(bytes::Bytes::copy_from_slice(cut)))
             .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert!(movie.duration() > Duration::from_secs(2) && movie.duration() < Duration::from_secs(6),
-                "{}: {:?}", f.name, movie.duration());
+        assert!(
+            movie.duration() > Duration::from_secs(2) && movie.duration() < Duration::from_secs(6),
+            "{}: {:?}",
+            f.name,
+            movie.duration()
+        );
         for &t in movie.selected_tracks() {
             let mut source = movie.packets(t, Duration::ZERO).unwrap();
             while let Some(_) = source.next_packet().unwrap() {}

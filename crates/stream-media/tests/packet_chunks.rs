@@ -455,5 +455,8 @@ fn a_hint_chunk_reads_the_media_its_constructors_name_at_once() {
         shared_reads <= 2 * chunks + 2,
         "{shared_reads} reads for {chunks} chunks (one constructor at a time: {unshared_reads})"
     );
-    assert!(unshared_reads > 4 * shared_reads, "{unshared_reads} vs {shared_reads}");
+    assert!(
+        unshared_reads > 4 * shared_reads,
+        "{unshared_reads} vs {shared_reads}"
+    );
 }

@@ -291,7 +291,10 @@ fn fastest_link(sys_class_net: &std::path::Path) -> Option<(String, u64)> {
             let speed = std::fs::read_to_string(e.path().join("speed")).ok()?;
             let mbit: i64 = speed.trim().parse().ok()?;
             let mbit = u64::try_from(mbit).ok().filter(|&m| m > 0)?;
-            Some((e.file_name().to_string_lossy().into_owned(), mbit.saturating_mul(1_000_000)))
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                mbit.saturating_mul(1_000_000),
+            ))
         })
         .max_by_key(|(_, bps)| *bps)
 }
@@ -502,7 +505,12 @@ mod tests {
     #[test]
     fn auto_bandwidth_is_the_fastest_link_or_10_gbit() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, speed) in [("lo", "100000"), ("eth0", "1000"), ("eth1", "-1"), ("wlan0", "")] {
+        for (name, speed) in [
+            ("lo", "100000"),
+            ("eth0", "1000"),
+            ("eth1", "-1"),
+            ("wlan0", ""),
+        ] {
             std::fs::create_dir(dir.path().join(name)).unwrap();
             std::fs::write(dir.path().join(name).join("speed"), speed).unwrap();
         }

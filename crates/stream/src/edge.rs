@@ -201,7 +201,12 @@ impl Edge {
 
     /// As [`Edge::open`], for a connection from `peer` (whose idle connections the per-address
     /// cap may then close).
-    pub async fn open_from<S>(self: &Arc<Self>, mut stream: S, id: u64, peer: Option<IpAddr>) -> Opened
+    pub async fn open_from<S>(
+        self: &Arc<Self>,
+        mut stream: S,
+        id: u64,
+        peer: Option<IpAddr>,
+    ) -> Opened
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {

@@ -31,7 +31,7 @@ pub enum CatalogError {
     /// Nothing streamable there: 404.
     #[error("no movie at `{0}`")]
     NotFound(String),
-    /// A file we read but do not stream (no playable track, fragmented, unknown codec): 415.
+    /// A file we read but do not stream (no playable track, unknown codec): 415.
     #[error("unsupported media: {0}")]
     Unsupported(String),
     /// The file is there but broken or unreadable: 500, detail in the log.

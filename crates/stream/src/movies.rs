@@ -278,9 +278,7 @@ pub fn check_caps_against_movies(
     let Some((needed, movie)) = heaviest else {
         return;
     };
-    let (cap, source) = config
-        .max_bandwidth
-        .resolve(Path::new("/sys/class/net"));
+    let (cap, source) = config.max_bandwidth.resolve(Path::new("/sys/class/net"));
     if cap < needed {
         problems.warning(
             "stream.max_bandwidth",
@@ -292,4 +290,3 @@ pub fn check_caps_against_movies(
         );
     }
 }
-

@@ -28,14 +28,37 @@ fn ffmpeg_decodes_every_frame_of_a_fragmented_mp4_and_seeks_in_it() {
         let probe = run_client(
             "ffprobe",
             "ffmpeg",
-            &["-v", "error", "-rtsp_transport", "tcp", "-show_entries", "format=duration", "-of", "csv=p=0", &url],
+            &[
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+                &url,
+            ],
             Duration::from_secs(30),
         );
         assert!(probe.status.success(), "{}", stderr(&probe));
         let duration: f64 = stdout(&probe).trim().parse().unwrap_or(0.0);
-        assert!((duration - 6.0).abs() < 0.1, "{}: duration {duration}", fixture.name);
-        let seeked = framemd5(&["-ss", "4", "-copyts", "-rtsp_transport", "tcp"], &url, "0:v");
-        assert!(!seeked.is_empty() && seeked.len() < 100, "{}: {} frames after seek", fixture.name, seeked.len());
+        assert!(
+            (duration - 6.0).abs() < 0.1,
+            "{}: duration {duration}",
+            fixture.name
+        );
+        let seeked = framemd5(
+            &["-ss", "4", "-copyts", "-rtsp_transport", "tcp"],
+            &url,
+            "0:v",
+        );
+        assert!(
+            !seeked.is_empty() && seeked.len() < 100,
+            "{}: {} frames after seek",
+            fixture.name,
+            seeked.len()
+        );
     }
 }
 
@@ -47,7 +70,17 @@ fn both_audio_languages_are_described_and_decoded() {
     let output = run_client(
         "ffprobe",
         "ffmpeg",
-        &["-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name,sample_rate", "-of", "csv=p=0", &url],
+        &[
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_entries",
+            "stream=codec_name,sample_rate",
+            "-of",
+            "csv=p=0",
+            &url,
+        ],
         Duration::from_secs(30),
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -76,7 +109,18 @@ fn gstreamer_plays_a_hinted_mov_with_aac() {
     let output = run_client(
         "gst-launch-1.0",
         "gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav",
-        &["-q", "rtspsrc", &format!("location={url}"), "protocols=tcp", "!", "rtpmp4gdepay", "!", "avdec_aac", "!", "fakesink"],
+        &[
+            "-q",
+            "rtspsrc",
+            &format!("location={url}"),
+            "protocols=tcp",
+            "!",
+            "rtpmp4gdepay",
+            "!",
+            "avdec_aac",
+            "!",
+            "fakesink",
+        ],
         Duration::from_secs(60),
     );
     // Without a demuxing element for the video pad the pipeline links only the first matching
@@ -90,16 +134,30 @@ fn gstreamer_plays_a_hinted_mov_with_aac() {
     let output = run_client(
         "gst-launch-1.0",
         "gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav",
-        &["playbin", &format!("uri={url}"), "video-sink=fakesink", "audio-sink=fakesink"],
+        &[
+            "playbin",
+            &format!("uri={url}"),
+            "video-sink=fakesink",
+            "audio-sink=fakesink",
+        ],
         Duration::from_secs(60),
     );
-    assert!(gst_played_to_eos(&output), "{}\n{}", stdout(&output), stderr(&output));
+    assert!(
+        gst_played_to_eos(&output),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
     let err = stderr(&output);
     assert!(!err.contains("streamtype"), "{err}");
 }
 
 /// One viewer over TCP interleaved: SETUP both tracks, PLAY, and count RTP frames.
-fn viewer(addr: std::net::SocketAddr, url: &str, frames_wanted: usize) -> Result<TcpStream, String> {
+fn viewer(
+    addr: std::net::SocketAddr,
+    url: &str,
+    frames_wanted: usize,
+) -> Result<TcpStream, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -115,7 +173,9 @@ fn viewer(addr: std::net::SocketAddr, url: &str, frames_wanted: usize) -> Result
         let request = format!(
             "SETUP {url}/trackID={track} RTSP/1.0\r\nCSeq: {cseq}\r\n{session_header}Transport: RTP/AVP/TCP;unicast;interleaved={channels}\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
         let head = read_head(&mut stream)?;
         if !head.starts_with("RTSP/1.0 200") {
             return Err(format!("SETUP: {head}"));
@@ -125,7 +185,9 @@ fn viewer(addr: std::net::SocketAddr, url: &str, frames_wanted: usize) -> Result
         }
     }
     stream
-        .write_all(format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes(),
+        )
         .map_err(|e| e.to_string())?;
     let head = read_head(&mut stream)?;
     if !head.starts_with("RTSP/1.0 200") {
@@ -134,7 +196,9 @@ fn viewer(addr: std::net::SocketAddr, url: &str, frames_wanted: usize) -> Result
     let mut frames = 0;
     while frames < frames_wanted {
         let mut header = [0u8; 4];
-        stream.read_exact(&mut header).map_err(|e| format!("after {frames} frames: {e}"))?;
+        stream
+            .read_exact(&mut header)
+            .map_err(|e| format!("after {frames} frames: {e}"))?;
         if header[0] != b'$' {
             return Err(format!("not an interleaved frame: {header:?}"));
         }
@@ -156,7 +220,8 @@ fn read_head(stream: &mut TcpStream) -> Result<String, String> {
             if byte[0] == b'$' {
                 let mut header = [0u8; 3];
                 stream.read_exact(&mut header).map_err(|e| e.to_string())?;
-                let mut payload = vec![0u8; usize::from(u16::from_be_bytes([header[1], header[2]]))];
+                let mut payload =
+                    vec![0u8; usize::from(u16::from_be_bytes([header[1], header[2]]))];
                 stream.read_exact(&mut payload).map_err(|e| e.to_string())?;
                 continue;
             }
@@ -164,7 +229,12 @@ fn read_head(stream: &mut TcpStream) -> Result<String, String> {
             continue;
         }
         match stream.read(&mut byte) {
-            Ok(0) => return Err(format!("closed: {}", String::from_utf8_lossy(&all[..all.len().min(200)]))),
+            Ok(0) => {
+                return Err(format!(
+                    "closed: {}",
+                    String::from_utf8_lossy(&all[..all.len().min(200)])
+                ))
+            }
             Ok(_) => all.push(byte[0]),
             Err(e) => return Err(e.to_string()),
         }
@@ -202,7 +272,12 @@ fn a_hundred_viewers_from_one_address_play_on_the_default_config() {
         .into_iter()
         .filter_map(|t| t.join().unwrap().err())
         .collect();
-    assert!(failures.is_empty(), "{} of {VIEWERS} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {VIEWERS} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(playing, VIEWERS as i64, "all sessions open at once");
     assert!(started.elapsed() < Duration::from_secs(120));
     server.wait_until_no_session_is_open();

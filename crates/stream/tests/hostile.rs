@@ -114,9 +114,19 @@ fn oversized_and_malformed_heads_are_refused_and_closed() {
     );
     refused_and_closed(&server, long_line.as_bytes(), "RTSP/1.0 414");
     // A 1 MB request URI is answered in RTSP (414), never with an HTTP status line.
-    let huge_uri = format!("DESCRIBE rtsp://h/{} RTSP/1.0\r\nCSeq: 1\r\n\r\n", "a".repeat(1 << 20));
-    refused_and_closed(&server, huge_uri.as_bytes(), "RTSP/1.0 414 Request URI Too Long");
-    let long_header = format!("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: {}\r\n\r\n", "b".repeat(9000));
+    let huge_uri = format!(
+        "DESCRIBE rtsp://h/{} RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    refused_and_closed(
+        &server,
+        huge_uri.as_bytes(),
+        "RTSP/1.0 414 Request URI Too Long",
+    );
+    let long_header = format!(
+        "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
     refused_and_closed(&server, long_header.as_bytes(), "RTSP/1.0 400");
     let many_headers = format!(
         "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n{}\r\n",
@@ -176,12 +186,21 @@ fn requests_with_bare_lf_line_ends_are_answered() {
         .write_all(b"OPTIONS * RTSP/1.0\nCSeq: 5\nUser-Agent: lf-only\n\n")
         .unwrap();
     let answer = response(&mut stream);
-    assert!(answer.starts_with("RTSP/1.0 200") && answer.contains("CSeq: 5"), "{answer}");
+    assert!(
+        answer.starts_with("RTSP/1.0 200") && answer.contains("CSeq: 5"),
+        "{answer}"
+    );
     assert!(started.elapsed() < REQUEST_TIMEOUT);
-    let describe = format!("DESCRIBE rtsp://{}/movie.mp4 RTSP/1.0\nCSeq: 6\n\n", server.addr);
+    let describe = format!(
+        "DESCRIBE rtsp://{}/movie.mp4 RTSP/1.0\nCSeq: 6\n\n",
+        server.addr
+    );
     stream.write_all(describe.as_bytes()).unwrap();
     let answer = response(&mut stream);
-    assert!(answer.starts_with("RTSP/1.0 200") && answer.contains("application/sdp"), "{answer}");
+    assert!(
+        answer.starts_with("RTSP/1.0 200") && answer.contains("application/sdp"),
+        "{answer}"
+    );
     healthy_client_plays(&server);
 }
 
@@ -280,7 +299,10 @@ fn setup_udp(stream: &mut TcpStream, server: &TestServer, cseq: u32) -> (String,
 fn play(stream: &mut TcpStream, server: &TestServer, session: &str, cseq: u32) -> String {
     let base = format!("rtsp://{}/movie.mp4", server.addr);
     stream
-        .write_all(format!("PLAY {base}/ RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("PLAY {base}/ RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\n\r\n")
+                .as_bytes(),
+        )
         .unwrap();
     response(stream)[9..12].to_owned()
 }
@@ -295,9 +317,15 @@ fn one_address_is_capped_in_connections_and_sessions() {
     let mut idle: Vec<TcpStream> = (0..5).map(|_| connect(&server)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut sixth = connect(&server);
-    sixth.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+    sixth
+        .write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        .unwrap();
     assert!(response(&mut sixth).starts_with("RTSP/1.0 200"));
-    assert_eq!(read_to_close(&mut idle[0]), "", "the oldest idle connection was closed");
+    assert_eq!(
+        read_to_close(&mut idle[0]),
+        "",
+        "the oldest idle connection was closed"
+    );
     drop((idle, sixth));
     std::thread::sleep(Duration::from_millis(300));
     // Connections that hold sessions are not closed: past the cap, 503.
@@ -313,11 +341,13 @@ fn one_address_is_capped_in_connections_and_sessions() {
     // The three playing sessions fill the address's session cap: a fourth SETUP gets 453.
     let mut fourth = connect(&server);
     assert_eq!(setup_udp(&mut fourth, &server, 1).0, "453");
-    let _more: Vec<TcpStream> = (0..2).map(|_| {
-        let mut s = connect(&server);
-        let _ = setup_udp(&mut s, &server, 1);
-        s
-    }).collect();
+    let _more: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = connect(&server);
+            let _ = setup_udp(&mut s, &server, 1);
+            s
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let _ = fourth;
 }
@@ -334,7 +364,11 @@ fn a_setup_flood_never_locks_out_a_viewer_from_the_same_address() {
     assert!(statuses.iter().all(|s| s == "200"), "{statuses:?}");
     // A viewer from the same address sets up and plays at once.
     healthy_client_plays(&server);
-    let evicted = server.wait_for_metric("stream_sessions_evicted_unplayed_total", Duration::from_secs(5), |v| v >= 43);
+    let evicted = server.wait_for_metric(
+        "stream_sessions_evicted_unplayed_total",
+        Duration::from_secs(5),
+        |v| v >= 43,
+    );
     assert!(evicted >= 43, "{}", server.metrics_text());
 }
 

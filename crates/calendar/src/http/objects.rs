@@ -120,13 +120,24 @@ pub(crate) fn index_text(
             format!("{} bytes over {}", body.len(), limits.max_resource_bytes),
         ));
     }
-    let text = String::from_utf8(body)
-        .map_err(|_| DavError::caldav("valid-calendar-data", "body is not UTF-8"))?;
+    let text = String::from_utf8(body).map_err(|error| {
+        let position =
+            crate::ical::structure::utf8_error_position(error.as_bytes(), &error.utf8_error());
+        DavError::caldav(
+            "valid-calendar-data",
+            IcalError::NotUtf8(position).to_string(),
+        )
+    })?;
     let object = CalendarObject::parse(&text, limits).map_err(|e| match e {
         IcalError::TooLarge { .. } => DavError::caldav("max-resource-size", e.to_string()),
         IcalError::Malformed(_)
         | IcalError::MultipleObjects
         | IcalError::TooManyComponents { .. }
+        | IcalError::Structure(_)
+        | IcalError::NotUtf8(_)
+        | IcalError::UnknownTimezone { .. }
+        | IcalError::EmptyTimezone { .. }
+        | IcalError::ConflictingTimezones { .. }
         | IcalError::InvalidDates { .. } => DavError::caldav("valid-calendar-data", e.to_string()),
         _ => DavError::caldav("valid-calendar-object-resource", e.to_string()),
     })?;

@@ -2,12 +2,16 @@
 //!
 //! Parsing is `calcard`'s; this module adds the CalDAV rules on top: one VCALENDAR per
 //! resource, one component type, one UID shared by every component (the master and its
-//! RECURRENCE-ID overrides), no METHOD property, bounded size. Expansion into instances
+//! RECURRENCE-ID overrides), no METHOD property, bounded size; the text must be well
+//! formed line by line ([`structure`], as calcard recovers from damage) and its times
+//! placeable (every TZID known, DTEND not before DTSTART, [`zones`]). Expansion into instances
 //! lives in [`expand`], text helpers used by filters in [`text`].
 
 pub mod calendar_data;
 pub mod expand;
+pub mod structure;
 pub mod text;
+pub mod zones;
 
 use calcard::icalendar::{ICalendar, ICalendarComponentType, ICalendarProperty};
 use calcard::{Entry, Parser};
@@ -93,6 +97,23 @@ pub enum IcalError {
     MethodNotAllowed,
     #[error("component {uid}: {reason}")]
     InvalidDates { uid: String, reason: String },
+    #[error("{0}")]
+    Structure(structure::StructureError),
+    #[error("body is not UTF-8: {0}")]
+    NotUtf8(String),
+    #[error(
+        "TZID `{tzid}` on {property} of {component} is neither defined by a VTIMEZONE in the \
+         resource nor an IANA time zone"
+    )]
+    UnknownTimezone {
+        tzid: String,
+        property: String,
+        component: String,
+    },
+    #[error("VTIMEZONE `{tzid}` has no STANDARD or DAYLIGHT observance with DTSTART, TZOFFSETFROM and TZOFFSETTO")]
+    EmptyTimezone { tzid: String },
+    #[error("two VTIMEZONE definitions of `{tzid}` disagree about its offsets")]
+    ConflictingTimezones { tzid: String },
 }
 
 /// A validated calendar resource.
@@ -112,6 +133,10 @@ impl CalendarObject {
                 limit: limits.max_resource_bytes,
             });
         }
+        structure::check(text).map_err(|error| match error.fault {
+            structure::StructureFault::SecondCalendar => IcalError::MultipleObjects,
+            _ => IcalError::Structure(error),
+        })?;
         let mut parser = Parser::new(text);
         let ical = match parser.entry() {
             Entry::ICalendar(ical) => ical,
@@ -205,6 +230,7 @@ impl CalendarObject {
         let uid = uid.ok_or(IcalError::MissingUid {
             kind: kind.as_str(),
         })?;
+        check_timezones(&mut ical)?;
         pin_ambiguous_local_times(&mut ical);
         // A VEVENT without DTSTART, or with an unreadable DTSTART/DTEND/RRULE, cannot be
         // placed in time; calcard reports those while expanding.
@@ -215,6 +241,7 @@ impl CalendarObject {
                 reason: error.error.to_string(),
             });
         }
+        check_end_after_start(&ical, &uid)?;
         Ok(Self { ical, uid, kind })
     }
 
@@ -222,6 +249,104 @@ impl CalendarObject {
     pub fn to_ical_string(&self) -> String {
         self.ical.to_string()
     }
+}
+
+/// Every VTIMEZONE has observances and one meaning per TZID, and every TZID used is defined
+/// or an IANA name; definitions under names calcard does not know get their IANA stand-in.
+fn check_timezones(ical: &mut ICalendar) -> Result<(), IcalError> {
+    let mut defined: Vec<(String, Vec<zones::Onset>)> = Vec::new();
+    for vtimezone in ical.timezones() {
+        let Some(tzid) = zones::tzid(vtimezone) else {
+            return Err(IcalError::Malformed("VTIMEZONE without TZID".into()));
+        };
+        let onsets = zones::onsets(ical, vtimezone);
+        if onsets.is_empty() {
+            return Err(IcalError::EmptyTimezone { tzid: tzid.into() });
+        }
+        match defined.iter().find(|(id, _)| id == tzid) {
+            Some((_, first)) if *first != onsets => {
+                return Err(IcalError::ConflictingTimezones { tzid: tzid.into() })
+            }
+            Some(_) => {}
+            None => defined.push((tzid.to_owned(), onsets)),
+        }
+    }
+    zones::name_custom_zones(ical);
+    let resolver = ical.build_owned_tz_resolver();
+    for comp in &ical.components {
+        if matches!(
+            comp.component_type,
+            ICalendarComponentType::VTimezone
+                | ICalendarComponentType::Standard
+                | ICalendarComponentType::Daylight
+        ) {
+            continue;
+        }
+        for entry in &comp.entries {
+            let Some(tzid) = entry.tz_id() else { continue };
+            let known =
+                defined.iter().any(|(id, _)| id == tzid) || resolver.resolve(tzid).is_some();
+            if !known {
+                return Err(IcalError::UnknownTimezone {
+                    tzid: tzid.to_owned(),
+                    property: entry.name.as_str().to_owned(),
+                    component: comp.component_type.as_str().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 5545 §3.6.1/§3.6.2: DTEND (VEVENT) and DUE (VTODO) are not before DTSTART. Equal is
+/// allowed: clients write zero-length events.
+fn check_end_after_start(ical: &ICalendar, uid: &str) -> Result<(), IcalError> {
+    let resolver = ical.build_owned_tz_resolver();
+    let instant = |comp: &calcard::icalendar::ICalendarComponent, name: &ICalendarProperty| {
+        let entry = comp.entries.iter().find(|e| &e.name == name)?;
+        let calcard::icalendar::ICalendarValue::PartialDateTime(dt) = entry.values.first()? else {
+            return None;
+        };
+        let zone = resolver.resolve_or_default(entry.tz_id());
+        let local = dt.to_date_time()?;
+        Some(match local.offset {
+            Some(offset) => {
+                local.date_time.and_utc().timestamp() - i64::from(offset.local_minus_utc())
+            }
+            None => {
+                use chrono::TimeZone;
+                match zone.from_local_datetime(&local.date_time).earliest() {
+                    Some(placed) => placed.timestamp(),
+                    None => local.date_time.and_utc().timestamp(),
+                }
+            }
+        })
+    };
+    for comp in &ical.components {
+        let end_name = match comp.component_type {
+            ICalendarComponentType::VEvent => ICalendarProperty::Dtend,
+            ICalendarComponentType::VTodo => ICalendarProperty::Due,
+            _ => continue,
+        };
+        let (Some(start), Some(end)) = (
+            instant(comp, &ICalendarProperty::Dtstart),
+            instant(comp, &end_name),
+        ) else {
+            continue;
+        };
+        if end < start {
+            return Err(IcalError::InvalidDates {
+                uid: uid.to_owned(),
+                reason: format!(
+                    "{} is {} s before DTSTART in {}",
+                    end_name.as_str(),
+                    start - end,
+                    comp.component_type.as_str()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Gives an explicit UTC offset to local times that a DST change makes ambiguous (the
@@ -358,5 +483,91 @@ mod tests {
     fn missing_dtstart_is_refused() {
         let text = SIMPLE.replace("DTSTART:20260105T100000Z\r\n", "");
         assert!(matches!(parse(&text), Err(IcalError::InvalidDates { .. })));
+    }
+
+    const BERLIN: &str = "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+
+    fn zoned(tzid: &str, zones: &str) -> String {
+        SIMPLE
+            .replace(
+                "PRODID:-//t//t//EN\r\n",
+                &format!("PRODID:-//t//t//EN\r\n{zones}"),
+            )
+            .replace(
+                "DTSTART:20260105T100000Z",
+                &format!("DTSTART;TZID={tzid}:20260105T100000"),
+            )
+            .replace(
+                "DTEND:20260105T110000Z",
+                &format!("DTEND;TZID={tzid}:20260105T110000"),
+            )
+    }
+
+    #[test]
+    fn truncated_text_is_refused_with_its_line() {
+        let cut = &SIMPLE[..SIMPLE.find("END:VEVENT").unwrap()];
+        let error = parse(cut).unwrap_err();
+        assert!(matches!(error, IcalError::Structure(_)), "{error:?}");
+        assert!(
+            error.to_string().contains("BEGIN:VEVENT at line 4"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn end_before_start_is_refused_and_equal_is_not() {
+        let backwards = SIMPLE.replace("DTEND:20260105T110000Z", "DTEND:20260105T090000Z");
+        let error = parse(&backwards).unwrap_err();
+        assert!(
+            error.to_string().contains("DTEND is 3600 s before DTSTART"),
+            "{error}"
+        );
+        let zero = SIMPLE.replace("DTEND:20260105T110000Z", "DTEND:20260105T100000Z");
+        parse(&zero).unwrap();
+        // Zones count: 10:00 Berlin is 09:00Z, so an end at 09:30Z is after it.
+        let zoned_start = zoned("Europe/Berlin", BERLIN).replace(
+            "DTEND;TZID=Europe/Berlin:20260105T110000",
+            "DTEND:20260105T093000Z",
+        );
+        parse(&zoned_start).unwrap();
+        let todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:t\r\nDTSTART:20260105T100000Z\r\nDUE:20260104T100000Z\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+        assert!(parse(todo).unwrap_err().to_string().contains("DUE is"));
+    }
+
+    #[test]
+    fn tzids_must_be_defined_or_iana() {
+        parse(&zoned("Europe/Berlin", BERLIN)).unwrap();
+        parse(&zoned("America/New_York", "")).unwrap();
+        let error = parse(&zoned("Mars/Olympus_Mons", "")).unwrap_err();
+        assert!(
+            matches!(error, IcalError::UnknownTimezone { ref tzid, .. } if tzid == "Mars/Olympus_Mons"),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("DTSTART of VEVENT"), "{error}");
+        // A private name is fine when the resource defines it.
+        let office = BERLIN.replace("TZID:Europe/Berlin", "TZID:Office Time");
+        let obj = parse(&zoned("\"Office Time\"", &office)).unwrap();
+        let resolver = obj.ical.build_owned_tz_resolver();
+        assert!(resolver
+            .resolve("Office Time")
+            .is_some_and(|tz| !tz.is_floating()));
+    }
+
+    #[test]
+    fn duplicate_timezones_must_agree() {
+        parse(&zoned("Europe/Berlin", &format!("{BERLIN}{BERLIN}"))).unwrap();
+        let other = BERLIN.replace("BYMONTH=10;BYDAY=-1SU", "BYMONTH=9;BYDAY=-1SU");
+        let error = parse(&zoned("Europe/Berlin", &format!("{BERLIN}{other}"))).unwrap_err();
+        assert_eq!(
+            error,
+            IcalError::ConflictingTimezones {
+                tzid: "Europe/Berlin".into()
+            }
+        );
+        let empty = "BEGIN:VTIMEZONE\r\nTZID:Nothing\r\nEND:VTIMEZONE\r\n";
+        assert!(matches!(
+            parse(&zoned("Nothing", empty)),
+            Err(IcalError::EmptyTimezone { .. })
+        ));
     }
 }

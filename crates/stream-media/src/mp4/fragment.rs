@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::reader::{usize_to_u64, BoxRef, FourCc};
-use super::sample_table::{FragmentSamples, MAX_SAMPLE_BYTES, MAX_SAMPLES_PER_TRACK};
+use super::sample_table::{FragmentSamples, MAX_SAMPLES_PER_TRACK, MAX_SAMPLE_BYTES};
 use super::track::Track;
 use crate::{MediaError, ReadAt};
 
@@ -89,7 +89,11 @@ pub fn append_fragments(
         .collect();
     let mut cut_off: Vec<u32> = Vec::new();
     for &(moof_offset, moof_size) in moofs {
-        let header = if moof_size > u64::from(u32::MAX) { 16 } else { 8 };
+        let header = if moof_size > u64::from(u32::MAX) {
+            16
+        } else {
+            8
+        };
         let body_len = moof_size.saturating_sub(header);
         if body_len > MAX_MOOF_BYTES {
             return Err(MediaError::LimitExceeded {
@@ -126,7 +130,9 @@ pub fn append_fragments(
             let decode = next_decode.entry(track.track_id).or_insert(0);
             // `tfdt` says where the fragment starts; a fragment that would overlap the one before
             // (a muxer's rounding) starts where that one ended, keeping decode times ordered.
-            let mut time = fragment.base_decode_time.map_or(*decode, |t| t.max(*decode));
+            let mut time = fragment
+                .base_decode_time
+                .map_or(*decode, |t| t.max(*decode));
             for sample in fragment.samples {
                 let end = sample.offset.checked_add(u64::from(sample.size));
                 if end.is_none_or(|end| end > file_len) {
@@ -272,7 +278,9 @@ fn read_traf(
             .count()
             * 4;
         // A lying count cannot make us loop past what the box holds.
-        if per_sample > 0 && usize::try_from(count).unwrap_or(usize::MAX) > r.remaining() / per_sample {
+        if per_sample > 0
+            && usize::try_from(count).unwrap_or(usize::MAX) > r.remaining() / per_sample
+        {
             return Err(trun.corrupt(format!(
                 "declares {count} samples but holds {} bytes of them",
                 r.remaining()

@@ -133,7 +133,11 @@ fn find_moov(src: &dyn ReadAt) -> Result<TopLevel, MediaError> {
             b"moov" => {
                 let body_len = size - header_size;
                 if body_len > MAX_MOOV_BYTES {
-                    return Err(MediaError::LimitExceeded { what: "moov bytes", value: body_len, limit: MAX_MOOV_BYTES });
+                    return Err(MediaError::LimitExceeded {
+                        what: "moov bytes",
+                        value: body_len,
+                        limit: MAX_MOOV_BYTES,
+                    });
                 }
                 if moov.is_none() {
                     moov = Some((offset + header_size, body_len));

@@ -62,36 +62,40 @@ pub const MAX_AUS_PER_PACKET: usize = 8;
 /// Payloads for consecutive AUs, each with the index in `aus` of its first AU (a fragmented AU gives
 /// several payloads with the same index). Empty AUs are skipped; an AU over [`MAX_AU_BYTES`] fails
 /// alone and is reported with its index, the others are still packetized.
-pub fn aggregate(aus: &[Bytes], max_payload: usize) -> (Vec<(usize, Payload)>, Vec<(usize, AuTooLarge)>) {
+pub fn aggregate(
+    aus: &[Bytes],
+    max_payload: usize,
+) -> (Vec<(usize, Payload)>, Vec<(usize, AuTooLarge)>) {
     let mut out = Vec::new();
     let mut failed = Vec::new();
     let mut group: Vec<usize> = Vec::new();
     let mut group_bytes = 2usize; // AU-headers-length
-    let flush = |group: &mut Vec<usize>, group_bytes: &mut usize, out: &mut Vec<(usize, Payload)>| {
-        let Some(&first) = group.first() else {
-            return;
-        };
-        let mut payload = BytesMut::with_capacity(*group_bytes);
-        payload.put_u16(u16::try_from(16 * group.len()).unwrap_or(u16::MAX));
-        for &k in group.iter() {
-            let size = aus.get(k).map_or(0, Bytes::len);
-            payload.put_u16(u16::try_from(size << 3).unwrap_or(0));
-        }
-        for &k in group.iter() {
-            if let Some(au) = aus.get(k) {
-                payload.put_slice(au);
+    let flush =
+        |group: &mut Vec<usize>, group_bytes: &mut usize, out: &mut Vec<(usize, Payload)>| {
+            let Some(&first) = group.first() else {
+                return;
+            };
+            let mut payload = BytesMut::with_capacity(*group_bytes);
+            payload.put_u16(u16::try_from(16 * group.len()).unwrap_or(u16::MAX));
+            for &k in group.iter() {
+                let size = aus.get(k).map_or(0, Bytes::len);
+                payload.put_u16(u16::try_from(size << 3).unwrap_or(0));
             }
-        }
-        out.push((
-            first,
-            Payload {
-                marker: true,
-                bytes: payload.freeze(),
-            },
-        ));
-        group.clear();
-        *group_bytes = 2;
-    };
+            for &k in group.iter() {
+                if let Some(au) = aus.get(k) {
+                    payload.put_slice(au);
+                }
+            }
+            out.push((
+                first,
+                Payload {
+                    marker: true,
+                    bytes: payload.freeze(),
+                },
+            ));
+            group.clear();
+            *group_bytes = 2;
+        };
     for (k, au) in aus.iter().enumerate() {
         if au.is_empty() {
             continue;
@@ -188,15 +192,25 @@ mod tests {
 
     #[test]
     fn group_start_agrees_with_aggregate() {
-        let sizes = [300, 300, 0, 300, 300, 300, 3000, 100, 100, 9000, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50];
+        let sizes = [
+            300, 300, 0, 300, 300, 300, 3000, 100, 100, 9000, 50, 50, 50, 50, 50, 50, 50, 50, 50,
+            50,
+        ];
         let aus: Vec<Bytes> = sizes.iter().map(|&n| Bytes::from(vec![7; n])).collect();
         let (out, _) = aggregate(&aus, 1400);
         let firsts: Vec<usize> = out.iter().map(|(k, _)| *k).collect();
         for k in 0..sizes.len() {
             let start = group_start(&sizes, k, 1400);
             if sizes[k] > 0 && sizes[k] <= MAX_AU_BYTES {
-                assert!(firsts.contains(&start), "AU {k}: group start {start} not in {firsts:?}");
-                let next = firsts.iter().find(|&&f| f > start).copied().unwrap_or(usize::MAX);
+                assert!(
+                    firsts.contains(&start),
+                    "AU {k}: group start {start} not in {firsts:?}"
+                );
+                let next = firsts
+                    .iter()
+                    .find(|&&f| f > start)
+                    .copied()
+                    .unwrap_or(usize::MAX);
                 assert!(start <= k && k < next, "AU {k} in group {start}..{next}");
             }
         }

@@ -75,9 +75,7 @@ impl FramingError {
     pub fn status(&self) -> rtsp_types::StatusCode {
         match self {
             FramingError::UriTooLong { .. } => rtsp_types::StatusCode::RequestURITooLong,
-            FramingError::BodyTooLarge { .. } => {
-                rtsp_types::StatusCode::RequestMessageBodyTooLarge
-            }
+            FramingError::BodyTooLarge { .. } => rtsp_types::StatusCode::RequestMessageBodyTooLarge,
             _ => rtsp_types::StatusCode::BadRequest,
         }
     }
@@ -292,10 +290,7 @@ fn with_crlf_line_ends(head: &[u8]) -> Option<Vec<u8>> {
 /// The error for a head over the limit: a request line that never ends is an over-long URI
 /// (414), anything else a head too large (400).
 fn too_large(buf: &[u8]) -> FramingError {
-    let first_line_ends = buf
-        .get(..MAX_HEAD_BYTES)
-        .unwrap_or(buf)
-        .contains(&b'\n');
+    let first_line_ends = buf.get(..MAX_HEAD_BYTES).unwrap_or(buf).contains(&b'\n');
     if first_line_ends {
         FramingError::HeadTooLarge {
             limit: MAX_HEAD_BYTES,

@@ -388,7 +388,12 @@ impl RtspServer {
         let (session, created) = match existing {
             Some(session) => (session, false),
             None => {
-                self.make_room(connection.peer.ip(), presentation.bits_per_second(), now, effects)?;
+                self.make_room(
+                    connection.peer.ip(),
+                    presentation.bits_per_second(),
+                    now,
+                    effects,
+                )?;
                 let id = format!(
                     "{:016X}",
                     self.rng
@@ -724,7 +729,8 @@ impl RtspServer {
             .iter()
             .filter_map(|(id, e)| {
                 let session = lock(&e.session);
-                (!session.ever_played()).then(|| (id.clone(), session.client.ip(), session.created_at))
+                (!session.ever_played())
+                    .then(|| (id.clone(), session.client.ip(), session.created_at))
             })
             .collect();
         drop(table);

@@ -236,7 +236,8 @@ impl Harness {
 
     /// A new connection from `peer` (another viewer, maybe behind the same address).
     fn connect(&mut self, id: u64, peer: &str) {
-        self.connection = Connection::new(id, peer.parse().unwrap(), "127.0.0.1:8554".parse().unwrap());
+        self.connection =
+            Connection::new(id, peer.parse().unwrap(), "127.0.0.1:8554".parse().unwrap());
     }
 
     fn session(&self) -> crate::rtsp::handler::SharedSession {
@@ -490,8 +491,9 @@ fn end_of_movie_sends_bye_once_and_keeps_the_session() {
         .filter(|p| p.track_index == 0 && p.kind == PacketKind::Rtp)
         .count();
     assert_eq!(rtp_video, 50, "from the 8 s keyframe: 8.00..=9.96");
-    let is_bye =
-        |p: &&OutgoingPacket| p.kind == PacketKind::Rtcp && p.to_vec().windows(2).any(|w| w == [0x81, 203]);
+    let is_bye = |p: &&OutgoingPacket| {
+        p.kind == PacketKind::Rtcp && p.to_vec().windows(2).any(|w| w == [0x81, 203])
+    };
     assert_eq!(
         all.iter().filter(is_bye).count(),
         0,
@@ -601,7 +603,9 @@ fn a_never_played_session_expires_after_the_unplayed_timeout() {
     // Keep-alives do not save a session that never plays.
     let keepalive = h.send(
         Duration::from_secs(15),
-        &format!("GET_PARAMETER rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 9\r\nSession: {unplayed}\r\n\r\n"),
+        &format!(
+            "GET_PARAMETER rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 9\r\nSession: {unplayed}\r\n\r\n"
+        ),
     );
     assert_eq!(status(&keepalive), 200);
     let closed = h.server.expire(h.t0 + Duration::from_secs(20));
@@ -630,7 +634,10 @@ fn a_setup_flood_never_refuses_a_viewer_from_the_same_or_another_address() {
     }
     assert_eq!(h.server.session_count(), 10);
     // A viewer from the same address, and one from elsewhere, still get in and play.
-    for (n, peer) in ["192.0.2.7:43000", "198.51.100.1:43001"].into_iter().enumerate() {
+    for (n, peer) in ["192.0.2.7:43000", "198.51.100.1:43001"]
+        .into_iter()
+        .enumerate()
+    {
         h.connect(300 + n as u64, peer);
         let id = h.setup_both(UDP);
         h.play(&id);
@@ -660,7 +667,9 @@ fn a_setup_flood_never_refuses_a_viewer_from_the_same_or_another_address() {
     h.connect(500, "203.0.113.99:44000");
     let refused = h.send(
         Duration::ZERO,
-        &format!("SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nTransport: {UDP}\r\n\r\n"),
+        &format!(
+            "SETUP rtsp://h/movie.mp4/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nTransport: {UDP}\r\n\r\n"
+        ),
     );
     assert_eq!(status(&refused), 453);
 }
@@ -764,9 +773,17 @@ fn framing_limits_are_enforced() {
 
 #[test]
 fn an_over_long_request_line_is_414_in_rtsp() {
-    let uri = format!("DESCRIBE rtsp://h/{} RTSP/1.0", "a".repeat(MAX_HEAD_BYTES + 10));
+    let uri = format!(
+        "DESCRIBE rtsp://h/{} RTSP/1.0",
+        "a".repeat(MAX_HEAD_BYTES + 10)
+    );
     let error = decode(uri.as_bytes()).unwrap_err();
-    assert_eq!(error, FramingError::UriTooLong { limit: MAX_HEAD_BYTES });
+    assert_eq!(
+        error,
+        FramingError::UriTooLong {
+            limit: MAX_HEAD_BYTES
+        }
+    );
     assert_eq!(error.status(), rtsp_types::StatusCode::RequestURITooLong);
     let header_flood = format!("OPTIONS * RTSP/1.0\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
     assert_eq!(
@@ -804,13 +821,21 @@ fn bare_lf_line_ends_are_answered() {
     match decode(request) {
         Ok(Decoded::Request { request, consumed }) => {
             assert_eq!(consumed, 43);
-            assert_eq!(request.header(&rtsp_types::headers::CSEQ).unwrap().as_str(), "7");
+            assert_eq!(
+                request.header(&rtsp_types::headers::CSEQ).unwrap().as_str(),
+                "7"
+            );
         }
         other => panic!("{other:?}"),
     }
     let mixed = b"DESCRIBE rtsp://h/movie.mp4 RTSP/1.0\r\nCSeq: 2\n\r\n";
-    assert!(matches!(decode(mixed), Ok(Decoded::Request { consumed, .. }) if consumed == mixed.len()));
-    assert!(matches!(decode(b"OPTIONS * RTSP/1.0\nCSeq: 7\n"), Ok(Decoded::NeedMore)));
+    assert!(
+        matches!(decode(mixed), Ok(Decoded::Request { consumed, .. }) if consumed == mixed.len())
+    );
+    assert!(matches!(
+        decode(b"OPTIONS * RTSP/1.0\nCSeq: 7\n"),
+        Ok(Decoded::NeedMore)
+    ));
 }
 
 #[test]
