@@ -168,9 +168,19 @@ impl Multistatus {
 }
 
 /// `DAV:error` body naming a failed precondition (RFC 4918 §16, RFC 4791 §1.3).
-pub fn error_body(ns: &str, element: &str, inner: &str) -> String {
+pub fn error_body(ns: &str, element: &str, inner: &str, description: &str) -> String {
     let prefix = prefix_of(ns).unwrap_or("D");
-    format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error{ROOT_NAMESPACES}><{prefix}:{element}>{inner}</{prefix}:{element}></D:error>\n")
+    // What exactly is wrong, in CalendarServer's element (Apple clients log it): the
+    // precondition alone does not tell a user which line of their file broke.
+    let description = if description.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<error-description xmlns=\"http://twistedmatrix.com/xml_namespace/dav/\">{}</error-description>",
+            crate::dav::xml::escape(description)
+        )
+    };
+    format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error{ROOT_NAMESPACES}><{prefix}:{element}>{inner}</{prefix}:{element}>{description}</D:error>\n")
 }
 
 #[cfg(test)]
@@ -225,8 +235,20 @@ mod tests {
 
     #[test]
     fn error_body_names_the_precondition() {
-        let body = error_body(NS_CALDAV, "no-uid-conflict", "<D:href>/a.ics</D:href>");
+        let body = error_body(
+            NS_CALDAV,
+            "no-uid-conflict",
+            "<D:href>/a.ics</D:href>",
+            "UID <x> is used",
+        );
         let root = xml::parse(body.as_bytes()).unwrap();
         assert!(root.child(NS_CALDAV, "no-uid-conflict").is_some());
+        let description = root
+            .child(
+                "http://twistedmatrix.com/xml_namespace/dav/",
+                "error-description",
+            )
+            .expect("description");
+        assert_eq!(description.text, "UID <x> is used");
     }
 }

@@ -118,9 +118,13 @@ impl IntoResponse for DavError {
         }
         let mut response = match &self {
             Self::Precondition {
-                ns, element, inner, ..
+                ns,
+                element,
+                inner,
+                detail,
+                ..
             } => {
-                let mut r = error_body(ns, element, inner).into_response();
+                let mut r = error_body(ns, element, inner, detail).into_response();
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/xml; charset=utf-8"),
