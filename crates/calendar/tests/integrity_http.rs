@@ -98,7 +98,7 @@ fn broken_bodies() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
         (
             "truncated in the event",
-            GOOD[..cut_at].as_bytes().to_vec(),
+            GOOD.as_bytes()[..cut_at].to_vec(),
             "unclosed component VEVENT: BEGIN:VEVENT at line 4",
         ),
         (

@@ -584,11 +584,11 @@ fn fragmented_mp4_plays_the_same_frames_as_ffmpeg_reads_and_seeks() {
         let packets = drain(&movie, video, Duration::ZERO, PacketOptions::default());
         let ours: Vec<Vec<u8>> = depacketize_h264(&packets)
             .into_iter()
-            .filter(|n| !matches!(n[0] & 0x1F, 7 | 8 | 9))
+            .filter(|n| !matches!(n[0] & 0x1F, 7..=9))
             .collect();
         let theirs: Vec<Vec<u8>> = split_annexb(&ffmpeg_annexb(&path, "h264_mp4toannexb", "h264"))
             .into_iter()
-            .filter(|n| !matches!(n[0] & 0x1F, 7 | 8 | 9))
+            .filter(|n| !matches!(n[0] & 0x1F, 7..=9))
             .collect();
         assert_eq!(ours.len(), theirs.len(), "{}", f.name);
         assert!(ours == theirs, "{}: NAL units differ from ffmpeg's", f.name);
@@ -790,7 +790,7 @@ fn corrupted_and_cut_movie_fragments_never_panic() {
         );
         for &t in movie.selected_tracks() {
             let mut source = movie.packets(t, Duration::ZERO).unwrap();
-            while let Some(_) = source.next_packet().unwrap() {}
+            while source.next_packet().unwrap().is_some() {}
         }
     }
 }

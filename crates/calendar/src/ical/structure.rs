@@ -401,9 +401,9 @@ mod tests {
 
     #[test]
     fn utf8_position_names_line_and_column() {
-        let body = b"BEGIN:VCALENDAR\r\nSUMMARY:ab\xFFc\r\n";
-        let error = std::str::from_utf8(body).unwrap_err();
-        let message = utf8_error_position(body, &error);
+        let body = b"BEGIN:VCALENDAR\r\nSUMMARY:ab\xFFc\r\n".to_vec();
+        let error = String::from_utf8(body).unwrap_err();
+        let message = utf8_error_position(error.as_bytes(), &error.utf8_error());
         assert_eq!(
             message,
             "invalid UTF-8 byte 0xFF at line 2, column 11 (byte offset 27)"

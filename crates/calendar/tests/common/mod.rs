@@ -1,5 +1,5 @@
 //! Test harness: the real calendar service on 127.0.0.1 port 0 with a temporary store and
-//! directory (users ann, bob, carol; group staff = {bob, carol}).
+//! directory (users ann, bob, carol, dana@example.test; group staff = {bob, carol}).
 
 #![allow(dead_code)]
 
@@ -14,6 +14,8 @@ use std::process::Command;
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "correct horse";
+/// A user whose name is an address, as offices with email-style logins have.
+pub const EMAIL_STYLE_USER: &str = "dana@example.test";
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -72,6 +74,7 @@ impl TestServer {
             ("ann", "ann@example.com"),
             ("bob", "bob@example.com"),
             ("carol", "carol@example.com"),
+            (EMAIL_STYLE_USER, EMAIL_STYLE_USER),
         ] {
             directory
                 .add_user(&NewUser {

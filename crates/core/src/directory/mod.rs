@@ -90,7 +90,7 @@ pub trait DirectoryStore: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
-    #[error("`{0}` is not a valid name: use 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit")]
+    #[error("`{0}` is not a valid name: use 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit, optionally as an address `name@domain`")]
     InvalidName(String),
     #[error("user `{0}` already exists")]
     UserExists(String),
@@ -552,15 +552,22 @@ pub struct PasswordHashes {
 }
 
 /// Names are used in URLs (`/principals/users/NAME/`) and file names, so they are restricted.
+/// One `@` may join a local part and a domain (email-style logins, as many offices use):
+/// it is a legal path character (RFC 3986 `pchar`) and harmless in a file name.
 pub fn check_name(name: &str) -> Result<(), DirectoryError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
+    let part_ok = |part: &str| {
+        part.bytes()
             .next()
             .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let ok = (1..=64).contains(&name.len())
+        && match name.split_once('@') {
+            None => part_ok(name),
+            Some((local, domain)) => part_ok(local) && part_ok(domain) && !domain.contains(".."),
+        };
     if ok {
         Ok(())
     } else {
@@ -753,10 +760,22 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        for bad in ["", "../x", "a b", "-x", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "../x",
+            "a b",
+            "-x",
+            &"x".repeat(65),
+            "@x",
+            "x@",
+            "a@b@c",
+            "a@.x",
+            "a@b..c",
+            "a@b/c",
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
-        for good in ["a", "alice.smith", "room-101", "R2_D2"] {
+        for good in ["a", "alice.smith", "room-101", "R2_D2", "bob@example.test"] {
             assert!(check_name(good).is_ok(), "{good:?}");
         }
     }

@@ -59,13 +59,13 @@ pub fn packetize_au(
 /// at most that much.
 pub const MAX_AUS_PER_PACKET: usize = 8;
 
+/// Payloads, each with the index of its first AU, and the AUs that failed, with theirs.
+pub type Aggregated = (Vec<(usize, Payload)>, Vec<(usize, AuTooLarge)>);
+
 /// Payloads for consecutive AUs, each with the index in `aus` of its first AU (a fragmented AU gives
 /// several payloads with the same index). Empty AUs are skipped; an AU over [`MAX_AU_BYTES`] fails
 /// alone and is reported with its index, the others are still packetized.
-pub fn aggregate(
-    aus: &[Bytes],
-    max_payload: usize,
-) -> (Vec<(usize, Payload)>, Vec<(usize, AuTooLarge)>) {
+pub fn aggregate(aus: &[Bytes], max_payload: usize) -> Aggregated {
     let mut out = Vec::new();
     let mut failed = Vec::new();
     let mut group: Vec<usize> = Vec::new();
