@@ -97,6 +97,8 @@ pub async fn send_due_now(shared: &Shared, id: &str) {
     let Some((session, tcp)) = target else {
         return;
     };
+    // Called once the request's response is queued: packets may follow it now.
+    crate::rtsp::handler::lock(&session).release();
     let mut batch = Vec::new();
     let mut udp_out: Vec<UdpOut> = shared.udp.iter().map(|_| UdpOut::default()).collect();
     let mut sent = Sent::default();

@@ -549,3 +549,32 @@ fn packet_chunks_are_counted_while_playing_and_freed_after_teardown() {
     });
     assert_eq!(after, 0, "chunks still alive after TEARDOWN");
 }
+
+/// RFC 2326 §10.12: on an interleaved connection the PLAY response comes before the first RTP
+/// frame it starts (a strict client reads a response first). Twenty PLAYs, so a race between
+/// the pacer and the response would show.
+#[test]
+fn play_response_precedes_interleaved_frames() {
+    let server = start_h264();
+    let url = server.url("movie.mp4");
+    for round in 0..20 {
+        let mut client = RawClient::connect(&server);
+        let setup = client.request(&format!("SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
+        assert_eq!(setup.status, 200, "{}", setup.head);
+        let id = setup.session_id();
+        client.send(&format!(
+            "PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n"
+        ));
+        let mut first = [0u8; 1];
+        client.stream.read_exact(&mut first).unwrap();
+        assert_eq!(
+            first[0], b'R',
+            "round {round}: the first byte after PLAY starts `RTSP/1.0 200`, not a `$` frame"
+        );
+        client.buffer.push(first[0]);
+        assert_eq!(client.response().status, 200);
+        client.request(&format!(
+            "TEARDOWN {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"
+        ));
+    }
+}

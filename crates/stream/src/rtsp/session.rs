@@ -29,6 +29,9 @@ pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// separate sockets: a BYE sent with the last (early) packet can be read first, and ffmpeg
 /// then drops that packet, which with aggregated AAC is up to eight audio frames.
 pub const BYE_AFTER_LAST_PACKET: Duration = Duration::from_millis(300);
+/// Longest a PLAY's packets wait for its response to be queued (the driver releases them
+/// as soon as it is); a bound, so a driver path that forgets cannot stall a session.
+pub const PLAY_RESPONSE_HOLD: Duration = Duration::from_secs(1);
 
 /// The session's place in RFC 2326's state table (Init is "no session").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +190,9 @@ pub struct Session {
     finished: bool,
     /// When the latest packet sent in this play was due (its media time on the wall clock).
     last_packet_due: Option<Instant>,
+    /// Until the PLAY response is queued: RTP on an interleaved connection must not overtake
+    /// it (RFC 2326 §10.11 clients read the response first).
+    held_until: Option<Instant>,
     scratch: BytesMut,
     cname: String,
 }
@@ -220,6 +226,7 @@ impl Session {
             clock: None,
             finished: false,
             last_packet_due: None,
+            held_until: None,
             scratch: BytesMut::new(),
             cname,
         }
@@ -347,6 +354,7 @@ impl Session {
         self.state = SessionState::Playing;
         self.finished = false;
         self.last_packet_due = None;
+        self.held_until = Some(now + PLAY_RESPONSE_HOLD);
         let rtp_info = self
             .tracks
             .iter()
@@ -389,6 +397,11 @@ impl Session {
         Ok(())
     }
 
+    /// The PLAY response is on its way: packets may follow it.
+    pub fn release(&mut self) {
+        self.held_until = None;
+    }
+
     /// Appends every packet due by `now + SEND_AHEAD` to `out`, and RTCP that is due.
     pub fn poll_packets(
         &mut self,
@@ -399,6 +412,9 @@ impl Session {
         let (Some(clock), SessionState::Playing) = (self.clock, self.state) else {
             return;
         };
+        if self.held_until.is_some_and(|until| now < until) {
+            return;
+        }
         let horizon = now + SEND_AHEAD;
         let mut budget = MAX_PACKETS_PER_POLL;
         for (track_index, track) in self.tracks.iter_mut().enumerate() {
@@ -463,6 +479,9 @@ impl Session {
         };
         if self.finished {
             return None;
+        }
+        if let Some(until) = self.held_until {
+            return Some(until);
         }
         let mut wakeup: Option<Instant> = None;
         for track in self.tracks.iter().filter(|t| !t.ended) {

@@ -184,6 +184,17 @@ impl Harness {
                         self.wallclock + at,
                         &request,
                     );
+                    // As the driver does once the response is queued.
+                    for effect in &effects {
+                        if let Effect::Wake { session_id } = effect {
+                            for session in self.server.sessions() {
+                                let mut guard = crate::rtsp::handler::lock(&session);
+                                if guard.id == *session_id {
+                                    guard.release();
+                                }
+                            }
+                        }
+                    }
                     self.effects.extend(effects);
                     out.push(text(&response));
                     buf = &buf[consumed..];
@@ -271,6 +282,7 @@ fn header<'a>(response: &'a str, name: &str) -> &'a str {
 }
 
 const UDP: &str = "RTP/AVP;unicast;client_port=5000-5001";
+const TCP: &str = "RTP/AVP/TCP;unicast;interleaved=0-1";
 
 #[test]
 fn options_lists_what_is_served() {
@@ -909,4 +921,35 @@ fn receiver_reports_over_the_interleaved_channel_are_read() {
     assert_eq!(guard.tracks[1].receiver.jitter, 4);
     // It also counted as a sign of life.
     assert!(!guard.is_expired(h.t0 + Duration::from_secs(100)));
+}
+
+#[test]
+fn play_packets_wait_for_the_response_to_be_queued() {
+    let mut h = Harness::new();
+    let id = h.setup_both(TCP);
+    let play = format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\n\r\n");
+    let Decoded::Request { request, .. } = decode(play.as_bytes()).unwrap() else {
+        panic!("a request");
+    };
+    // Straight to the handler, without the release the driver gives once the response is out.
+    let (response, _) = h
+        .server
+        .handle_request(&mut h.connection, h.t0, h.wallclock, &request);
+    assert_eq!(response.status(), rtsp_types::StatusCode::Ok);
+    assert!(
+        h.poll(Duration::from_millis(10)).is_empty(),
+        "held until released"
+    );
+    crate::rtsp::handler::lock(&h.session()).release();
+    assert!(!h.poll(Duration::from_millis(20)).is_empty());
+    // A driver that never releases still plays, after the bound.
+    let mut h = Harness::new();
+    let id = h.setup_both(TCP);
+    let play = format!("PLAY rtsp://h/movie.mp4/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\n\r\n");
+    let Decoded::Request { request, .. } = decode(play.as_bytes()).unwrap() else {
+        panic!("a request");
+    };
+    h.server
+        .handle_request(&mut h.connection, h.t0, h.wallclock, &request);
+    assert!(!h.poll(crate::rtsp::session::PLAY_RESPONSE_HOLD).is_empty());
 }
