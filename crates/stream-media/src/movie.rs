@@ -40,6 +40,8 @@ pub struct TrackInfo {
     pub height: Option<u16>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
+    /// ISO 639-2/T language (`eng`, `fra`), when the file names one.
+    pub language: Option<String>,
     /// `Err(reason)` when this track cannot be streamed.
     pub playable: Result<(), String>,
 }
@@ -369,6 +371,7 @@ fn track_info(idx: usize, track: &Track, tables: &MovieTables) -> TrackInfo {
         height: track.entry.height,
         sample_rate: track.entry.sample_rate,
         channels: track.entry.channels,
+        language: track.language.clone(),
         playable: playable(idx, track, kind, tables),
     }
 }

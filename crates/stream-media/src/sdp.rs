@@ -144,7 +144,15 @@ fn media_section(tables: &MovieTables, plan: &StreamPlan, sdp: &mut String) {
     if let (Some(w), Some(h)) = (track.entry.width, track.entry.height) {
         let _ = write!(sdp, "a=framesize:{pt} {w}-{h}\r\n");
     }
+    write_language(track.language.as_deref(), sdp);
     let _ = write!(sdp, "a=control:trackID={}\r\n", plan.track_id);
+}
+
+/// RFC 4566 §6 `a=lang:` so a player can offer the languages by name.
+fn write_language(language: Option<&str>, sdp: &mut String) {
+    if let Some(language) = language {
+        let _ = write!(sdp, "a=lang:{}\r\n", one_line(language));
+    }
 }
 
 /// A hint track's own SDP fragment, with `a=control` forced to this track so SETUP URLs match,
@@ -156,11 +164,12 @@ fn hinted_media_section(tables: &MovieTables, plan: &StreamPlan, sdp: &mut Strin
     let Some(text) = hint_track.hint_sdp.as_deref() else {
         return;
     };
-    let media_codec = hint_track
+    let media_track = hint_track
         .hint_references
         .first()
         .and_then(|id| tables.track_by_id(*id))
-        .map(|(_, media)| &media.entry.codec);
+        .map(|(_, media)| media);
+    let media_codec = media_track.map(|media| &media.entry.codec);
     let mpeg4_generic_pt = text.lines().find_map(|line| {
         let rest = line.trim().strip_prefix("a=rtpmap:")?;
         let (pt, encoding) = rest.split_once(' ')?;
@@ -202,6 +211,9 @@ fn hinted_media_section(tables: &MovieTables, plan: &StreamPlan, sdp: &mut Strin
             "a=fmtp:{pt} {}\r\n",
             complete_mpeg4_generic("", plan.kind, media_codec)
         );
+    }
+    if !text.lines().any(|l| l.trim_start().starts_with("a=lang:")) {
+        write_language(media_track.and_then(|m| m.language.as_deref()), sdp);
     }
     let _ = write!(sdp, "a=control:trackID={}\r\n", plan.track_id);
 }

@@ -631,6 +631,18 @@ fn every_audio_track_is_described_and_streamed() {
     );
     let sdp = movie.sdp("s", "127.0.0.1");
     assert_eq!(sdp.matches("m=audio").count(), 2, "{sdp}");
+    let languages: Vec<Option<&str>> = movie
+        .tracks()
+        .iter()
+        .filter(|t| t.kind == MediaKind::Audio)
+        .map(|t| t.language.as_deref())
+        .collect();
+    assert_eq!(languages, [Some("eng"), Some("fra")]);
+    let english = sdp
+        .find("a=lang:eng\r\n")
+        .expect("English named in the SDP");
+    let french = sdp.find("a=lang:fra\r\n").expect("French named in the SDP");
+    assert!(english < french, "{sdp}");
     assert!(
         sdp.contains("mpeg4-generic/44100/2") && sdp.contains("mpeg4-generic/48000/2"),
         "{sdp}"

@@ -122,9 +122,15 @@ impl AdminPanel for StreamAdminPanel {
                         .tracks()
                         .iter()
                         .map(|t| match &t.playable {
-                            Ok(()) => {
-                                format!("{} ({:.1} s)", escape(&t.codec), t.duration.as_secs_f64())
-                            }
+                            Ok(()) => format!(
+                                "{}{} ({:.1} s)",
+                                escape(&t.codec),
+                                t.language
+                                    .as_deref()
+                                    .map(|l| format!(", {}", escape(l)))
+                                    .unwrap_or_default(),
+                                t.duration.as_secs_f64()
+                            ),
                             Err(reason) => format!(
                                 "{}: <em>not streamed: {}</em>",
                                 escape(&t.codec),

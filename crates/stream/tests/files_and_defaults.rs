@@ -76,7 +76,7 @@ fn both_audio_languages_are_described_and_decoded() {
             "-rtsp_transport",
             "tcp",
             "-show_entries",
-            "stream=codec_name,sample_rate",
+            "stream=codec_name,sample_rate:stream_tags=language",
             "-of",
             "csv=p=0",
             &url,
@@ -88,7 +88,8 @@ fn both_audio_languages_are_described_and_decoded() {
         .lines()
         .map(|l| l.trim_end_matches(',').to_owned())
         .collect();
-    assert_eq!(lines, ["h264", "aac,44100", "aac,48000"]);
+    // ffmpeg reads each track's `a=lang:` into its language tag.
+    assert_eq!(lines, ["h264", "aac,44100,eng", "aac,48000,fra"]);
     // The second language decodes as many frames as the file holds (give or take the edges).
     let file_audio = framemd5(&[], movie.to_str().unwrap(), "0:a:1");
     let rtsp_audio = framemd5(&["-rtsp_transport", "tcp"], &url, "0:a:1");

@@ -30,6 +30,8 @@ pub struct Track {
     pub hint_references: Vec<u32>,
     /// `udta/hnti/sdp ` text of a hint track.
     pub hint_sdp: Option<String>,
+    /// ISO 639-2/T language of the track (`mdhd`), `None` when undetermined.
+    pub language: Option<String>,
 }
 
 /// Parse one `trak`; `movie_timescale` converts the edit list's durations.
@@ -60,6 +62,9 @@ pub fn parse_trak(
     if timescale == 0 {
         return Err(mdhd.corrupt("media timescale is 0"));
     }
+    r.skip(if version == 1 { 8 } else { 4 })?;
+    // Optional for playing: a short `mdhd` only loses the language.
+    let language = r.u16().ok().and_then(language_code);
 
     let hdlr = mdia
         .child(b"hdlr")?
@@ -136,6 +141,7 @@ pub fn parse_trak(
     let hint_sdp = track_hint_sdp(trak).ok().flatten();
 
     Ok(Track {
+        language,
         track_id,
         handler,
         timescale,
@@ -256,4 +262,35 @@ pub fn rescale(value: u64, from: u32, to: u32) -> Option<i64> {
     }
     let scaled = u128::from(value).checked_mul(u128::from(to))? / u128::from(from);
     i64::try_from(scaled).ok()
+}
+
+/// ISO 639-2/T from `mdhd`'s packed form (three 5-bit letters, each offset from 0x60).
+/// Values below 0x400 are QuickTime's Macintosh language codes, and `und` is undetermined:
+/// neither names a language a client could show.
+fn language_code(packed: u16) -> Option<String> {
+    if packed < 0x400 {
+        return None;
+    }
+    let letters: String = [10u16, 5, 0]
+        .iter()
+        .map(|shift| char::from(((packed >> shift) & 0x1F) as u8 + 0x60))
+        .collect();
+    (letters.chars().all(|c| c.is_ascii_lowercase()) && letters != "und").then_some(letters)
+}
+
+#[cfg(test)]
+mod language_tests {
+    use super::language_code;
+
+    #[test]
+    fn packed_languages_decode_and_undetermined_is_none() {
+        // 'e' 'n' 'g' = 5, 14, 7
+        assert_eq!(
+            language_code((5 << 10) | (14 << 5) | 7).as_deref(),
+            Some("eng")
+        );
+        assert_eq!(language_code(0x55C4), None, "und");
+        assert_eq!(language_code(0), None, "Macintosh code 0");
+        assert_eq!(language_code(0x7FFF), None, "not letters");
+    }
 }
