@@ -71,7 +71,7 @@ impl AdminState {
     ) -> AdminState {
         AdminState {
             inner: Arc::new(Inner {
-                sessions: Arc::new(session::SqliteAdminSessions::new(directory.store().clone())),
+                sessions: session::store_for(directory.engine()),
                 directory,
                 registry,
                 services: RwLock::default(),

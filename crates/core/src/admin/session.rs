@@ -25,6 +25,17 @@ pub(crate) const MIGRATIONS: &[&str] = &["
     );
 "];
 
+/// The same table on PostgreSQL (`user` is reserved there).
+pub(crate) const PG_MIGRATIONS: &[&str] = &["
+    CREATE TABLE admin_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL
+    );
+"];
+
 /// A logged-in admin.
 #[derive(Clone, Debug)]
 pub struct AdminSession {
@@ -118,6 +129,90 @@ impl AdminSessionStore for SqliteAdminSessions {
     }
 }
 
+/// [`AdminSessionStore`] over PostgreSQL: a login on one node is valid on every node.
+pub struct PgAdminSessions {
+    store: crate::store::PgStore,
+}
+
+impl PgAdminSessions {
+    pub fn new(store: crate::store::PgStore) -> PgAdminSessions {
+        PgAdminSessions { store }
+    }
+}
+
+impl AdminSessionStore for PgAdminSessions {
+    fn insert(&self, token_hash: &str, user: &str, csrf: &str, now: i64) -> Result<(), StoreError> {
+        let (hash, user, csrf) = (token_hash.to_owned(), user.to_owned(), csrf.to_owned());
+        self.store.run(move |client| async move {
+            client
+                .execute(
+                    "INSERT INTO admin_sessions (token_hash, user_name, csrf, created_at, last_seen)
+                     VALUES ($1, $2, $3, $4, $4)",
+                    &[&hash, &user, &csrf, &now],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn find_live(&self, token_hash: &str, oldest: i64) -> Result<Option<AdminSession>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.store.run(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT user_name, csrf FROM admin_sessions WHERE token_hash = $1 AND last_seen >= $2",
+                    &[&hash, &oldest],
+                )
+                .await?;
+            Ok(row.map(|r| AdminSession {
+                user: r.get(0),
+                csrf: r.get(1),
+            }))
+        })
+    }
+
+    fn touch(&self, token_hash: &str, now: i64, oldest: i64) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.store.run(move |client| async move {
+            client
+                .execute(
+                    "UPDATE admin_sessions SET last_seen = $2 WHERE token_hash = $1",
+                    &[&hash, &now],
+                )
+                .await?;
+            client
+                .execute(
+                    "DELETE FROM admin_sessions WHERE last_seen < $1",
+                    &[&oldest],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, token_hash: &str) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.store.run(move |client| async move {
+            client
+                .execute("DELETE FROM admin_sessions WHERE token_hash = $1", &[&hash])
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// The admin session store of the node's engine.
+pub fn store_for(engine: &crate::store::Engine) -> std::sync::Arc<dyn AdminSessionStore> {
+    match engine {
+        crate::store::Engine::Sqlite(store) => {
+            std::sync::Arc::new(SqliteAdminSessions::new(store.clone()))
+        }
+        crate::store::Engine::Postgres(store) => {
+            std::sync::Arc::new(PgAdminSessions::new(store.clone()))
+        }
+    }
+}
+
 /// Creates a session for `user`, returning the cookie value.
 pub fn create(sessions: &dyn AdminSessionStore, user: &str) -> Result<String, StoreError> {
     let token = random_token();
@@ -174,56 +269,66 @@ mod tests {
     use super::*;
     use crate::config::DirectoryConfig;
     use crate::directory::{Directory, NewUser};
+    use crate::store::Engine;
 
-    fn sessions() -> (tempfile::TempDir, SqliteAdminSessions) {
+    /// Keeps a test's store alive: its SQLite folder or its PostgreSQL server.
+    #[allow(dead_code)]
+    enum Keep {
+        Sqlite(tempfile::TempDir),
+        Postgres(crate::store::pg_testing::TestPostgres),
+    }
+
+    /// Session stores on both engines, each with the user `root`.
+    fn session_stores() -> Vec<(Keep, std::sync::Arc<dyn AdminSessionStore>)> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let directory = Directory::new(store.clone(), &DirectoryConfig::default());
-        directory
-            .add_user(&NewUser {
-                name: "root",
-                password: Some("pw"),
-                ..NewUser::default()
-            })
-            .unwrap();
         crate::admin::migrate(&store).unwrap();
-        (dir, SqliteAdminSessions::new(store))
+        let server = crate::store::pg_testing::TestPostgres::start();
+        let postgres = Engine::Postgres(server.store());
+        let engines = vec![
+            (Keep::Sqlite(dir), Engine::Sqlite(store)),
+            (Keep::Postgres(server), postgres),
+        ];
+        engines
+            .into_iter()
+            .map(|(keep, engine)| {
+                Directory::on(engine.clone(), &DirectoryConfig::default())
+                    .add_user(&NewUser {
+                        name: "root",
+                        password: Some("pw"),
+                        ..NewUser::default()
+                    })
+                    .unwrap();
+                (keep, store_for(&engine))
+            })
+            .collect()
     }
 
     #[test]
     fn a_session_is_found_by_its_token_until_deleted() {
-        let (_dir, store) = sessions();
-        let token = create(&store, "root").unwrap();
-        let found = find(&store, &token, 3600).unwrap().expect("live session");
-        assert_eq!(found.user, "root");
-        assert!(find(&store, "not-a-token", 3600).unwrap().is_none());
-        // Only the hash is kept: the raw token is nowhere in the table.
-        let raw: Option<String> = store
-            .store
-            .read({
-                let token = token.clone();
-                move |c| {
-                    c.query_row(
-                        "SELECT token_hash FROM admin_sessions WHERE token_hash = ?1",
-                        [token],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                }
-            })
-            .unwrap();
-        assert!(raw.is_none());
-        delete(&store, &token).unwrap();
-        assert!(find(&store, &token, 3600).unwrap().is_none());
+        for (_keep, store) in session_stores() {
+            let store = store.as_ref();
+            let token = create(store, "root").unwrap();
+            let found = find(store, &token, 3600).unwrap().expect("live session");
+            assert_eq!(found.user, "root");
+            assert!(find(store, "not-a-token", 3600).unwrap().is_none());
+            // Only the hash is kept: the raw token finds nothing.
+            assert!(store.find_live(&token, 0).unwrap().is_none());
+            assert!(store.find_live(&hash_token(&token), 0).unwrap().is_some());
+            delete(store, &token).unwrap();
+            assert!(find(store, &token, 3600).unwrap().is_none());
+        }
     }
 
     #[test]
     fn an_idle_session_expires() {
-        let (_dir, store) = sessions();
-        let token = create(&store, "root").unwrap();
-        let hash = hash_token(&token);
-        // Seen long ago: outside any idle window that ends now.
-        store.touch(&hash, 1_000, 0).unwrap();
-        assert!(find(&store, &token, 60).unwrap().is_none());
+        for (_keep, store) in session_stores() {
+            let store = store.as_ref();
+            let token = create(store, "root").unwrap();
+            let hash = hash_token(&token);
+            // Seen long ago: outside any idle window that ends now.
+            store.touch(&hash, 1_000, 0).unwrap();
+            assert!(find(store, &token, 60).unwrap().is_none());
+        }
     }
 }

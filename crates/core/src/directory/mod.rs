@@ -20,19 +20,25 @@ use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
 use crate::config::DirectoryConfig;
-use crate::store::{Store, StoreError};
+use crate::store::{Engine, Store, StoreError};
 
 /// The group whose members may use the admin page.
 pub const ADMIN_GROUP: &str = "admin";
 /// Longest accepted password; bounds the work an attacker can make argon2 do per attempt.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgDirectoryStore;
 pub use sqlite::SqliteDirectoryStore;
 
 pub(crate) fn migrate(store: &Store) -> Result<(), StoreError> {
     sqlite::migrate(store)
+}
+
+pub(crate) fn migrate_postgres(store: &crate::store::PgStore) -> Result<(), StoreError> {
+    store.migrate("directory", postgres::MIGRATIONS)
 }
 
 /// Where the directory keeps its entries: the embedded SQLite store today; a PostgreSQL engine can
@@ -224,7 +230,7 @@ pub fn digest_ha1(algorithm: DigestAlgorithm, user: &str, realm: &str, password:
 /// Shared handle to the directory.
 #[derive(Clone)]
 pub struct Directory {
-    store: Store,
+    engine: Engine,
     backend: Arc<dyn DirectoryStore>,
     realm: Arc<str>,
     limiter: Arc<LoginLimiter>,
@@ -252,12 +258,22 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
+    /// The directory in the embedded SQLite store.
     pub fn new(store: Store, config: &DirectoryConfig) -> Directory {
+        Self::on(Engine::Sqlite(store), config)
+    }
+
+    /// The directory in whichever engine the node's store is.
+    pub fn on(engine: Engine, config: &DirectoryConfig) -> Directory {
         let mut cache_key = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut cache_key);
+        let backend: Arc<dyn DirectoryStore> = match &engine {
+            Engine::Sqlite(store) => Arc::new(SqliteDirectoryStore::new(store.clone())),
+            Engine::Postgres(store) => Arc::new(PgDirectoryStore::new(store.clone())),
+        };
         Directory {
-            backend: Arc::new(SqliteDirectoryStore::new(store.clone())),
-            store,
+            backend,
+            engine,
             realm: config.realm.as_str().into(),
             limiter: Arc::new(LoginLimiter::new(
                 config.max_failed_logins,
@@ -273,8 +289,9 @@ impl Directory {
         &self.realm
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The engine the directory (and the node's other data) lives in.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn add_user(&self, new: &NewUser<'_>) -> Result<User, DirectoryError> {
@@ -636,14 +653,28 @@ impl LoginLimiter {
 mod tests {
     use super::*;
 
-    fn directory() -> (tempfile::TempDir, Directory) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
+    /// Keeps a test's store alive: its SQLite folder or its PostgreSQL server.
+    #[allow(dead_code)]
+    enum Keep {
+        Sqlite(tempfile::TempDir),
+        Postgres(crate::store::pg_testing::TestPostgres),
+    }
+
+    /// The same directory on each engine: every test runs on both.
+    fn directories() -> Vec<(Keep, Directory)> {
         let config = DirectoryConfig {
             max_failed_logins: 3,
             ..DirectoryConfig::default()
         };
-        (dir, Directory::new(store, &config))
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let sqlite = Directory::new(store, &config);
+        let server = crate::store::pg_testing::TestPostgres::start();
+        let postgres = Directory::on(Engine::Postgres(server.store()), &config);
+        vec![
+            (Keep::Sqlite(dir), sqlite),
+            (Keep::Postgres(server), postgres),
+        ]
     }
 
     fn add(d: &Directory, name: &str, password: &str) {
@@ -659,103 +690,98 @@ mod tests {
 
     #[test]
     fn passwords_are_argon2id_and_verify() {
-        let (_t, d) = directory();
-        add(&d, "alice", "s3cret");
-        let stored: String = d
-            .store()
-            .read(|c| {
-                c.query_row(
-                    "SELECT password_hash FROM users WHERE name='alice'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-            .unwrap();
-        assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert!(!stored.contains("s3cret"));
-        assert_eq!(
-            d.authenticate("alice", "s3cret", PEER).unwrap().name,
-            "alice"
-        );
-        assert_eq!(
-            d.authenticate("alice", "wrong", PEER),
-            Err(AuthError::BadCredentials)
-        );
-        assert_eq!(
-            d.authenticate("nobody", "s3cret", PEER),
-            Err(AuthError::BadCredentials)
-        );
+        for (_keep, d) in directories() {
+            add(&d, "alice", "s3cret");
+            let stored: String = d.backend.password_hash("alice").unwrap().unwrap().unwrap();
+            assert!(stored.starts_with("$argon2id$"), "{stored}");
+            assert!(!stored.contains("s3cret"));
+            assert_eq!(
+                d.authenticate("alice", "s3cret", PEER).unwrap().name,
+                "alice"
+            );
+            assert_eq!(
+                d.authenticate("alice", "wrong", PEER),
+                Err(AuthError::BadCredentials)
+            );
+            assert_eq!(
+                d.authenticate("nobody", "s3cret", PEER),
+                Err(AuthError::BadCredentials)
+            );
+        }
     }
 
     #[test]
     fn digest_ha1_is_computed_when_the_password_is_set() {
-        let (_t, d) = directory();
-        add(&d, "bob", "pw1");
-        let md5 = d
-            .digest_ha1("bob", "Serval", DigestAlgorithm::Md5)
-            .unwrap()
-            .unwrap();
-        assert_eq!(md5, hex::encode(Md5::digest(b"bob:Serval:pw1")));
-        let sha = d
-            .digest_ha1("bob", "Serval", DigestAlgorithm::Sha256)
-            .unwrap()
-            .unwrap();
-        assert_eq!(sha, hex::encode(Sha256::digest(b"bob:Serval:pw1")));
-        d.set_password("bob", "pw2").unwrap();
-        let md5 = d
-            .digest_ha1("bob", "Serval", DigestAlgorithm::Md5)
-            .unwrap()
-            .unwrap();
-        assert_eq!(md5, hex::encode(Md5::digest(b"bob:Serval:pw2")));
-        assert!(
-            d.authenticate("bob", "pw1", PEER).is_err(),
-            "old password must stop working at once"
-        );
-        assert!(d.authenticate("bob", "pw2", PEER).is_ok());
+        for (_keep, d) in directories() {
+            add(&d, "bob", "pw1");
+            let md5 = d
+                .digest_ha1("bob", "Serval", DigestAlgorithm::Md5)
+                .unwrap()
+                .unwrap();
+            assert_eq!(md5, hex::encode(Md5::digest(b"bob:Serval:pw1")));
+            let sha = d
+                .digest_ha1("bob", "Serval", DigestAlgorithm::Sha256)
+                .unwrap()
+                .unwrap();
+            assert_eq!(sha, hex::encode(Sha256::digest(b"bob:Serval:pw1")));
+            d.set_password("bob", "pw2").unwrap();
+            let md5 = d
+                .digest_ha1("bob", "Serval", DigestAlgorithm::Md5)
+                .unwrap()
+                .unwrap();
+            assert_eq!(md5, hex::encode(Md5::digest(b"bob:Serval:pw2")));
+            assert!(
+                d.authenticate("bob", "pw1", PEER).is_err(),
+                "old password must stop working at once"
+            );
+            assert!(d.authenticate("bob", "pw2", PEER).is_ok());
+        }
     }
 
     #[test]
     fn failed_logins_are_rate_limited_per_address() {
-        let (_t, d) = directory();
-        add(&d, "carol", "right");
-        for _ in 0..3 {
-            assert_eq!(
-                d.authenticate("carol", "wrong", PEER),
-                Err(AuthError::BadCredentials)
+        for (_keep, d) in directories() {
+            add(&d, "carol", "right");
+            for _ in 0..3 {
+                assert_eq!(
+                    d.authenticate("carol", "wrong", PEER),
+                    Err(AuthError::BadCredentials)
+                );
+            }
+            assert!(matches!(
+                d.authenticate("carol", "right", PEER),
+                Err(AuthError::RateLimited { .. })
+            ));
+            let other: IpAddr = "192.0.2.2".parse().unwrap();
+            assert!(
+                d.authenticate("carol", "right", other).is_ok(),
+                "other addresses are unaffected"
             );
         }
-        assert!(matches!(
-            d.authenticate("carol", "right", PEER),
-            Err(AuthError::RateLimited { .. })
-        ));
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(
-            d.authenticate("carol", "right", other).is_ok(),
-            "other addresses are unaffected"
-        );
     }
 
     #[test]
     fn groups_and_membership() {
-        let (_t, d) = directory();
-        add(&d, "dave", "x");
-        d.add_group("staff").unwrap();
-        assert!(matches!(
-            d.add_group("staff"),
-            Err(DirectoryError::GroupExists(_))
-        ));
-        d.add_member("staff", "dave").unwrap();
-        d.add_member(ADMIN_GROUP, "dave").unwrap();
-        assert_eq!(d.groups_of("dave").unwrap(), vec!["admin", "staff"]);
-        assert!(d.is_admin("dave").unwrap());
-        d.remove_member(ADMIN_GROUP, "dave").unwrap();
-        assert!(!d.is_admin("dave").unwrap());
-        assert!(matches!(
-            d.add_member("nogroup", "dave"),
-            Err(DirectoryError::NoSuchGroup(_))
-        ));
-        d.delete_user("dave").unwrap();
-        assert_eq!(d.group_members("staff").unwrap(), Vec::<String>::new());
+        for (_keep, d) in directories() {
+            add(&d, "dave", "x");
+            d.add_group("staff").unwrap();
+            assert!(matches!(
+                d.add_group("staff"),
+                Err(DirectoryError::GroupExists(_))
+            ));
+            d.add_member("staff", "dave").unwrap();
+            d.add_member(ADMIN_GROUP, "dave").unwrap();
+            assert_eq!(d.groups_of("dave").unwrap(), vec!["admin", "staff"]);
+            assert!(d.is_admin("dave").unwrap());
+            d.remove_member(ADMIN_GROUP, "dave").unwrap();
+            assert!(!d.is_admin("dave").unwrap());
+            assert!(matches!(
+                d.add_member("nogroup", "dave"),
+                Err(DirectoryError::NoSuchGroup(_))
+            ));
+            d.delete_user("dave").unwrap();
+            assert_eq!(d.group_members("staff").unwrap(), Vec::<String>::new());
+        }
     }
 
     #[test]

@@ -16,6 +16,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 
+pub mod pg_testing;
+pub mod postgres;
+pub use postgres::{PgSettings, PgStore};
+
+/// The engine a node's data lives in: the embedded SQLite file, or a PostgreSQL database
+/// several nodes share. Each store trait has an implementation over each.
+#[derive(Clone, Debug)]
+pub enum Engine {
+    Sqlite(Store),
+    Postgres(PgStore),
+}
+
 /// Bumped when the core's own tables change; stored in `PRAGMA user_version`.
 const CORE_FORMAT: i64 = 1;
 const READERS: usize = 4;
@@ -47,6 +59,11 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store task failed: {0}")]
     Task(String),
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// The database cannot be reached now; services answer 503 and retry on the next request.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Cheap-to-clone handle to the store.
