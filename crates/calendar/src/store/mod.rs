@@ -7,10 +7,12 @@
 //! own view properties of a shared calendar. The trait is blocking; the
 //! HTTP layer calls it from `spawn_blocking`.
 
+mod postgres;
 pub mod schedule;
 pub mod sharee_props;
 mod sqlite;
 
+pub use postgres::PgCalendarStore;
 pub use schedule::ScheduleStore;
 pub use sharee_props::ShareePropStore;
 pub use sqlite::SqliteCalendarStore;
@@ -269,4 +271,29 @@ pub trait CalendarStore: ScheduleStore + ShareePropStore + Send + Sync + 'static
         sharee: &str,
         mount: &str,
     ) -> Result<Option<(Share, Collection)>, StoreError>;
+}
+
+/// The calendar store on each engine, for tests that must hold on both.
+#[cfg(test)]
+pub(crate) mod engines {
+    use super::{CalendarStore, PgCalendarStore, SqliteCalendarStore};
+
+    /// Keeps a test's store alive: its SQLite folder or its PostgreSQL server.
+    #[allow(dead_code)]
+    pub enum Keep {
+        Sqlite(tempfile::TempDir),
+        Postgres(serval_core::store::pg_testing::TestPostgres),
+    }
+
+    pub fn stores() -> Vec<(Keep, Box<dyn CalendarStore>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let core = serval_core::Store::open(&dir.path().join("serval.db")).unwrap();
+        let sqlite = SqliteCalendarStore::open(core).unwrap();
+        let server = serval_core::store::pg_testing::TestPostgres::start();
+        let postgres = PgCalendarStore::open(server.store()).unwrap();
+        vec![
+            (Keep::Sqlite(dir), Box::new(sqlite)),
+            (Keep::Postgres(server), Box::new(postgres)),
+        ]
+    }
 }

@@ -689,12 +689,6 @@ mod tests {
     use super::*;
     use crate::store::IndexedInstance;
 
-    fn open() -> (tempfile::TempDir, SqliteCalendarStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("serval.db")).unwrap();
-        (dir, SqliteCalendarStore::open(store).unwrap())
-    }
-
     fn object(uid: &str, start: i64) -> NewObject {
         NewObject {
             uid: uid.into(),
@@ -712,92 +706,96 @@ mod tests {
 
     #[test]
     fn put_conditions_uid_conflict_and_changes() {
-        let (_dir, s) = open();
-        let cal = s
-            .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
-            .unwrap()
-            .unwrap();
-        assert!(s
-            .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
-            .unwrap()
-            .is_none());
-        let rev0 = s.collection("ann", "work").unwrap().unwrap().revision;
-        let none = PutCondition::default();
-        assert!(matches!(
-            s.put_object(cal.id, "a.ics", &object("a", 0), &none, 1)
-                .unwrap(),
-            PutOutcome::Created { .. }
-        ));
-        let create_only = PutCondition {
-            if_none_match_any: true,
-            ..PutCondition::default()
-        };
-        assert_eq!(
-            s.put_object(cal.id, "a.ics", &object("a", 0), &create_only, 1)
-                .unwrap(),
-            PutOutcome::PreconditionFailed
-        );
-        let stale = PutCondition {
-            if_match: Some("\"nope\"".into()),
-            ..PutCondition::default()
-        };
-        assert_eq!(
-            s.put_object(cal.id, "a.ics", &object("a", 0), &stale, 1)
-                .unwrap(),
-            PutOutcome::PreconditionFailed
-        );
-        assert_eq!(
-            s.put_object(cal.id, "b.ics", &object("a", 0), &none, 1)
-                .unwrap(),
-            PutOutcome::UidConflict {
-                existing_href: "a.ics".into()
-            }
-        );
-        s.put_object(cal.id, "b.ics", &object("b", 7200), &none, 1)
-            .unwrap();
-        assert_eq!(
-            s.delete_object(cal.id, "a.ics", None).unwrap(),
-            DeleteOutcome::Deleted
-        );
-        let (changes, current) = s.changes_since(cal.id, rev0).unwrap().unwrap();
-        let got: Vec<(&str, bool)> = changes
-            .iter()
-            .map(|c| (c.href.as_str(), c.deleted))
-            .collect();
-        assert_eq!(got, vec![("b.ics", false), ("a.ics", true)]);
-        assert_eq!(current, changes.last().unwrap().revision);
-        assert!(s.changes_since(cal.id, 999).unwrap().is_none());
+        for (_keep, s) in crate::store::engines::stores() {
+            let s = s.as_ref();
+            let cal = s
+                .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
+                .unwrap()
+                .unwrap();
+            assert!(s
+                .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
+                .unwrap()
+                .is_none());
+            let rev0 = s.collection("ann", "work").unwrap().unwrap().revision;
+            let none = PutCondition::default();
+            assert!(matches!(
+                s.put_object(cal.id, "a.ics", &object("a", 0), &none, 1)
+                    .unwrap(),
+                PutOutcome::Created { .. }
+            ));
+            let create_only = PutCondition {
+                if_none_match_any: true,
+                ..PutCondition::default()
+            };
+            assert_eq!(
+                s.put_object(cal.id, "a.ics", &object("a", 0), &create_only, 1)
+                    .unwrap(),
+                PutOutcome::PreconditionFailed
+            );
+            let stale = PutCondition {
+                if_match: Some("\"nope\"".into()),
+                ..PutCondition::default()
+            };
+            assert_eq!(
+                s.put_object(cal.id, "a.ics", &object("a", 0), &stale, 1)
+                    .unwrap(),
+                PutOutcome::PreconditionFailed
+            );
+            assert_eq!(
+                s.put_object(cal.id, "b.ics", &object("a", 0), &none, 1)
+                    .unwrap(),
+                PutOutcome::UidConflict {
+                    existing_href: "a.ics".into()
+                }
+            );
+            s.put_object(cal.id, "b.ics", &object("b", 7200), &none, 1)
+                .unwrap();
+            assert_eq!(
+                s.delete_object(cal.id, "a.ics", None).unwrap(),
+                DeleteOutcome::Deleted
+            );
+            let (changes, current) = s.changes_since(cal.id, rev0).unwrap().unwrap();
+            let got: Vec<(&str, bool)> = changes
+                .iter()
+                .map(|c| (c.href.as_str(), c.deleted))
+                .collect();
+            assert_eq!(got, vec![("b.ics", false), ("a.ics", true)]);
+            assert_eq!(current, changes.last().unwrap().revision);
+            assert!(s.changes_since(cal.id, 999).unwrap().is_none());
+        }
     }
 
     #[test]
     fn time_range_query_uses_the_index() {
-        let (_dir, s) = open();
-        let cal = s
-            .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
-            .unwrap()
-            .unwrap();
-        for i in 0..10 {
-            s.put_object(
-                cal.id,
-                &format!("{i}.ics"),
-                &object(&i.to_string(), i * 86_400),
-                &PutCondition::default(),
-                0,
-            )
-            .unwrap();
+        for (_keep, s) in crate::store::engines::stores() {
+            let s = s.as_ref();
+            let cal = s
+                .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
+                .unwrap()
+                .unwrap();
+            for i in 0..10 {
+                s.put_object(
+                    cal.id,
+                    &format!("{i}.ics"),
+                    &object(&i.to_string(), i * 86_400),
+                    &PutCondition::default(),
+                    0,
+                )
+                .unwrap();
+            }
+            let hits = s
+                .query(
+                    cal.id,
+                    Some(ComponentKind::Event),
+                    Some(TimeRange::new(86_400, 3 * 86_400)),
+                )
+                .unwrap();
+            let hrefs: Vec<&str> = hits.iter().map(|(o, _)| o.meta.href.as_str()).collect();
+            assert_eq!(hrefs, vec!["1.ics", "2.ics"]);
+            assert!(s
+                .query(cal.id, Some(ComponentKind::Todo), None)
+                .unwrap()
+                .is_empty());
         }
-        let hits = s
-            .query(
-                cal.id,
-                Some(ComponentKind::Event),
-                Some(TimeRange::new(86_400, 3 * 86_400)),
-            )
-            .unwrap();
-        let hrefs: Vec<&str> = hits.iter().map(|(o, _)| o.meta.href.as_str()).collect();
-        assert_eq!(hrefs, vec!["1.ics", "2.ics"]);
-        assert!(s
-            .query(cal.id, Some(ComponentKind::Todo), None)
-            .unwrap()
-            .is_empty());
     }
 }

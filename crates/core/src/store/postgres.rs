@@ -155,7 +155,7 @@ impl PgStore {
                     )",
                 )
                 .await?;
-            Ok(())
+            Ok::<_, StoreError>(())
         })?;
         crate::directory::migrate_postgres(&store)?;
         store.migrate("admin", crate::admin::session::PG_MIGRATIONS)?;
@@ -168,31 +168,32 @@ impl PgStore {
     }
 
     /// Runs `job` with a pooled connection on the store's runtime and waits for its result.
-    pub fn run<T, F, Fut>(&self, job: F) -> Result<T, StoreError>
+    /// `E` is the caller's error type (a service's own store error), built from core's.
+    pub fn run<T, E, F, Fut>(&self, job: F) -> Result<T, E>
     where
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
         F: FnOnce(PgClient) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let pool = self.inner.pool.clone();
         let target = self.inner.target.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let runtime = self
-            .inner
-            .runtime
-            .as_ref()
-            .ok_or_else(|| StoreError::Task("PostgreSQL store is shutting down".into()))?;
+        let runtime =
+            self.inner.runtime.as_ref().ok_or_else(|| {
+                E::from(StoreError::Task("PostgreSQL store is shutting down".into()))
+            })?;
         runtime.spawn(async move {
             let result = match pool.get().await {
                 Ok(client) => job(client).await,
-                Err(e) => Err(StoreError::Unavailable(format!(
+                Err(e) => Err(E::from(StoreError::Unavailable(format!(
                     "PostgreSQL at {target} is unreachable: {e}"
-                ))),
+                )))),
             };
             let _ = tx.send(result);
         });
         rx.recv()
-            .map_err(|_| StoreError::Task("PostgreSQL job was dropped".into()))?
+            .map_err(|_| E::from(StoreError::Task("PostgreSQL job was dropped".into())))?
     }
 
     /// Applies `migrations[version..]` for `component`, each in its own transaction. A

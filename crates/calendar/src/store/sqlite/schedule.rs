@@ -93,13 +93,7 @@ impl ScheduleStore for SqliteCalendarStore {
 mod tests {
     use super::*;
     use crate::ical::ComponentKind;
-    use crate::store::{CalendarStore, NewObject, PutCondition};
-
-    fn open() -> (tempfile::TempDir, SqliteCalendarStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = serval_core::Store::open(&dir.path().join("serval.db")).unwrap();
-        (dir, SqliteCalendarStore::open(store).unwrap())
-    }
+    use crate::store::{NewObject, PutCondition};
 
     fn object(uid: &str) -> NewObject {
         NewObject {
@@ -114,54 +108,58 @@ mod tests {
 
     #[test]
     fn uid_lookup_skips_the_inbox_and_other_owners() {
-        let (_dir, s) = open();
-        let inbox = s
-            .create_collection("bob", INBOX, &[ComponentKind::Event], &[], 0)
-            .unwrap()
-            .unwrap();
-        let cal = s
-            .create_collection("bob", "calendar", &[ComponentKind::Event], &[], 0)
-            .unwrap()
-            .unwrap();
-        let none = PutCondition::default();
-        s.put_object(inbox.id, "m-request.ics", &object("m"), &none, 1)
-            .unwrap();
-        assert!(s.object_by_uid("bob", "m").unwrap().is_none());
-        s.put_object(cal.id, "m.ics", &object("m"), &none, 1)
-            .unwrap();
-        let (found_cal, found) = s.object_by_uid("bob", "m").unwrap().unwrap();
-        assert_eq!(
-            (found_cal.name.as_str(), found.meta.href.as_str()),
-            ("calendar", "m.ics")
-        );
-        assert!(s.object_by_uid("ann", "m").unwrap().is_none());
-        assert_eq!(
-            s.href_of_uid(inbox.id, "m").unwrap().as_deref(),
-            Some("m-request.ics")
-        );
+        for (_keep, s) in crate::store::engines::stores() {
+            let s = s.as_ref();
+            let inbox = s
+                .create_collection("bob", INBOX, &[ComponentKind::Event], &[], 0)
+                .unwrap()
+                .unwrap();
+            let cal = s
+                .create_collection("bob", "calendar", &[ComponentKind::Event], &[], 0)
+                .unwrap()
+                .unwrap();
+            let none = PutCondition::default();
+            s.put_object(inbox.id, "m-request.ics", &object("m"), &none, 1)
+                .unwrap();
+            assert!(s.object_by_uid("bob", "m").unwrap().is_none());
+            s.put_object(cal.id, "m.ics", &object("m"), &none, 1)
+                .unwrap();
+            let (found_cal, found) = s.object_by_uid("bob", "m").unwrap().unwrap();
+            assert_eq!(
+                (found_cal.name.as_str(), found.meta.href.as_str()),
+                ("calendar", "m.ics")
+            );
+            assert!(s.object_by_uid("ann", "m").unwrap().is_none());
+            assert_eq!(
+                s.href_of_uid(inbox.id, "m").unwrap().as_deref(),
+                Some("m-request.ics")
+            );
+        }
     }
 
     #[test]
     fn queue_lists_newest_first() {
-        let (_dir, s) = open();
-        for method in ["REQUEST", "CANCEL"] {
-            s.queue_itip(
-                &NewItip {
-                    sender: "ann",
-                    recipient: "mailto:zed@elsewhere.org",
-                    method,
-                    uid: "m",
-                    message: "BEGIN:VCALENDAR",
-                },
-                5,
-            )
-            .unwrap();
+        for (_keep, s) in crate::store::engines::stores() {
+            let s = s.as_ref();
+            for method in ["REQUEST", "CANCEL"] {
+                s.queue_itip(
+                    &NewItip {
+                        sender: "ann",
+                        recipient: "mailto:zed@elsewhere.org",
+                        method,
+                        uid: "m",
+                        message: "BEGIN:VCALENDAR",
+                    },
+                    5,
+                )
+                .unwrap();
+            }
+            let queue = s.itip_queue(10).unwrap();
+            assert_eq!(
+                queue.iter().map(|q| q.method.as_str()).collect::<Vec<_>>(),
+                ["CANCEL", "REQUEST"]
+            );
+            assert_eq!(queue[0].recipient, "mailto:zed@elsewhere.org");
         }
-        let queue = s.itip_queue(10).unwrap();
-        assert_eq!(
-            queue.iter().map(|q| q.method.as_str()).collect::<Vec<_>>(),
-            ["CANCEL", "REQUEST"]
-        );
-        assert_eq!(queue[0].recipient, "mailto:zed@elsewhere.org");
     }
 }

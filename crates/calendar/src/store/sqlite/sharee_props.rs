@@ -93,30 +93,34 @@ mod tests {
     use crate::dav::request::PropName;
     use crate::dav::xml::NS_DAV;
     use crate::ical::ComponentKind;
-    use crate::store::{CalendarStore, ShareePropStore, SqliteCalendarStore};
+    use crate::store::engines::{stores, Keep};
+    use crate::store::CalendarStore;
 
     const APPLE: &str = "http://apple.com/ns/ical/";
 
-    fn setup() -> (tempfile::TempDir, SqliteCalendarStore, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let core = serval_core::Store::open(&dir.path().join("serval.db")).unwrap();
-        let store = SqliteCalendarStore::open(core).unwrap();
-        let work = store
-            .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
-            .unwrap()
-            .unwrap();
-        for sharee in ["bob", "carol"] {
-            store
-                .upsert_share(work.id, sharee, false, &format!("uid-{sharee}"), "Work", 0)
-                .unwrap();
-            store
-                .reply_share(sharee, &format!("uid-{sharee}"), true, "work")
-                .unwrap();
-        }
-        (dir, store, work.id)
+    /// On each engine: ann's `work` shared with bob and carol, both accepted.
+    fn setups() -> Vec<(Keep, Box<dyn CalendarStore>, i64)> {
+        stores()
+            .into_iter()
+            .map(|(keep, store)| {
+                let work = store
+                    .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
+                    .unwrap()
+                    .unwrap();
+                for sharee in ["bob", "carol"] {
+                    store
+                        .upsert_share(work.id, sharee, false, &format!("uid-{sharee}"), "Work", 0)
+                        .unwrap();
+                    store
+                        .reply_share(sharee, &format!("uid-{sharee}"), true, "work")
+                        .unwrap();
+                }
+                (keep, store, work.id)
+            })
+            .collect()
     }
 
-    fn set(store: &SqliteCalendarStore, id: i64, sharee: &str, value: &str) -> bool {
+    fn set(store: &dyn CalendarStore, id: i64, sharee: &str, value: &str) -> bool {
         store
             .set_sharee_props(
                 id,
@@ -137,56 +141,57 @@ mod tests {
 
     #[test]
     fn per_sharee_values_without_touching_the_calendar() {
-        let (_dir, store, id) = setup();
-        let before = store.collection("ann", "work").unwrap().unwrap();
-        assert!(set(&store, id, "bob", "Bob's work"));
-        let bob = store.sharee_props(id, "bob").unwrap();
-        assert_eq!(bob.len(), 2);
-        assert!(bob.contains(&(PropName::new(NS_DAV, "displayname"), "t:Bob's work".into())));
-        assert!(store.sharee_props(id, "carol").unwrap().is_empty());
-        let after = store.collection("ann", "work").unwrap().unwrap();
-        assert_eq!(before, after, "owner's props and revision unchanged");
+        for (_keep, store, id) in setups() {
+            let store = store.as_ref();
+            let before = store.collection("ann", "work").unwrap().unwrap();
+            assert!(set(store, id, "bob", "Bob's work"));
+            let bob = store.sharee_props(id, "bob").unwrap();
+            assert_eq!(bob.len(), 2);
+            assert!(bob.contains(&(PropName::new(NS_DAV, "displayname"), "t:Bob's work".into())));
+            assert!(store.sharee_props(id, "carol").unwrap().is_empty());
+            let after = store.collection("ann", "work").unwrap().unwrap();
+            assert_eq!(before, after, "owner's props and revision unchanged");
 
-        // Setting again replaces; removing one leaves the other.
-        assert!(set(&store, id, "bob", "Renamed"));
-        store
-            .set_sharee_props(id, "bob", &[(PropName::new(APPLE, "calendar-color"), None)])
-            .unwrap();
-        assert_eq!(
-            store.sharee_props(id, "bob").unwrap(),
-            vec![(PropName::new(NS_DAV, "displayname"), "t:Renamed".into())]
-        );
-        assert_eq!(store.clear_sharee_props(id, "bob").unwrap(), 1);
-        assert!(store.sharee_props(id, "bob").unwrap().is_empty());
+            // Setting again replaces; removing one leaves the other.
+            assert!(set(store, id, "bob", "Renamed"));
+            store
+                .set_sharee_props(id, "bob", &[(PropName::new(APPLE, "calendar-color"), None)])
+                .unwrap();
+            assert_eq!(
+                store.sharee_props(id, "bob").unwrap(),
+                vec![(PropName::new(NS_DAV, "displayname"), "t:Renamed".into())]
+            );
+            assert_eq!(store.clear_sharee_props(id, "bob").unwrap(), 1);
+            assert!(store.sharee_props(id, "bob").unwrap().is_empty());
+        }
     }
 
     #[test]
     fn nothing_stored_without_a_share() {
-        let (_dir, store, id) = setup();
-        assert!(!set(&store, id, "dave", "x"));
-        assert!(store.sharee_props(id, "dave").unwrap().is_empty());
+        for (_keep, store, id) in setups() {
+            assert!(!set(store.as_ref(), id, "dave", "x"));
+            assert!(store.sharee_props(id, "dave").unwrap().is_empty());
+        }
     }
 
     #[test]
     fn removing_the_share_or_the_calendar_drops_the_rows() {
-        let (_dir, store, id) = setup();
-        assert!(set(&store, id, "bob", "Bob's"));
-        assert!(set(&store, id, "carol", "Carol's"));
-        assert!(store.remove_share(id, "bob").unwrap());
-        assert!(store.sharee_props(id, "bob").unwrap().is_empty());
-        // Shared again: starts clean.
-        store
-            .upsert_share(id, "bob", true, "uid-bob2", "Work", 1)
-            .unwrap();
-        assert!(store.sharee_props(id, "bob").unwrap().is_empty());
-        assert_eq!(store.sharee_props(id, "carol").unwrap().len(), 2);
+        for (_keep, store, id) in setups() {
+            let store = store.as_ref();
+            assert!(set(store, id, "bob", "Bob's"));
+            assert!(set(store, id, "carol", "Carol's"));
+            assert!(store.remove_share(id, "bob").unwrap());
+            assert!(store.sharee_props(id, "bob").unwrap().is_empty());
+            // Shared again: starts clean.
+            store
+                .upsert_share(id, "bob", true, "uid-bob2", "Work", 1)
+                .unwrap();
+            assert!(store.sharee_props(id, "bob").unwrap().is_empty());
+            assert_eq!(store.sharee_props(id, "carol").unwrap().len(), 2);
 
-        store.delete_collection(id).unwrap();
-        assert!(store.sharee_props(id, "carol").unwrap().is_empty());
-        let rows: i64 = store
-            .store
-            .read(|c| c.query_row("SELECT COUNT(*) FROM cal_sharee_prop", [], |r| r.get(0)))
-            .unwrap();
-        assert_eq!(rows, 0);
+            store.delete_collection(id).unwrap();
+            assert!(store.sharee_props(id, "carol").unwrap().is_empty());
+            assert!(store.shares_for("carol").unwrap().is_empty());
+        }
     }
 }
