@@ -39,7 +39,7 @@ async fn main() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let ctx = serval_core::service::StartContext {
         data_dir: dir.path().to_path_buf(),
-        store,
+        engine: serval_core::store::Engine::Sqlite(store),
         directory,
         metrics: &mut registry,
         tls: None,

@@ -37,7 +37,7 @@ async fn main() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let ctx = serval_core::service::StartContext {
         data_dir: data_dir.clone(),
-        store,
+        engine: serval_core::store::Engine::Sqlite(store),
         directory,
         metrics: &mut registry,
         tls: None,

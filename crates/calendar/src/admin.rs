@@ -3,14 +3,11 @@
 
 use crate::http::index_text;
 use crate::ical::{ComponentKind, ParseLimits};
-use crate::store::{
-    CalendarStore, PutCondition, PutOutcome, ScheduleStore, ShareStatus, SqliteCalendarStore,
-    StoreError,
-};
+use crate::store::{CalendarStore, PutCondition, PutOutcome, ShareStatus, StoreError};
 use calcard::icalendar::{ICalendar, ICalendarComponent, ICalendarComponentType};
 use calcard::{Entry, Parser};
 use serval_core::html::escape;
-use serval_core::{Directory, Store};
+use serval_core::Directory;
 use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +36,12 @@ pub enum DelegateLevel {
 
 /// `serval calendar delegate OWNER DELEGATE --read|--write|--remove`.
 pub fn delegate(
-    store: &Store,
+    cal: &dyn CalendarStore,
     directory: &Directory,
     owner: &str,
     delegate: &str,
     level: DelegateLevel,
 ) -> Result<(), AdminError> {
-    let cal = SqliteCalendarStore::open(store.clone())?;
     if directory
         .user(owner)
         .map_err(|e| AdminError::Directory(e.to_string()))?
@@ -95,14 +91,13 @@ pub enum ShareLevel {
 /// sharee's home at once; a sharee who had already answered keeps that answer and only
 /// the access changes. Returns the users whose access was set or removed.
 pub fn share(
-    store: &Store,
+    cal: &dyn CalendarStore,
     directory: &Directory,
     owner: &str,
     calendar: &str,
     sharee: &str,
     level: ShareLevel,
 ) -> Result<Vec<String>, AdminError> {
-    let cal = SqliteCalendarStore::open(store.clone())?;
     let directory_error =
         |e: serval_core::directory::DirectoryError| AdminError::Directory(e.to_string());
     if directory.user(owner).map_err(directory_error)?.is_none() {
@@ -182,7 +177,7 @@ pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
 /// object per UID (overrides stay with their master; every VTIMEZONE goes with each) and
 /// stores them, creating the calendar if needed. `progress(done, total)` after each object.
 pub fn import_ics(
-    store: &Store,
+    cal: &dyn CalendarStore,
     owner: &str,
     calendar: &str,
     text: &str,
@@ -195,7 +190,6 @@ pub fn import_ics(
             text.len()
         )));
     }
-    let cal = SqliteCalendarStore::open(store.clone())?;
     let collection = match cal.collection(owner, calendar)? {
         Some(c) => c,
         None => cal
@@ -251,8 +245,11 @@ pub fn import_ics(
 }
 
 /// `serval calendar export --user U --calendar C`: one VCALENDAR with every object.
-pub fn export_ics(store: &Store, owner: &str, calendar: &str) -> Result<String, AdminError> {
-    let cal = SqliteCalendarStore::open(store.clone())?;
+pub fn export_ics(
+    cal: &dyn CalendarStore,
+    owner: &str,
+    calendar: &str,
+) -> Result<String, AdminError> {
     let collection =
         cal.collection(owner, calendar)?
             .ok_or_else(|| AdminError::NoSuchCalendar {
@@ -397,13 +394,13 @@ fn write_subtree(ical: &ICalendar, comp_id: u32, out: &mut String, depth: usize)
 
 /// The admin page section: every user's calendars with object counts and delegates.
 pub struct CalendarPanel {
-    pub(crate) store: Store,
+    pub(crate) store: std::sync::Arc<dyn CalendarStore>,
     pub(crate) directory: Directory,
 }
 
 impl serval_core::service::AdminPanel for CalendarPanel {
     fn render(&self, csrf_field: &str, action_url: &str) -> String {
-        let Ok(cal) = SqliteCalendarStore::open(self.store.clone()) else {
+        let Ok(cal) = Ok::<_, StoreError>(self.store.as_ref()) else {
             return "<p>calendar store unavailable</p>".into();
         };
         let users = self.directory.list_users().unwrap_or_default();
@@ -487,7 +484,7 @@ impl serval_core::service::AdminPanel for CalendarPanel {
                 other => return Err(format!("unknown level `{other}`")),
             };
             let users = share(
-                &self.store,
+                self.store.as_ref(),
                 &self.directory,
                 &owner,
                 &calendar,
@@ -516,8 +513,14 @@ impl serval_core::service::AdminPanel for CalendarPanel {
             "remove" => DelegateLevel::Remove,
             other => return Err(format!("unknown level `{other}`")),
         };
-        delegate(&self.store, &self.directory, &owner, &delegate_name, level)
-            .map_err(|e| e.to_string())?;
+        delegate(
+            self.store.as_ref(),
+            &self.directory,
+            &owner,
+            &delegate_name,
+            level,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(format!(
             "{delegate_name} is now {} for {owner}",
             match level {
@@ -529,7 +532,7 @@ impl serval_core::service::AdminPanel for CalendarPanel {
     }
 
     fn json(&self) -> serde_json::Value {
-        let Ok(cal) = SqliteCalendarStore::open(self.store.clone()) else {
+        let Ok(cal) = Ok::<_, StoreError>(self.store.as_ref()) else {
             return serde_json::Value::Null;
         };
         let users = self.directory.list_users().unwrap_or_default();
@@ -588,36 +591,37 @@ mod tests {
 
     #[test]
     fn import_splits_by_uid_and_export_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n\
+        for (_keep, store) in crate::store::engines::stores() {
+            let store = store.as_ref();
+            let text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n\
 BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=Europe/Berlin:20260105T100000\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20260105T100000Z\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nUID:a\r\nRECURRENCE-ID;TZID=Europe/Berlin:20260106T100000\r\nDTSTART;TZID=Europe/Berlin:20260106T120000\r\nEND:VEVENT\r\n\
 BEGIN:VEVENT\r\nDTSTART:20260105T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-        let mut calls = 0;
-        let summary = import_ics(&store, "ann", "imported", text, 0, |_, _| calls += 1).unwrap();
-        assert_eq!(
-            (
-                summary.created,
-                summary.updated,
-                summary.rejected.len(),
-                calls
-            ),
-            (2, 0, 1, 3)
-        );
-        let exported = export_ics(&store, "ann", "imported").unwrap();
-        assert_eq!(exported.matches("BEGIN:VTIMEZONE").count(), 1);
-        assert_eq!(exported.matches("BEGIN:VEVENT").count(), 3);
-        let again = import_ics(&store, "ann", "imported", &exported, 0, |_, _| {}).unwrap();
-        assert_eq!((again.created, again.updated), (0, 2));
+            let mut calls = 0;
+            let summary = import_ics(store, "ann", "imported", text, 0, |_, _| calls += 1).unwrap();
+            assert_eq!(
+                (
+                    summary.created,
+                    summary.updated,
+                    summary.rejected.len(),
+                    calls
+                ),
+                (2, 0, 1, 3)
+            );
+            let exported = export_ics(store, "ann", "imported").unwrap();
+            assert_eq!(exported.matches("BEGIN:VTIMEZONE").count(), 1);
+            assert_eq!(exported.matches("BEGIN:VEVENT").count(), 3);
+            let again = import_ics(store, "ann", "imported", &exported, 0, |_, _| {}).unwrap();
+            assert_eq!((again.created, again.updated), (0, 2));
+        }
     }
 
     #[test]
     fn panel_lists_shares_and_shares_through_its_form() {
         use serval_core::service::AdminPanel;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let store = serval_core::Store::open(&dir.path().join("s.db")).unwrap();
         let directory = Directory::new(
             store.clone(),
             &serval_core::config::DirectoryConfig::default(),
@@ -633,10 +637,13 @@ BEGIN:VEVENT\r\nDTSTART:20260105T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
                 })
                 .unwrap();
         }
-        let cal = SqliteCalendarStore::open(store.clone()).unwrap();
+        let cal = std::sync::Arc::new(crate::store::SqliteCalendarStore::open(store).unwrap());
         cal.create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
             .unwrap();
-        let panel = CalendarPanel { store, directory };
+        let panel = CalendarPanel {
+            store: cal,
+            directory,
+        };
         let form = |level: &str| {
             [
                 ("action", "share"),

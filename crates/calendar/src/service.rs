@@ -2,7 +2,7 @@
 
 use crate::config::CalendarConfig;
 use crate::http::{self, AppState, Metrics};
-use crate::store::{CalendarStore, SqliteCalendarStore, StoreError};
+use crate::store::{CalendarStore, StoreError};
 use serval_core::service::{RunningService, StartContext};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,7 +84,7 @@ pub async fn bind(
     ctx: StartContext<'_>,
     config: CalendarConfig,
 ) -> Result<Arc<dyn RunningService>, CalendarError> {
-    let store = SqliteCalendarStore::open(ctx.store.clone())?;
+    let store = crate::store::open(&ctx.engine)?;
     let plain =
         serval_core::http_server::bind_all(config.listen.addrs(), "calendar (CalDAV)").await?;
     let tls_listeners = if config.tls_listen.addrs().is_empty() {
@@ -115,7 +115,7 @@ pub async fn bind(
         metrics.duration.clone(),
     );
     let state = Arc::new(AppState {
-        store: Arc::new(store),
+        store: store.clone(),
         directory: ctx.directory.clone(),
         config,
         metrics,
@@ -149,7 +149,7 @@ pub async fn bind(
     tasks.spawn(prune_sync_log(state.store.clone(), ctx.shutdown.clone()));
     tracing::info!(?addrs, "calendar service listening");
     let panel = Arc::new(crate::admin::CalendarPanel {
-        store: ctx.store.clone(),
+        store,
         directory: ctx.directory.clone(),
     });
     Ok(Arc::new(Running {

@@ -55,9 +55,10 @@ async fn mounted(server: &TestServer, user: &str) -> Option<String> {
     Some(body[start..end].to_owned())
 }
 
-fn tools(server: &TestServer) -> (Store, Directory) {
-    let store = Store::open(&server.data_dir().join("serval.db")).expect("store");
-    let directory = Directory::new(store.clone(), &DirectoryConfig::default());
+fn tools(server: &TestServer) -> (serval_calendar::store::SqliteCalendarStore, Directory) {
+    let core = Store::open(&server.data_dir().join("serval.db")).expect("store");
+    let directory = Directory::new(core.clone(), &DirectoryConfig::default());
+    let store = serval_calendar::store::SqliteCalendarStore::open(core).expect("calendar store");
     (store, directory)
 }
 

@@ -476,6 +476,85 @@ impl TlsConfig {
     }
 }
 
+/// Which engine keeps the node's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngineKind {
+    /// The embedded SQLite file `data_dir/serval.db`.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, which several Serval nodes may share.
+    Postgres,
+}
+
+/// `[store]`: where the directory, calendars and every service's data live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub engine: StoreEngineKind,
+    /// `postgres://user@host:port/database` (PostgreSQL only).
+    pub url: String,
+    /// File holding the PostgreSQL password (first line); empty: `PGPASSWORD`, else none.
+    pub password_file: String,
+    /// Connections per node to PostgreSQL.
+    pub pool_size: usize,
+    /// Longest a single PostgreSQL statement may run.
+    pub statement_timeout: HumanDuration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            engine: StoreEngineKind::Sqlite,
+            url: String::new(),
+            password_file: String::new(),
+            pool_size: 16,
+            statement_timeout: HumanDuration::secs(30),
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn validate(&self, problems: &mut Problems) {
+        match self.engine {
+            StoreEngineKind::Sqlite => {
+                if !self.url.is_empty() {
+                    problems.warning(
+                        "store.url",
+                        "ignored: store.engine is \"sqlite\"; set engine = \"postgres\" to use it",
+                    );
+                }
+            }
+            StoreEngineKind::Postgres => {
+                if self.url.is_empty() {
+                    problems.error(
+                        "store.url",
+                        "store.engine is \"postgres\" but no url is given, e.g. \"postgres://serval@db.example.test/serval\"",
+                    );
+                } else if !(self.url.starts_with("postgres://")
+                    || self.url.starts_with("postgresql://"))
+                {
+                    problems.error(
+                        "store.url",
+                        "must start with postgres:// (e.g. \"postgres://serval@db.example.test:5432/serval\")",
+                    );
+                } else if crate::store::postgres::redact(&self.url) != self.url {
+                    problems.warning(
+                        "store.url",
+                        "holds a password; put it in store.password_file instead, so the config can be shared",
+                    );
+                }
+                if self.pool_size == 0 {
+                    problems.error("store.pool_size", "must be at least 1");
+                }
+                if self.statement_timeout.0.is_zero() {
+                    problems.error("store.statement_timeout", "must be more than 0 s");
+                }
+            }
+        }
+    }
+}
+
 /// `[directory]`: the user directory every service shares.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -15,13 +15,14 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::directory::Directory;
-use crate::store::Store;
+use crate::store::Engine;
 
 /// What a service may use while it binds.
 pub struct StartContext<'a> {
     /// Resolved data directory (absolute).
     pub data_dir: PathBuf,
-    pub store: Store,
+    /// The node's store engine (SQLite or PostgreSQL); services open their stores over it.
+    pub engine: Engine,
     pub directory: Directory,
     /// Metrics registry; register under a prefix named after the service.
     pub metrics: &'a mut Registry,

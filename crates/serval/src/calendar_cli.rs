@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serval_calendar::admin::{self, DelegateLevel, ShareLevel};
-use serval_core::{Directory, Store};
+use serval_core::Directory;
 
-use crate::{config, datadir, CalendarCmd};
+use crate::{config, CalendarCmd};
 
 pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitCode> {
     let loaded = config::load(config_path);
@@ -17,10 +17,10 @@ pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitC
         config::report(&loaded, &mut std::io::stderr());
         anyhow::bail!("the config has errors (listed above)");
     }
-    datadir::ensure(&loaded.data_dir)?;
-    let store =
-        Store::open(&datadir::store_path(&loaded.data_dir)).context("cannot open the store")?;
-    let directory = Directory::new(store.clone(), &loaded.config.directory);
+    let engine = crate::commands::open_engine(&loaded)?;
+    let directory = Directory::on(engine.clone(), &loaded.config.directory);
+    let store = serval_calendar::store::open(&engine).context("cannot open the calendar store")?;
+    let store = store.as_ref();
     match cmd {
         CalendarCmd::Delegate {
             owner,
@@ -35,7 +35,7 @@ pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitC
                 (_, _, true) => DelegateLevel::Remove,
                 _ => anyhow::bail!("say --read, --write or --remove"),
             };
-            admin::delegate(&store, &directory, &owner, &delegate, level)?;
+            admin::delegate(store, &directory, &owner, &delegate, level)?;
             match level {
                 DelegateLevel::Read => {
                     println!("`{delegate}` may now read the calendars of `{owner}`")
@@ -62,7 +62,7 @@ pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitC
                 (_, _, true) => ShareLevel::Remove,
                 _ => anyhow::bail!("say --read, --write or --remove"),
             };
-            let affected = admin::share(&store, &directory, &owner, &calendar, &sharee, level)?;
+            let affected = admin::share(store, &directory, &owner, &calendar, &sharee, level)?;
             let what = match level {
                 ShareLevel::Read => "now shared read-only with",
                 ShareLevel::Write => "now shared read-write with",
@@ -89,11 +89,10 @@ pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitC
                 .progress_chars("=> "),
             );
             let now = i64::try_from(serval_core::now_unix()).unwrap_or(i64::MAX);
-            let summary =
-                admin::import_ics(&store, &user, &calendar, &text, now, |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                })?;
+            let summary = admin::import_ics(store, &user, &calendar, &text, now, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
             bar.finish_and_clear();
             println!(
                 "imported into {user}/{calendar}: {} created, {} updated, {} rejected",
@@ -110,7 +109,7 @@ pub fn run(config_path: Option<&Path>, cmd: CalendarCmd) -> anyhow::Result<ExitC
             calendar,
             output,
         } => {
-            let text = admin::export_ics(&store, &user, &calendar)?;
+            let text = admin::export_ics(store, &user, &calendar)?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, &text)

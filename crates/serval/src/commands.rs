@@ -14,7 +14,15 @@ use crate::{GroupCmd, UserCmd};
 
 pub fn check(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let loaded = config::load(config_path);
-    let has_errors = config::report(&loaded, &mut std::io::stdout());
+    let mut has_errors = config::report(&loaded, &mut std::io::stdout());
+    let mut store_errors = 0;
+    if !has_errors && loaded.config.store.engine == serval_core::config::StoreEngineKind::Postgres {
+        if let Err(problem) = check_postgres(&loaded) {
+            println!("error: store.url: {problem}");
+            store_errors += 1;
+            has_errors = true;
+        }
+    }
     let (errors, warnings) = loaded
         .problems
         .iter()
@@ -22,6 +30,7 @@ pub fn check(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             serval_core::config::Severity::Error => (e + 1, w),
             serval_core::config::Severity::Warning => (e, w + 1),
         });
+    let errors = errors + store_errors;
     println!(
         "{}: {errors} error(s), {warnings} warning(s)",
         loaded.describe_source()
@@ -31,6 +40,55 @@ pub fn check(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Connects to the configured PostgreSQL and compares its schema with this binary's.
+fn check_postgres(loaded: &Loaded) -> Result<(), String> {
+    use serval_core::store::postgres;
+    let settings = serval_core::store::pg_settings(&loaded.config.store, &loaded.data_dir)
+        .map_err(|e| e.to_string())?;
+    let found = postgres::probe(&settings).map_err(|e| e.to_string())?;
+    let mut known = postgres::core_schema_versions();
+    known.push((
+        "calendar",
+        serval_calendar::store::postgres_schema_version(),
+    ));
+    let target = postgres::redact(&settings.url);
+    if found.is_empty() {
+        println!(
+            "store: PostgreSQL at {target} answers; its tables are created at the first start"
+        );
+        return Ok(());
+    }
+    for (component, version) in &found {
+        if let Some((_, ours)) = known.iter().find(|(c, _)| c == component) {
+            if version > ours {
+                return Err(format!(
+                    "{target} holds {component} schema version {version}, written by a newer Serval \
+                     (this one knows up to {ours}); run that version or a newer one"
+                ));
+            }
+        }
+    }
+    let behind: Vec<String> = known
+        .iter()
+        .filter(|(c, ours)| {
+            found
+                .iter()
+                .find(|(f, _)| f == c)
+                .is_none_or(|(_, v)| v < ours)
+        })
+        .map(|(c, ours)| format!("{c} (to v{ours})"))
+        .collect();
+    if behind.is_empty() {
+        println!("store: PostgreSQL at {target} answers; schema up to date");
+    } else {
+        println!(
+            "store: PostgreSQL at {target} answers; the next start upgrades {}",
+            behind.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Loads the config for a command that needs the store; config errors stop it.
@@ -43,11 +101,22 @@ fn load_for_store(config_path: Option<&Path>) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-fn open_directory(loaded: &Loaded) -> anyhow::Result<Directory> {
+/// The node's store as `[store]` says (SQLite file or PostgreSQL), migrated.
+pub(crate) fn open_engine(loaded: &Loaded) -> anyhow::Result<serval_core::store::Engine> {
     datadir::ensure(&loaded.data_dir)?;
-    let store =
-        Store::open(&datadir::store_path(&loaded.data_dir)).context("cannot open the store")?;
-    Ok(Directory::new(store, &loaded.config.directory))
+    serval_core::store::open_engine(
+        &loaded.config.store,
+        &datadir::store_path(&loaded.data_dir),
+        &loaded.data_dir,
+    )
+    .context("cannot open the store")
+}
+
+fn open_directory(loaded: &Loaded) -> anyhow::Result<Directory> {
+    Ok(Directory::on(
+        open_engine(loaded)?,
+        &loaded.config.directory,
+    ))
 }
 
 /// Reads a password from stdin (one line) or prompts twice on a terminal.

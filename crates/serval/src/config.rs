@@ -22,6 +22,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub tls: TlsConfig,
+    pub store: serval_core::config::StoreConfig,
     pub directory: DirectoryConfig,
     pub stream: serval_stream::StreamConfig,
     pub calendar: serval_calendar::CalendarConfig,
@@ -34,6 +35,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             log: LogConfig::default(),
             tls: TlsConfig::default(),
+            store: serval_core::config::StoreConfig::default(),
             directory: DirectoryConfig::default(),
             stream: serval_stream::StreamConfig::default(),
             calendar: serval_calendar::CalendarConfig::default(),
@@ -125,6 +127,7 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
     config.admin.validate(&config.tls, &mut problems);
     config.log.validate(SERVICES, &mut problems);
     config.tls.validate(data_dir, &mut problems);
+    config.store.validate(&mut problems);
     config.directory.validate(&mut problems);
     validate_stream(config, data_dir, &mut problems);
     config.calendar.validate(&mut problems);

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use serval_core::admin::{AdminOptions, AdminState};
 use serval_core::http_server::{self, HttpLimits};
 use serval_core::service::RunningService;
-use serval_core::{Directory, Store};
+use serval_core::Directory;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -54,9 +54,18 @@ async fn serve(
     let log = serval_core::logging::init(&config.log, &access_log_dir)
         .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))?;
 
-    let store = Store::open(&datadir::store_path(&data_dir)).context("cannot open the store")?;
-    serval_core::admin::migrate(&store)?;
-    let directory = Directory::new(store.clone(), &config.directory);
+    let engine =
+        serval_core::store::open_engine(&config.store, &datadir::store_path(&data_dir), &data_dir)
+            .context("cannot open the store")?;
+    match &engine {
+        serval_core::store::Engine::Sqlite(store) => {
+            info!(path = %store.path().display(), "store: SQLite");
+        }
+        serval_core::store::Engine::Postgres(store) => {
+            info!(target = %store.target(), "store: PostgreSQL");
+        }
+    }
+    let directory = Directory::on(engine.clone(), &config.directory);
     let tls = serval_core::tls::server_config(&config.tls, &data_dir)
         .context("cannot set up TLS from [tls]")?;
     let shutdown = CancellationToken::new();
@@ -71,7 +80,6 @@ async fn serve(
     let services = match crate::services::bind_all(
         &config,
         &data_dir,
-        &store,
         &directory,
         &mut registry,
         tls.clone(),
@@ -154,8 +162,10 @@ async fn serve(
     {
         warn!("some connections did not finish within 15 s; closing them");
     }
-    if let Err(e) = store.checkpoint() {
-        error!(error = %e, "store checkpoint at shutdown failed (the WAL keeps the data)");
+    if let serval_core::store::Engine::Sqlite(store) = &engine {
+        if let Err(e) = store.checkpoint() {
+            error!(error = %e, "store checkpoint at shutdown failed (the WAL keeps the data)");
+        }
     }
     info!("stopped");
     Ok(ExitCode::SUCCESS)

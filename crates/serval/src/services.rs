@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use serval_core::service::StartContext;
-use serval_core::{Directory, Store};
+use serval_core::Directory;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -18,7 +18,6 @@ use crate::serve::Services;
 pub async fn bind_all(
     config: &Config,
     data_dir: &Path,
-    store: &Store,
     directory: &Directory,
     registry: &mut Registry,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -27,7 +26,6 @@ pub async fn bind_all(
     let mut services: Services = Vec::new();
     let shared = Shared {
         data_dir,
-        store,
         directory,
         tls,
         shutdown,
@@ -50,7 +48,6 @@ pub async fn bind_all(
 /// What every service's start context shares.
 struct Shared<'a> {
     data_dir: &'a Path,
-    store: &'a Store,
     directory: &'a Directory,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: &'a CancellationToken,
@@ -60,7 +57,7 @@ impl Shared<'_> {
     fn context<'r>(&self, metrics: &'r mut Registry) -> StartContext<'r> {
         StartContext {
             data_dir: self.data_dir.to_path_buf(),
-            store: self.store.clone(),
+            engine: self.directory.engine().clone(),
             directory: self.directory.clone(),
             metrics,
             tls: self.tls.clone(),

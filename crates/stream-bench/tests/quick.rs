@@ -54,7 +54,7 @@ impl InProcessServer {
         };
         let ctx = StartContext {
             data_dir: data_dir.path().to_path_buf(),
-            store,
+            engine: serval_core::store::Engine::Sqlite(store),
             directory,
             metrics: &mut registry,
             tls: None,

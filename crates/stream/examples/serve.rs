@@ -39,7 +39,7 @@ async fn main() {
     };
     let ctx = StartContext {
         data_dir: data_dir.path().to_path_buf(),
-        store,
+        engine: serval_core::store::Engine::Sqlite(store),
         directory,
         metrics: &mut registry,
         tls: None,

@@ -212,7 +212,7 @@ fn refusal(error: AuthError, unauthorized: DavError) -> DavError {
         AuthError::RateLimited { retry_after } => DavError::RateLimited {
             retry_after_secs: retry_after.as_secs().max(1),
         },
-        AuthError::Unavailable => DavError::Internal("directory unavailable".into()),
+        AuthError::Unavailable => DavError::Unavailable("the directory cannot be read".into()),
     }
 }
 

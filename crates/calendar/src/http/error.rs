@@ -38,6 +38,9 @@ pub enum DavError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store cannot be reached (PostgreSQL down): 503, retried by clients.
+    #[error("the calendar store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl DavError {
@@ -74,13 +77,19 @@ impl DavError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Precondition { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
 impl From<crate::store::StoreError> for DavError {
     fn from(error: crate::store::StoreError) -> Self {
-        Self::Internal(error.to_string())
+        match error {
+            crate::store::StoreError::Core(serval_core::store::StoreError::Unavailable(reason)) => {
+                Self::Unavailable(reason)
+            }
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
@@ -113,6 +122,15 @@ impl IntoResponse for DavError {
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "calendar request failed");
                 return (status, "internal server error\n").into_response();
+            }
+            Self::Unavailable(detail) => {
+                tracing::error!(error = %detail, "calendar store unavailable; answering 503 until it is back");
+                let mut response =
+                    (status, "the calendar store is unavailable; retry shortly\n").into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+                return response;
             }
             _ => tracing::debug!(%status, error = %self, "calendar request refused"),
         }

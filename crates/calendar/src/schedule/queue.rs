@@ -99,7 +99,10 @@ mod tests {
                 0,
             )
             .unwrap();
-        let panel = crate::admin::CalendarPanel { store, directory };
+        let panel = crate::admin::CalendarPanel {
+            store: std::sync::Arc::new(calendars),
+            directory,
+        };
         let page = panel.render("", "/admin/calendar");
         assert!(
             page.contains("mailto:zed@elsewhere.org") && page.contains("CANCEL"),

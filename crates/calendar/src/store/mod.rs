@@ -22,6 +22,25 @@ use crate::ical::expand::{BusyStatus, TimeRange};
 use crate::ical::ComponentKind;
 use crate::query::freebusy::BusyPeriod;
 
+/// The calendar schema version this binary writes on PostgreSQL (for `serval check`).
+pub fn postgres_schema_version() -> i64 {
+    postgres::schema_version()
+}
+
+/// The calendar store over the node's engine, migrated.
+pub fn open(
+    engine: &serval_core::store::Engine,
+) -> Result<std::sync::Arc<dyn CalendarStore>, StoreError> {
+    Ok(match engine {
+        serval_core::store::Engine::Sqlite(store) => {
+            std::sync::Arc::new(SqliteCalendarStore::open(store.clone())?)
+        }
+        serval_core::store::Engine::Postgres(store) => {
+            std::sync::Arc::new(PgCalendarStore::open(store.clone())?)
+        }
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]

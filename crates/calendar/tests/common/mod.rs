@@ -125,7 +125,7 @@ impl TestServer {
                 };
                 let ctx = serval_core::service::StartContext {
                     data_dir,
-                    store,
+                    engine: serval_core::store::Engine::Sqlite(store),
                     directory,
                     metrics: &mut registry,
                     tls,

@@ -37,6 +37,10 @@ pub(crate) fn migrate(store: &Store) -> Result<(), StoreError> {
     sqlite::migrate(store)
 }
 
+pub(crate) fn postgres_schema_version() -> i64 {
+    postgres::MIGRATIONS.len() as i64
+}
+
 pub(crate) fn migrate_postgres(store: &crate::store::PgStore) -> Result<(), StoreError> {
     store.migrate("directory", postgres::MIGRATIONS)
 }

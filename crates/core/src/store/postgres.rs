@@ -267,6 +267,66 @@ impl PgStore {
     }
 }
 
+/// Connects once without changing anything and reads the recorded schema versions (empty
+/// for a database Serval has not used yet): what `serval check` reports.
+pub fn probe(settings: &PgSettings) -> Result<Vec<(String, i64)>, StoreError> {
+    let target = redact(&settings.url);
+    let mut config: tokio_postgres::Config = settings
+        .url
+        .parse()
+        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL {target}: {e}")))?;
+    if let Some(password) = &settings.password {
+        config.password(password);
+    }
+    config.connect_timeout(settings.connect_timeout);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    // A separate thread: `serval check` may itself run inside a runtime one day.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                runtime.block_on(async {
+                    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+                        let reason = describe(&e);
+                        let hint = match e.as_db_error().map(|d| d.code().code()) {
+                            Some("28P01") | Some("28000") => {
+                                " (authentication failed: check the user, store.password_file or $PGPASSWORD)"
+                            }
+                            Some("3D000") => " (the database does not exist: create it with createdb)",
+                            _ => " (is PostgreSQL running and reachable from here?)",
+                        };
+                        StoreError::Unavailable(format!("cannot connect to {target}: {reason}{hint}"))
+                    })?;
+                    tokio::spawn(connection);
+                    let exists = client
+                        .query_opt("SELECT to_regclass('serval_schema')::text", &[])
+                        .await?
+                        .and_then(|r| r.get::<_, Option<String>>(0))
+                        .is_some();
+                    if !exists {
+                        return Ok(Vec::new());
+                    }
+                    let rows = client
+                        .query("SELECT component, version FROM serval_schema ORDER BY component", &[])
+                        .await?;
+                    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Task("probe thread panicked".into())))
+    })
+}
+
+/// Schema versions this binary's core knows, per component.
+pub fn core_schema_versions() -> Vec<(&'static str, i64)> {
+    vec![
+        ("admin", crate::admin::session::PG_MIGRATIONS.len() as i64),
+        ("directory", crate::directory::postgres_schema_version()),
+    ]
+}
+
 /// A PostgreSQL error as the server put it (SQLSTATE and message), not tokio-postgres's
 /// terse "db error".
 pub fn describe(error: &tokio_postgres::Error) -> String {

@@ -102,7 +102,7 @@ impl TestServer {
         });
         let ctx = StartContext {
             data_dir: data_dir.path().to_path_buf(),
-            store,
+            engine: serval_core::store::Engine::Sqlite(store),
             directory: directory.clone(),
             metrics: &mut registry,
             tls: tls_config,

@@ -25,6 +25,10 @@ mod schema;
 
 use schema::MIGRATIONS;
 
+pub(super) fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
 #[derive(Clone, Debug)]
 pub struct PgCalendarStore {
     store: PgStore,
