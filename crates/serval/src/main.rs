@@ -61,6 +61,9 @@ enum Command {
         /// A file written by `serval backup`.
         file: PathBuf,
     },
+    /// The store engine: copy the embedded SQLite store into PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Streaming administration.
     #[command(subcommand)]
     Stream(StreamCommand),
@@ -70,6 +73,20 @@ enum Command {
     /// Benchmarks that start the server under test and print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy this node's SQLite store into an empty PostgreSQL database (from a consistent
+    /// snapshot, so the server may keep running), then verify every table's rows and checksum.
+    Migrate {
+        /// postgres://USER@HOST:PORT/DATABASE
+        #[arg(long)]
+        to: String,
+        /// File whose first line is the password (default: $PGPASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +235,9 @@ fn main() -> ExitCode {
             commands::import_qtusers(cli.config.as_deref(), &file, groups.as_deref())
         }
         Command::Calendar(cmd) => calendar_cli::run(cli.config.as_deref(), cmd),
+        Command::Store(StoreCommand::Migrate { to, password_file }) => {
+            commands::store_migrate(cli.config.as_deref(), &to, password_file.as_deref())
+        }
         Command::Bench(BenchCommand::Stream(args)) => {
             serval_stream_bench::run(args).map(|()| ExitCode::SUCCESS)
         }

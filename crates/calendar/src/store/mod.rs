@@ -22,6 +22,11 @@ use crate::ical::expand::{BusyStatus, TimeRange};
 use crate::ical::ComponentKind;
 use crate::query::freebusy::BusyPeriod;
 
+/// The calendar's tables for `serval store migrate` (SQLite to PostgreSQL).
+pub fn copy_tables() -> &'static [serval_core::store::copy::TableCopy] {
+    postgres::copy_tables()
+}
+
 /// The calendar schema version this binary writes on PostgreSQL (for `serval check`).
 pub fn postgres_schema_version() -> i64 {
     postgres::schema_version()

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 
+pub mod copy;
 pub mod pg_testing;
 pub mod postgres;
 pub use postgres::{PgSettings, PgStore};

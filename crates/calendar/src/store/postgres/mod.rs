@@ -25,6 +25,10 @@ mod schema;
 
 use schema::MIGRATIONS;
 
+pub(super) fn copy_tables() -> &'static [serval_core::store::copy::TableCopy] {
+    schema::COPY_TABLES
+}
+
 pub(super) fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
 }

@@ -102,3 +102,81 @@ CREATE TABLE cal_sharee_prop (
 );
 ",
 ];
+
+use serval_core::store::copy::{Column, TableCopy};
+
+/// The calendar tables, for `serval store migrate` (ids kept, sequences moved past them).
+pub static COPY_TABLES: &[TableCopy] = &[
+    TableCopy {
+        name: "cal_collection",
+        sqlite_select: "SELECT id, owner, name, components, revision, created_at, pruned_through FROM cal_collection ORDER BY id",
+        pg_select: "SELECT id, owner, name, components, revision, created_at, pruned_through FROM cal_collection ORDER BY id",
+        pg_insert: "INSERT INTO cal_collection (id, owner, name, components, revision, created_at, pruned_through) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        columns: &[Column::Int, Column::Text, Column::Text, Column::Text, Column::Int, Column::Int, Column::Int],
+        after: &["SELECT setval('cal_collection_id_seq', GREATEST((SELECT max(id) FROM cal_collection), 1))"],
+    },
+    TableCopy {
+        name: "cal_prop",
+        sqlite_select: "SELECT collection_id, ns, name, value FROM cal_prop ORDER BY collection_id, ns, name",
+        pg_select: "SELECT collection_id, ns, name, value FROM cal_prop ORDER BY collection_id, ns COLLATE \"C\", name COLLATE \"C\"",
+        pg_insert: "INSERT INTO cal_prop (collection_id, ns, name, value) VALUES ($1, $2, $3, $4)",
+        columns: &[Column::Int, Column::Text, Column::Text, Column::Text],
+        after: &[],
+    },
+    TableCopy {
+        name: "cal_object",
+        sqlite_select: "SELECT id, collection_id, href, uid, kind, etag, data, indexed_until, modified_at FROM cal_object ORDER BY id",
+        pg_select: "SELECT id, collection_id, href, uid, kind, etag, data, indexed_until, modified_at FROM cal_object ORDER BY id",
+        pg_insert: "INSERT INTO cal_object (id, collection_id, href, uid, kind, etag, data, indexed_until, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        columns: &[Column::Int, Column::Int, Column::Text, Column::Text, Column::Text, Column::Text, Column::Text, Column::OptInt, Column::Int],
+        after: &["SELECT setval('cal_object_id_seq', GREATEST((SELECT max(id) FROM cal_object), 1))"],
+    },
+    TableCopy {
+        name: "cal_instance",
+        sqlite_select: "SELECT object_id, collection_id, start, end, busy FROM cal_instance ORDER BY object_id, start, end, busy",
+        pg_select: "SELECT object_id, collection_id, starts_at, ends_at, busy FROM cal_instance ORDER BY object_id, starts_at, ends_at, busy",
+        pg_insert: "INSERT INTO cal_instance (object_id, collection_id, starts_at, ends_at, busy) VALUES ($1, $2, $3, $4, $5)",
+        columns: &[Column::Int, Column::Int, Column::Int, Column::Int, Column::Int],
+        after: &[],
+    },
+    TableCopy {
+        name: "cal_change",
+        sqlite_select: "SELECT collection_id, revision, href, deleted, changed_at FROM cal_change ORDER BY collection_id, revision",
+        pg_select: "SELECT collection_id, revision, href, deleted, changed_at FROM cal_change ORDER BY collection_id, revision",
+        pg_insert: "INSERT INTO cal_change (collection_id, revision, href, deleted, changed_at) VALUES ($1, $2, $3, $4, $5)",
+        columns: &[Column::Int, Column::Int, Column::Text, Column::Bool, Column::Int],
+        after: &[],
+    },
+    TableCopy {
+        name: "cal_delegate",
+        sqlite_select: "SELECT owner, delegate, write FROM cal_delegate ORDER BY owner, delegate",
+        pg_select: "SELECT owner, delegate, can_write FROM cal_delegate ORDER BY owner COLLATE \"C\", delegate COLLATE \"C\"",
+        pg_insert: "INSERT INTO cal_delegate (owner, delegate, can_write) VALUES ($1, $2, $3)",
+        columns: &[Column::Text, Column::Text, Column::Bool],
+        after: &[],
+    },
+    TableCopy {
+        name: "cal_share",
+        sqlite_select: "SELECT collection_id, sharee, write, status, uid, mount, summary, created_at FROM cal_share ORDER BY collection_id, sharee",
+        pg_select: "SELECT collection_id, sharee, can_write, status, uid, mount, summary, created_at FROM cal_share ORDER BY collection_id, sharee COLLATE \"C\"",
+        pg_insert: "INSERT INTO cal_share (collection_id, sharee, can_write, status, uid, mount, summary, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        columns: &[Column::Int, Column::Text, Column::Bool, Column::Int, Column::Text, Column::OptText, Column::Text, Column::Int],
+        after: &[],
+    },
+    TableCopy {
+        name: "cal_sharee_prop",
+        sqlite_select: "SELECT collection_id, sharee, ns, name, value FROM cal_sharee_prop ORDER BY collection_id, sharee, ns, name",
+        pg_select: "SELECT collection_id, sharee, ns, name, value FROM cal_sharee_prop ORDER BY collection_id, sharee COLLATE \"C\", ns COLLATE \"C\", name COLLATE \"C\"",
+        pg_insert: "INSERT INTO cal_sharee_prop (collection_id, sharee, ns, name, value) VALUES ($1, $2, $3, $4, $5)",
+        columns: &[Column::Int, Column::Text, Column::Text, Column::Text, Column::Text],
+        after: &[],
+    },
+    TableCopy {
+        name: "cal_itip_queue",
+        sqlite_select: "SELECT id, sender, recipient, method, uid, message, queued_at FROM cal_itip_queue ORDER BY id",
+        pg_select: "SELECT id, sender, recipient, method, uid, message, queued_at FROM cal_itip_queue ORDER BY id",
+        pg_insert: "INSERT INTO cal_itip_queue (id, sender, recipient, method, uid, message, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        columns: &[Column::Int, Column::Text, Column::Text, Column::Text, Column::Text, Column::Text, Column::Int],
+        after: &["SELECT setval('cal_itip_queue_id_seq', GREATEST((SELECT max(id) FROM cal_itip_queue), 1))"],
+    },
+];
