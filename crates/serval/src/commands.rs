@@ -401,7 +401,12 @@ pub fn backup(config_path: Option<&Path>, dest: &Path) -> anyhow::Result<ExitCod
         run_pg_tool(
             &loaded,
             "pg_dump",
-            &["--format=custom".as_ref(), "--no-owner".as_ref(), "--file".as_ref(), dest.as_os_str()],
+            &[
+                "--format=custom".as_ref(),
+                "--no-owner".as_ref(),
+                "--file".as_ref(),
+                dest.as_os_str(),
+            ],
         )?;
         let size = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
         println!(
@@ -523,7 +528,10 @@ pub fn store_migrate(
     let loaded = load_for_store(config_path)?;
     let store_path = datadir::store_path(&loaded.data_dir);
     if !store_path.is_file() {
-        bail!("there is no SQLite store at {} to migrate", store_path.display());
+        bail!(
+            "there is no SQLite store at {} to migrate",
+            store_path.display()
+        );
     }
     let target = postgres::redact(to);
     let password = match password_file {
@@ -582,15 +590,24 @@ pub fn store_migrate(
     let mut reports = Vec::new();
     for table in tables {
         bar.set_message(table.name);
-        let report = copy::copy_table(&snapshot, &pg, table)
-            .with_context(|| format!("copying {} failed; {target} may hold a partial copy", table.name))?;
+        let report = copy::copy_table(&snapshot, &pg, table).with_context(|| {
+            format!(
+                "copying {} failed; {target} may hold a partial copy",
+                table.name
+            )
+        })?;
         reports.push(report);
         bar.inc(1);
     }
     bar.finish_and_clear();
     println!("{:<18} {:>8}  sha-256 (source = target)", "table", "rows");
     for report in &reports {
-        println!("{:<18} {:>8}  {}", report.table, report.rows, &report.checksum[..16]);
+        println!(
+            "{:<18} {:>8}  {}",
+            report.table,
+            report.rows,
+            &report.checksum[..16]
+        );
     }
     println!(
         "copied {} into {target}: every table's row count and checksum match.\n\

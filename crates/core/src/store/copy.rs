@@ -124,16 +124,18 @@ pub fn copy_table(
             let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = row
                 .iter()
                 .zip(table.columns)
-                .map(|(value, column)| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-                    match (value, column) {
-                        (Value::Null, Column::OptInt | Column::Int) => Box::new(None::<i64>),
-                        (Value::Null, Column::Bool) => Box::new(None::<bool>),
-                        (Value::Null, _) => Box::new(None::<String>),
-                        (Value::Int(n), _) => Box::new(*n),
-                        (Value::Bool(b), _) => Box::new(*b),
-                        (Value::Text(t), _) => Box::new(t.clone()),
-                    }
-                })
+                .map(
+                    |(value, column)| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                        match (value, column) {
+                            (Value::Null, Column::OptInt | Column::Int) => Box::new(None::<i64>),
+                            (Value::Null, Column::Bool) => Box::new(None::<bool>),
+                            (Value::Null, _) => Box::new(None::<String>),
+                            (Value::Int(n), _) => Box::new(*n),
+                            (Value::Bool(b), _) => Box::new(*b),
+                            (Value::Text(t), _) => Box::new(t.clone()),
+                        }
+                    },
+                )
                 .collect();
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
                 .iter()
@@ -158,9 +160,13 @@ pub fn copy_table(
                         .enumerate()
                         .map(|(i, column)| match column {
                             Column::Text => Value::Text(row.get(i)),
-                            Column::OptText => row.get::<_, Option<String>>(i).map_or(Value::Null, Value::Text),
+                            Column::OptText => row
+                                .get::<_, Option<String>>(i)
+                                .map_or(Value::Null, Value::Text),
                             Column::Int => Value::Int(row.get(i)),
-                            Column::OptInt => row.get::<_, Option<i64>>(i).map_or(Value::Null, Value::Int),
+                            Column::OptInt => {
+                                row.get::<_, Option<i64>>(i).map_or(Value::Null, Value::Int)
+                            }
                             Column::Bool => Value::Bool(row.get(i)),
                         })
                         .collect()

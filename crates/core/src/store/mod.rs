@@ -353,6 +353,53 @@ pub fn restore_from(backup: &Path, store_path: &Path) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Opens the node's store as `[store]` says: the SQLite file at `sqlite_path`, or the
+/// PostgreSQL database (password from `password_file`, relative to `data_dir`, or
+/// `$PGPASSWORD`). Core and admin migrations are applied either way.
+pub fn open_engine(
+    config: &crate::config::StoreConfig,
+    sqlite_path: &Path,
+    data_dir: &Path,
+) -> Result<Engine, StoreError> {
+    match config.engine {
+        crate::config::StoreEngineKind::Sqlite => {
+            let store = Store::open(sqlite_path)?;
+            crate::admin::migrate(&store)?;
+            Ok(Engine::Sqlite(store))
+        }
+        crate::config::StoreEngineKind::Postgres => Ok(Engine::Postgres(PgStore::connect(
+            &pg_settings(config, data_dir)?,
+        )?)),
+    }
+}
+
+/// The PostgreSQL connection settings of `[store]`.
+pub fn pg_settings(
+    config: &crate::config::StoreConfig,
+    data_dir: &Path,
+) -> Result<PgSettings, StoreError> {
+    let password = if config.password_file.is_empty() {
+        std::env::var("PGPASSWORD").ok()
+    } else {
+        let path = data_dir.join(&config.password_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot read store.password_file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Some(text.lines().next().unwrap_or_default().to_owned())
+    };
+    Ok(PgSettings {
+        url: config.url.clone(),
+        password,
+        pool_size: config.pool_size,
+        statement_timeout: config.statement_timeout.0,
+        connect_timeout: std::time::Duration::from_secs(5),
+    })
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,50 +447,4 @@ mod tests {
             .unwrap();
         assert_eq!(x, "kept");
     }
-}
-
-/// Opens the node's store as `[store]` says: the SQLite file at `sqlite_path`, or the
-/// PostgreSQL database (password from `password_file`, relative to `data_dir`, or
-/// `$PGPASSWORD`). Core and admin migrations are applied either way.
-pub fn open_engine(
-    config: &crate::config::StoreConfig,
-    sqlite_path: &Path,
-    data_dir: &Path,
-) -> Result<Engine, StoreError> {
-    match config.engine {
-        crate::config::StoreEngineKind::Sqlite => {
-            let store = Store::open(sqlite_path)?;
-            crate::admin::migrate(&store)?;
-            Ok(Engine::Sqlite(store))
-        }
-        crate::config::StoreEngineKind::Postgres => Ok(Engine::Postgres(PgStore::connect(
-            &pg_settings(config, data_dir)?,
-        )?)),
-    }
-}
-
-/// The PostgreSQL connection settings of `[store]`.
-pub fn pg_settings(
-    config: &crate::config::StoreConfig,
-    data_dir: &Path,
-) -> Result<PgSettings, StoreError> {
-    let password = if config.password_file.is_empty() {
-        std::env::var("PGPASSWORD").ok()
-    } else {
-        let path = data_dir.join(&config.password_file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot read store.password_file {}: {e}",
-                path.display()
-            ))
-        })?;
-        Some(text.lines().next().unwrap_or_default().to_owned())
-    };
-    Ok(PgSettings {
-        url: config.url.clone(),
-        password,
-        pool_size: config.pool_size,
-        statement_timeout: config.statement_timeout.0,
-        connect_timeout: std::time::Duration::from_secs(5),
-    })
 }

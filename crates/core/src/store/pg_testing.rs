@@ -14,6 +14,8 @@ use super::{PgSettings, PgStore};
 pub struct TestPostgres {
     pub port: u16,
     child: Child,
+    bin: PathBuf,
+    identity: Option<(u32, u32)>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,7 +88,59 @@ fn as_server_user(command: &mut Command, identity: Option<(u32, u32)>) -> &mut C
     command
 }
 
+fn spawn_server(bin: &Path, dir: &Path, port: u16, identity: Option<(u32, u32)>) -> Child {
+    as_server_user(
+        Command::new(bin.join("postgres"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        identity,
+    )
+    .spawn()
+    .expect("start postgres")
+}
+
 impl TestPostgres {
+    /// Stops the server (fast shutdown: clients are cut off, as in a restart under load).
+    pub fn stop(&mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
+        // SAFETY: signalling our own child. SIGINT is postgres's fast shutdown.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data, and waits until it answers.
+    pub fn start_again(&mut self) {
+        self.child = spawn_server(&self.bin, self._dir.path(), self.port, self.identity);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .stdout(Stdio::null())
+                .status();
+            if ready.is_ok_and(|s| s.success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "postgres did not come back");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts a fresh server with a `serval` superuser (trust auth on loopback) and an empty
     /// `serval` database.
     pub fn start() -> TestPostgres {
@@ -126,33 +180,12 @@ impl TestPostgres {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = as_server_user(
-            Command::new(bin.join("postgres"))
-                .arg("-D")
-                .arg(&data)
-                .args(["-p", &port.to_string(), "-k"])
-                .arg(dir.path())
-                .args([
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "max_connections=200",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            identity,
-        )
-        .spawn()
-        .expect("start postgres");
+        let child = spawn_server(&bin, dir.path(), port, identity);
         let server = TestPostgres {
             port,
             child,
+            bin: bin.clone(),
+            identity,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -198,12 +231,6 @@ impl TestPostgres {
     /// A store on this server, migrated.
     pub fn store(&self) -> PgStore {
         PgStore::connect(&self.settings()).expect("connect to the test PostgreSQL")
-    }
-
-    /// Stops the server at once (as a crash would), keeping its data folder.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
