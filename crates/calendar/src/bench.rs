@@ -247,3 +247,107 @@ pub async fn bench_collection(
         sync_after_100,
     })
 }
+
+/// Two nodes on one shared store writing the same calendar at once.
+#[derive(Debug, Clone)]
+pub struct TwoWriterReport {
+    pub n_events: usize,
+    /// Events per second through both nodes together.
+    pub put_rate_total: f64,
+    /// Events per second through each node.
+    pub put_rate_per_node: [f64; 2],
+    /// Events each node lists in a full sync-collection afterwards (both should be `n_events`).
+    pub listed_per_node: [usize; 2],
+    /// Both nodes answered the same sync token afterwards.
+    pub sync_tokens_agree: bool,
+}
+
+impl fmt::Display for TwoWriterReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events through two nodes at once: {:.0} PUT/s together ({:.0} + {:.0}); each node lists {} and {}; sync tokens {}",
+            self.n_events,
+            self.put_rate_total,
+            self.put_rate_per_node[0],
+            self.put_rate_per_node[1],
+            self.listed_per_node[0],
+            self.listed_per_node[1],
+            if self.sync_tokens_agree { "agree" } else { "DIFFER" }
+        )
+    }
+}
+
+/// Creates the calendar through the first node, then PUTs `n_events` into it, the even ones
+/// through `cals[0]` and the odd ones through `cals[1]` at the same time (each URL is the
+/// same calendar as seen by one node), and reads the result back through both.
+pub async fn bench_two_writers(
+    cals: [&str; 2],
+    user: &str,
+    password: &str,
+    n_events: usize,
+) -> Result<TwoWriterReport, BenchError> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(2)
+        .build()?;
+    let r = client
+        .request(method("MKCALENDAR"), cals[0])
+        .basic_auth(user, Some(password))
+        .send()
+        .await?;
+    check("MKCALENDAR", &r)?;
+    let started = Instant::now();
+    let writer = |node: usize| {
+        let client = client.clone();
+        let cal = cals[node].to_string();
+        let (user, password) = (user.to_string(), password.to_string());
+        async move {
+            let node_started = Instant::now();
+            let mut count = 0usize;
+            for i in (node..n_events).step_by(2) {
+                let r = client
+                    .put(format!("{cal}{i}.ics"))
+                    .basic_auth(&user, Some(&password))
+                    .header("Content-Type", "text/calendar")
+                    .header("If-None-Match", "*")
+                    .body(event(i))
+                    .send()
+                    .await?;
+                check("PUT", &r)?;
+                count += 1;
+            }
+            Ok::<f64, BenchError>(count as f64 / node_started.elapsed().as_secs_f64())
+        }
+    };
+    let (a, b) = tokio::join!(writer(0), writer(1));
+    let put_rate_per_node = [a?, b?];
+    let put_rate_total = n_events as f64 / started.elapsed().as_secs_f64();
+    let sync0 = r#"<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"#;
+    let mut listed_per_node = [0; 2];
+    let mut tokens = Vec::new();
+    for (node, cal) in cals.iter().enumerate() {
+        let r = client
+            .request(method("REPORT"), *cal)
+            .basic_auth(user, Some(password))
+            .body(sync0)
+            .send()
+            .await?;
+        check("sync", &r)?;
+        let text = r.text().await?;
+        listed_per_node[node] = text.matches("<D:response>").count();
+        tokens.push(
+            text.split("<D:sync-token>")
+                .nth(1)
+                .and_then(|t| t.split("</D:sync-token>").next())
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    Ok(TwoWriterReport {
+        n_events,
+        put_rate_total,
+        put_rate_per_node,
+        listed_per_node,
+        sync_tokens_agree: !tokens[0].is_empty() && tokens[0] == tokens[1],
+    })
+}

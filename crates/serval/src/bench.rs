@@ -22,6 +22,10 @@ pub struct CalendarBenchArgs {
     /// A short run (1,000 events, Radicale 200) to check the benchmark works.
     #[arg(long)]
     quick: bool,
+    /// Serval's store engines to measure, comma separated: `sqlite`, `postgres` (a throwaway
+    /// PostgreSQL from Debian's package, started for the run).
+    #[arg(long, default_value = "sqlite", value_delimiter = ',')]
+    store: Vec<String>,
 }
 
 const USER: &str = "bench";
@@ -71,32 +75,25 @@ fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_serval() -> anyhow::Result<(Peer, String)> {
+/// Serval with its store on SQLite, or on the PostgreSQL at `postgres_url`; `add_user` is false
+/// for a second node on a database that already has the benchmark user.
+fn start_serval(postgres_url: Option<&str>, add_user: bool) -> anyhow::Result<(Peer, String)> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let config = dir.path().join("serval.toml");
+    let store = match postgres_url {
+        Some(url) => format!("[store]\nengine = \"postgres\"\nurl = \"{url}\"\n"),
+        None => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[stream]\nenabled = false\n[calendar]\nlisten = \"127.0.0.1:{port}\"\n"
+            "data_dir = \"data\"\n{store}[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[stream]\nenabled = false\n[calendar]\nlisten = \"127.0.0.1:{port}\"\n"
         ),
     )?;
     let exe = std::env::current_exe()?;
-    let add = Command::new(&exe)
-        .args(["user", "add", USER, "--password-stdin", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write as _;
-            c.stdin
-                .take()
-                .map(|mut s| s.write_all(format!("{PASSWORD}\n").as_bytes()));
-            c.wait()
-        })?;
-    if !add.success() {
-        bail!("could not create the benchmark user");
+    if add_user {
+        add_bench_user(&exe, &config)?;
     }
     let child = Command::new(&exe)
         .args(["serve", "--config"])
@@ -111,6 +108,26 @@ fn start_serval() -> anyhow::Result<(Peer, String)> {
         peer,
         format!("http://127.0.0.1:{port}/calendars/users/{USER}/bench/"),
     ))
+}
+
+fn add_bench_user(exe: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()> {
+    let add = Command::new(exe)
+        .args(["user", "add", USER, "--password-stdin", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .map(|mut s| s.write_all(format!("{PASSWORD}\n").as_bytes()));
+            c.wait()
+        })?;
+    if !add.success() {
+        bail!("could not create the benchmark user");
+    }
+    Ok(())
 }
 
 fn start_radicale() -> anyhow::Result<(Peer, String)> {
@@ -193,7 +210,33 @@ pub fn calendar(mut args: CalendarBenchArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut rows = vec![run_one(&runtime, start_serval(), "serval", args.events)];
+    let mut rows = Vec::new();
+    let mut two_nodes = Vec::new();
+    for engine in &args.store {
+        match engine.as_str() {
+            "sqlite" => rows.push(run_one(
+                &runtime,
+                start_serval(None, true),
+                "serval/sqlite",
+                args.events,
+            )),
+            "postgres" => {
+                let server =
+                    std::panic::catch_unwind(serval_core::store::pg_testing::TestPostgres::start);
+                let started = match &server {
+                    Ok(pg) => start_serval(Some(&pg.url()), true),
+                    Err(_) => Err(anyhow::anyhow!(
+                        "cannot start a PostgreSQL server: apt-get install postgresql"
+                    )),
+                };
+                rows.push(run_one(&runtime, started, "serval/postgres", args.events));
+                if let Ok(pg) = &server {
+                    two_nodes.push(two_writers(&runtime, &pg.url(), args.events));
+                }
+            }
+            other => bail!("unknown store engine `{other}`: use sqlite or postgres"),
+        }
+    }
     if !args.no_radicale {
         rows.push(run_one(
             &runtime,
@@ -203,16 +246,71 @@ pub fn calendar(mut args: CalendarBenchArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     print_table(&rows);
-    Ok(if rows[0].outcome.is_ok() {
+    for outcome in &two_nodes {
+        match outcome {
+            Ok(report) => println!("serval/postgres x2: {report}"),
+            Err(e) => println!("serval/postgres x2: not measured: {e}"),
+        }
+    }
+    let two_nodes_ok = two_nodes.iter().all(|o| {
+        o.as_ref().is_ok_and(|r| {
+            r.sync_tokens_agree && r.listed_per_node.iter().all(|&n| n == r.n_events)
+        })
+    });
+    let serval_ok = two_nodes_ok
+        && !rows.is_empty()
+        && rows
+            .iter()
+            .filter(|r| r.name.starts_with("serval"))
+            .all(|r| r.outcome.is_ok());
+    Ok(if serval_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
+/// Two fresh nodes on the PostgreSQL at `url` (a new database, so the first run's calendar does
+/// not count), writing one calendar at once.
+fn two_writers(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    events: usize,
+) -> Result<serval_calendar::bench::TwoWriterReport, String> {
+    let url = fresh_database(url).map_err(|e| format!("{e:#}"))?;
+    let (node_a, cal_a) = start_serval(Some(&url), true).map_err(|e| format!("{e:#}"))?;
+    let (node_b, cal_b) = start_serval(Some(&url), false).map_err(|e| format!("{e:#}"))?;
+    eprintln!("bench calendar: two nodes on postgres: {events} events ...");
+    let report = runtime
+        .block_on(serval_calendar::bench::bench_two_writers(
+            [&cal_a, &cal_b],
+            USER,
+            PASSWORD,
+            events,
+        ))
+        .map_err(|e| e.to_string());
+    drop((node_a, node_b));
+    report
+}
+
+/// Creates database `serval_two_nodes` beside the one in `url` and returns its URL.
+fn fresh_database(url: &str) -> anyhow::Result<String> {
+    let (base, _) = url.rsplit_once('/').context("no database in the URL")?;
+    let status = Command::new("psql")
+        .arg(url)
+        .args(["-q", "-c", "CREATE DATABASE serval_two_nodes"])
+        .stdout(Stdio::null())
+        .status()
+        .context("psql (apt-get install postgresql-client)")?;
+    if !status.success() {
+        bail!("psql could not create database serval_two_nodes");
+    }
+    Ok(format!("{base}/serval_two_nodes"))
+}
+
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<9} {:>7} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>8}",
+        "{:<16} {:>7} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>8}",
         "server",
         "events",
         "PUT/s first",
@@ -234,7 +332,7 @@ fn print_table(rows: &[Row]) {
                     r.put_rates.iter().sum::<f64>() / r.put_rates.len() as f64
                 };
                 println!(
-                    "{:<9} {:>7} {:>12.0} {:>12.0} {:>12.0} {:>11.1} ms {:>9.1} ms {:>9.1} ms {:>8.1}",
+                    "{:<16} {:>7} {:>12.0} {:>12.0} {:>12.0} {:>11.1} ms {:>9.1} ms {:>9.1} ms {:>8.1}",
                     row.name,
                     r.n_events,
                     first,
@@ -258,7 +356,7 @@ fn print_table(rows: &[Row]) {
                     r.report_month_hits
                 );
             }
-            Err(e) => println!("{:<9} not measured: {e}", row.name),
+            Err(e) => println!("{:<16} not measured: {e}", row.name),
         }
     }
 }
