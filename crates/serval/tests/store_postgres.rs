@@ -171,7 +171,15 @@ fn a_sqlite_store_migrates_into_postgres_and_is_served_from_it() {
     let server = sqlite.serve();
     let url = calendar_url(&server);
     let mkcalendar = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "MKCALENDAR"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "MKCALENDAR",
+        ])
         .args(["-u", &format!("ann:{PASSWORD}")])
         .arg(format!("{url}calendars/users/ann/work/"))
         .output()
@@ -226,10 +234,7 @@ fn a_sqlite_store_migrates_into_postgres_and_is_served_from_it() {
     let server = on_pg.serve();
     let url = calendar_url(&server);
     assert_eq!(
-        propfind(
-            &format!("{url}calendars/users/ann/work/moved.ics"),
-            "ann"
-        ),
+        propfind(&format!("{url}calendars/users/ann/work/moved.ics"), "ann"),
         207
     );
     let users = on_pg.run(&["user", "list"], "");

@@ -160,26 +160,32 @@ pub(super) async fn report(
             let store = state.store.clone();
             let found = tokio::task::spawn_blocking(
                 move || -> Result<Vec<(String, Option<StoredObject>)>, DavError> {
-                    let mut found = Vec::with_capacity(hrefs.len());
-                    for href in hrefs {
-                        let path = href
-                            .find("://")
-                            .and_then(|i| href.get(i + 3..))
-                            .and_then(|r| r.find('/').and_then(|j| r.get(j..)))
-                            .unwrap_or(&href);
-                        let object = match paths::parse(path) {
-                            Some(Target::Object {
-                                owner: o,
-                                calendar: c,
-                                object,
-                            }) if o == owner_name && c == calendar_name => {
-                                store.object(id, &object)?
+                    // The object name of each href in this calendar, looked up in one go.
+                    let names: Vec<Option<String>> = hrefs
+                        .iter()
+                        .map(|href| {
+                            let path = href
+                                .find("://")
+                                .and_then(|i| href.get(i + 3..))
+                                .and_then(|r| r.find('/').and_then(|j| r.get(j..)))
+                                .unwrap_or(href);
+                            match paths::parse(path) {
+                                Some(Target::Object {
+                                    owner: o,
+                                    calendar: c,
+                                    object,
+                                }) if o == owner_name && c == calendar_name => Some(object),
+                                _ => None,
                             }
-                            _ => None,
-                        };
-                        found.push((href, object));
-                    }
-                    Ok(found)
+                        })
+                        .collect();
+                    let wanted: Vec<String> = names.iter().flatten().cloned().collect();
+                    let mut objects = store.objects_at(id, &wanted)?.into_iter();
+                    Ok(hrefs
+                        .into_iter()
+                        .zip(names)
+                        .map(|(href, name)| (href, name.and_then(|_| objects.next().flatten())))
+                        .collect())
                 },
             )
             .await
@@ -301,12 +307,22 @@ pub(super) async fn report(
                     } else {
                         std::collections::HashMap::new()
                     };
+                    let looked_up: Vec<String> = if wants_data || !bulk {
+                        changes
+                            .iter()
+                            .filter(|c| !c.deleted)
+                            .map(|c| c.href.clone())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let mut found = store.objects_at(id, &looked_up)?.into_iter();
                     let mut out = Vec::with_capacity(changes.len());
                     for change in changes {
                         let object = if change.deleted {
                             None
                         } else if wants_data || !bulk {
-                            store.object(id, &change.href)?
+                            found.next().flatten()
                         } else {
                             metas.get(&change.href).map(|meta| StoredObject {
                                 meta: meta.clone(),

@@ -213,6 +213,18 @@ pub trait CalendarStore: ScheduleStore + ShareePropStore + Send + Sync + 'static
 
     fn objects(&self, collection_id: i64) -> Result<Vec<ObjectMeta>, StoreError>;
     fn object(&self, collection_id: i64, href: &str) -> Result<Option<StoredObject>, StoreError>;
+    /// The objects at `hrefs`, in order (`None` where there is none): one round trip on
+    /// engines where a lookup crosses the network.
+    fn objects_at(
+        &self,
+        collection_id: i64,
+        hrefs: &[String],
+    ) -> Result<Vec<Option<StoredObject>>, StoreError> {
+        hrefs
+            .iter()
+            .map(|h| self.object(collection_id, h))
+            .collect()
+    }
     fn put_object(
         &self,
         collection_id: i64,

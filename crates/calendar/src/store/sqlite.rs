@@ -766,6 +766,42 @@ mod tests {
     }
 
     #[test]
+    fn objects_at_answers_in_order_with_gaps_and_repeats() {
+        for (_keep, s) in crate::store::engines::stores() {
+            let s = s.as_ref();
+            let cal = s
+                .create_collection("ann", "work", &[ComponentKind::Event], &[], 0)
+                .unwrap()
+                .unwrap();
+            for uid in ["a", "b"] {
+                s.put_object(
+                    cal.id,
+                    &format!("{uid}.ics"),
+                    &object(uid, 0),
+                    &PutCondition::default(),
+                    0,
+                )
+                .unwrap();
+            }
+            let hrefs: Vec<String> = ["b.ics", "missing.ics", "a.ics", "b.ics"]
+                .iter()
+                .map(|h| h.to_string())
+                .collect();
+            let got: Vec<Option<String>> = s
+                .objects_at(cal.id, &hrefs)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.map(|o| o.uid))
+                .collect();
+            assert_eq!(
+                got,
+                vec![Some("b".into()), None, Some("a".into()), Some("b".into())]
+            );
+            assert!(s.objects_at(cal.id, &[]).unwrap().is_empty());
+        }
+    }
+
+    #[test]
     fn time_range_query_uses_the_index() {
         for (_keep, s) in crate::store::engines::stores() {
             let s = s.as_ref();

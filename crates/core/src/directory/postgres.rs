@@ -70,8 +70,11 @@ async fn write_digests(
 ) -> Result<(), StoreError> {
     for (algorithm, ha1) in [("MD5", &hashes.md5_ha1), ("SHA-256", &hashes.sha256_ha1)] {
         tx.execute(
-            "INSERT INTO user_digest (user_name, realm, algorithm, ha1) VALUES ($1, $2, $3, $4)
+            &tx.prepare_cached(
+                "INSERT INTO user_digest (user_name, realm, algorithm, ha1) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_name, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1",
+            )
+            .await?,
             &[&name, &realm, &algorithm, ha1],
         )
         .await?;
@@ -158,13 +161,20 @@ impl DirectoryStore for PgDirectoryStore {
             let tx = client.transaction().await?;
             let n = tx
                 .execute(
-                    "UPDATE users SET password_hash = $2, legacy_crypt = NULL WHERE name = $1",
+                    &tx.prepare_cached(
+                        "UPDATE users SET password_hash = $2, legacy_crypt = NULL WHERE name = $1",
+                    )
+                    .await?,
                     &[&name, &hashes.phc],
                 )
                 .await?;
             if n > 0 {
-                tx.execute("DELETE FROM user_digest WHERE user_name = $1", &[&name])
-                    .await?;
+                tx.execute(
+                    &tx.prepare_cached("DELETE FROM user_digest WHERE user_name = $1")
+                        .await?,
+                    &[&name],
+                )
+                .await?;
                 write_digests(&tx, &name, &realm, &hashes.as_hashes()).await?;
             }
             tx.commit().await?;
@@ -193,8 +203,8 @@ impl DirectoryStore for PgDirectoryStore {
             )
             .await?;
             tx.execute(
-                "INSERT INTO user_digest (user_name, realm, algorithm, ha1) VALUES ($1, $2, 'MD5', $3)
-                 ON CONFLICT (user_name, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1",
+                &tx.prepare_cached("INSERT INTO user_digest (user_name, realm, algorithm, ha1) VALUES ($1, $2, 'MD5', $3)
+                 ON CONFLICT (user_name, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1").await?,
                 &[&name, &realm, &ha1],
             )
             .await?;
@@ -207,7 +217,12 @@ impl DirectoryStore for PgDirectoryStore {
         let name = name.to_owned();
         self.store.run(move |client| async move {
             Ok(client
-                .execute("DELETE FROM users WHERE name = $1", &[&name])
+                .execute(
+                    &client
+                        .prepare_cached("DELETE FROM users WHERE name = $1")
+                        .await?,
+                    &[&name],
+                )
                 .await?
                 > 0)
         })
@@ -224,8 +239,12 @@ impl DirectoryStore for PgDirectoryStore {
         self.store.run(move |client| async move {
             Ok(client
                 .execute(
-                    "UPDATE users SET full_name = COALESCE($2, full_name),
+                    &client
+                        .prepare_cached(
+                            "UPDATE users SET full_name = COALESCE($2, full_name),
                      email = COALESCE($3, email) WHERE name = $1",
+                        )
+                        .await?,
                     &[&name, &full_name, &email],
                 )
                 .await?
@@ -278,7 +297,12 @@ impl DirectoryStore for PgDirectoryStore {
         let name = name.to_owned();
         self.store.run(move |client| async move {
             let row = client
-                .query_opt("SELECT password_hash FROM users WHERE name = $1", &[&name])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT password_hash FROM users WHERE name = $1")
+                        .await?,
+                    &[&name],
+                )
                 .await?;
             Ok(row.map(|r| r.get(0)))
         })
@@ -294,7 +318,7 @@ impl DirectoryStore for PgDirectoryStore {
         self.store.run(move |client| async move {
             let row = client
                 .query_opt(
-                    "SELECT ha1 FROM user_digest WHERE user_name = $1 AND realm = $2 AND algorithm = $3",
+                    &client.prepare_cached("SELECT ha1 FROM user_digest WHERE user_name = $1 AND realm = $2 AND algorithm = $3").await?,
                     &[&name, &realm, &algorithm],
                 )
                 .await?;
@@ -321,7 +345,12 @@ impl DirectoryStore for PgDirectoryStore {
         let name = name.to_owned();
         self.store.run(move |client| async move {
             Ok(client
-                .execute("DELETE FROM groups WHERE name = $1", &[&name])
+                .execute(
+                    &client
+                        .prepare_cached("DELETE FROM groups WHERE name = $1")
+                        .await?,
+                    &[&name],
+                )
                 .await?
                 > 0)
         })
@@ -331,7 +360,12 @@ impl DirectoryStore for PgDirectoryStore {
         let name = name.to_owned();
         self.store.run(move |client| async move {
             Ok(client
-                .query_opt("SELECT 1 FROM groups WHERE name = $1", &[&name])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT 1 FROM groups WHERE name = $1")
+                        .await?,
+                    &[&name],
+                )
                 .await?
                 .is_some())
         })
@@ -354,8 +388,12 @@ impl DirectoryStore for PgDirectoryStore {
         self.store.run(|client| async move {
             let rows = client
                 .query(
-                    "SELECT g.name, m.user_name FROM groups g
+                    &client
+                        .prepare_cached(
+                            "SELECT g.name, m.user_name FROM groups g
                      LEFT JOIN group_members m ON m.grp = g.name ORDER BY g.name, m.user_name",
+                        )
+                        .await?,
                     &[],
                 )
                 .await?;
@@ -382,7 +420,11 @@ impl DirectoryStore for PgDirectoryStore {
         self.store.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT grp FROM group_members WHERE user_name = $1 ORDER BY grp",
+                    &client
+                        .prepare_cached(
+                            "SELECT grp FROM group_members WHERE user_name = $1 ORDER BY grp",
+                        )
+                        .await?,
                     &[&user],
                 )
                 .await?;
@@ -395,7 +437,11 @@ impl DirectoryStore for PgDirectoryStore {
         self.store.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT user_name FROM group_members WHERE grp = $1 ORDER BY user_name",
+                    &client
+                        .prepare_cached(
+                            "SELECT user_name FROM group_members WHERE grp = $1 ORDER BY user_name",
+                        )
+                        .await?,
                     &[&group],
                 )
                 .await?;
@@ -408,7 +454,11 @@ impl DirectoryStore for PgDirectoryStore {
         self.store.run(move |client| async move {
             Ok(client
                 .query_opt(
-                    "SELECT 1 FROM group_members WHERE grp = $1 AND user_name = $2",
+                    &client
+                        .prepare_cached(
+                            "SELECT 1 FROM group_members WHERE grp = $1 AND user_name = $2",
+                        )
+                        .await?,
                     &[&group, &user],
                 )
                 .await?

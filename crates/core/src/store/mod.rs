@@ -399,7 +399,6 @@ pub fn pg_settings(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,8 @@ impl ScheduleStore for PgCalendarStore {
         self.run(move |client| async move {
             let found = client
                 .query_opt(
-                    "SELECT c.id, o.href FROM cal_object o JOIN cal_collection c ON c.id = o.collection_id
-                     WHERE c.owner = $1 AND o.uid = $2 AND c.name != $3 ORDER BY c.name LIMIT 1",
+                    &client.prepare_cached("SELECT c.id, o.href FROM cal_object o JOIN cal_collection c ON c.id = o.collection_id
+                     WHERE c.owner = $1 AND o.uid = $2 AND c.name != $3 ORDER BY c.name LIMIT 1").await?,
                     &[&owner, &uid, &INBOX],
                 )
                 .await?;
@@ -27,14 +27,14 @@ impl ScheduleStore for PgCalendarStore {
             let (collection_id, href): (i64, String) = (found.get(0), found.get(1));
             let row = client
                 .query_one(
-                    &format!("SELECT {COLLECTION_COLUMNS} FROM cal_collection WHERE id = $1"),
+                    &client.prepare_cached(&format!("SELECT {COLLECTION_COLUMNS} FROM cal_collection WHERE id = $1")).await?,
                     &[&collection_id],
                 )
                 .await?;
-            let collection = load_collection(&**client, &row).await?;
+            let collection = load_collection(&client, &row).await?;
             let object = client
                 .query_one(
-                    &format!("SELECT {OBJECT_COLUMNS} FROM cal_object WHERE collection_id = $1 AND href = $2"),
+                    &client.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM cal_object WHERE collection_id = $1 AND href = $2")).await?,
                     &[&collection_id, &href],
                 )
                 .await?;
@@ -47,7 +47,11 @@ impl ScheduleStore for PgCalendarStore {
         self.run(move |client| async move {
             Ok(client
                 .query_opt(
-                    "SELECT href FROM cal_object WHERE collection_id = $1 AND uid = $2",
+                    &client
+                        .prepare_cached(
+                            "SELECT href FROM cal_object WHERE collection_id = $1 AND uid = $2",
+                        )
+                        .await?,
                     &[&collection_id, &uid],
                 )
                 .await?
@@ -67,8 +71,8 @@ impl ScheduleStore for PgCalendarStore {
             let [sender, recipient, method, uid, text] = &fields;
             Ok(client
                 .query_one(
-                    "INSERT INTO cal_itip_queue (sender, recipient, method, uid, message, queued_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &client.prepare_cached("INSERT INTO cal_itip_queue (sender, recipient, method, uid, message, queued_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id").await?,
                     &[sender, recipient, method, uid, text, &now],
                 )
                 .await?
@@ -81,8 +85,8 @@ impl ScheduleStore for PgCalendarStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT id, sender, recipient, method, uid, message, queued_at FROM cal_itip_queue
-                     ORDER BY id DESC LIMIT $1",
+                    &client.prepare_cached("SELECT id, sender, recipient, method, uid, message, queued_at FROM cal_itip_queue
+                     ORDER BY id DESC LIMIT $1").await?,
                     &[&limit],
                 )
                 .await?;
@@ -112,8 +116,8 @@ impl ShareePropStore for PgCalendarStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT ns, name, value FROM cal_sharee_prop WHERE collection_id = $1 AND sharee = $2
-                     ORDER BY ns, name",
+                    &client.prepare_cached("SELECT ns, name, value FROM cal_sharee_prop WHERE collection_id = $1 AND sharee = $2
+                     ORDER BY ns, name").await?,
                     &[&collection_id, &sharee],
                 )
                 .await?;
@@ -137,7 +141,7 @@ impl ShareePropStore for PgCalendarStore {
             // The share row is locked, so a share withdrawn meanwhile stores nothing.
             let shared = tx
                 .query_opt(
-                    "SELECT 1 FROM cal_share WHERE collection_id = $1 AND sharee = $2 FOR UPDATE",
+                    &tx.prepare_cached("SELECT 1 FROM cal_share WHERE collection_id = $1 AND sharee = $2 FOR UPDATE").await?,
                     &[&collection_id, &sharee],
                 )
                 .await?
@@ -149,16 +153,16 @@ impl ShareePropStore for PgCalendarStore {
                 match value {
                     Some(value) => tx
                         .execute(
-                            "INSERT INTO cal_sharee_prop (collection_id, sharee, ns, name, value)
+                            &tx.prepare_cached("INSERT INTO cal_sharee_prop (collection_id, sharee, ns, name, value)
                              VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (collection_id, sharee, ns, name) DO UPDATE SET value = excluded.value",
+                             ON CONFLICT (collection_id, sharee, ns, name) DO UPDATE SET value = excluded.value").await?,
                             &[&collection_id, &sharee, &prop.ns, &prop.name, value],
                         )
                         .await?,
                     None => tx
                         .execute(
-                            "DELETE FROM cal_sharee_prop WHERE collection_id = $1 AND sharee = $2
-                             AND ns = $3 AND name = $4",
+                            &tx.prepare_cached("DELETE FROM cal_sharee_prop WHERE collection_id = $1 AND sharee = $2
+                             AND ns = $3 AND name = $4").await?,
                             &[&collection_id, &sharee, &prop.ns, &prop.name],
                         )
                         .await?,
@@ -174,7 +178,11 @@ impl ShareePropStore for PgCalendarStore {
         self.run(move |client| async move {
             let n = client
                 .execute(
-                    "DELETE FROM cal_sharee_prop WHERE collection_id = $1 AND sharee = $2",
+                    &client
+                        .prepare_cached(
+                            "DELETE FROM cal_sharee_prop WHERE collection_id = $1 AND sharee = $2",
+                        )
+                        .await?,
                     &[&collection_id, &sharee],
                 )
                 .await?;

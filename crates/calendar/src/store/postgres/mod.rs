@@ -18,7 +18,6 @@ use crate::ical::ComponentKind;
 use crate::query::freebusy::BusyPeriod;
 use serval_core::store::postgres::PgClient;
 use serval_core::store::PgStore;
-use tokio_postgres::GenericClient;
 
 mod extra;
 mod schema;
@@ -82,13 +81,13 @@ fn kind_from_text(text: &str) -> ComponentKind {
 const COLLECTION_COLUMNS: &str = "id, owner, name, components, revision";
 
 async fn load_collection(
-    client: &impl GenericClient,
+    client: &impl deadpool_postgres::GenericClient,
     row: &tokio_postgres::Row,
 ) -> Result<Collection, StoreError> {
     let id: i64 = row.get(0);
     let props = client
         .query(
-            "SELECT ns, name, value FROM cal_prop WHERE collection_id = $1 ORDER BY ns, name",
+            &client.prepare_cached("SELECT ns, name, value FROM cal_prop WHERE collection_id = $1 ORDER BY ns, name").await?,
             &[&id],
         )
         .await?
@@ -159,7 +158,8 @@ async fn lock_collection(
 ) -> Result<bool, StoreError> {
     Ok(tx
         .query_opt(
-            "SELECT 1 FROM cal_collection WHERE id = $1 FOR UPDATE",
+            &tx.prepare_cached("SELECT 1 FROM cal_collection WHERE id = $1 FOR UPDATE")
+                .await?,
             &[&collection_id],
         )
         .await?
@@ -175,15 +175,18 @@ async fn log_change(
 ) -> Result<i64, StoreError> {
     let revision: i64 = tx
         .query_one(
-            "UPDATE cal_collection SET revision = revision + 1 WHERE id = $1 RETURNING revision",
+            &tx.prepare_cached("UPDATE cal_collection SET revision = revision + 1 WHERE id = $1 RETURNING revision").await?,
             &[&collection_id],
         )
         .await?
         .get(0);
     if !href.is_empty() {
         tx.execute(
-            "INSERT INTO cal_change (collection_id, revision, href, deleted, changed_at)
+            &tx.prepare_cached(
+                "INSERT INTO cal_change (collection_id, revision, href, deleted, changed_at)
              VALUES ($1, $2, $3, $4, extract(epoch from now())::bigint)",
+            )
+            .await?,
             &[&collection_id, &revision, &href, &deleted],
         )
         .await?;
@@ -197,13 +200,13 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    &format!("SELECT {COLLECTION_COLUMNS} FROM cal_collection WHERE owner = $1 ORDER BY name"),
+                    &client.prepare_cached(&format!("SELECT {COLLECTION_COLUMNS} FROM cal_collection WHERE owner = $1 ORDER BY name")).await?,
                     &[&owner],
                 )
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push(load_collection(&**client, row).await?);
+                out.push(load_collection(&client, row).await?);
             }
             Ok(out)
         })
@@ -214,12 +217,12 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let row = client
                 .query_opt(
-                    &format!("SELECT {COLLECTION_COLUMNS} FROM cal_collection WHERE owner = $1 AND name = $2"),
+                    &client.prepare_cached(&format!("SELECT {COLLECTION_COLUMNS} FROM cal_collection WHERE owner = $1 AND name = $2")).await?,
                     &[&owner, &name],
                 )
                 .await?;
             match row {
-                Some(row) => Ok(Some(load_collection(&**client, &row).await?)),
+                Some(row) => Ok(Some(load_collection(&client, &row).await?)),
                 None => Ok(None),
             }
         })
@@ -240,8 +243,8 @@ impl CalendarStore for PgCalendarStore {
             let tx = client.transaction().await?;
             let row = tx
                 .query_opt(
-                    "INSERT INTO cal_collection (owner, name, components, created_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING RETURNING id",
+                    &tx.prepare_cached("INSERT INTO cal_collection (owner, name, components, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING RETURNING id").await?,
                     &[&owner_c, &name_c, &components, &now],
                 )
                 .await?;
@@ -251,8 +254,8 @@ impl CalendarStore for PgCalendarStore {
             let id: i64 = row.get(0);
             for (prop, value) in &props {
                 tx.execute(
-                    "INSERT INTO cal_prop (collection_id, ns, name, value) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (collection_id, ns, name) DO UPDATE SET value = excluded.value",
+                    &tx.prepare_cached("INSERT INTO cal_prop (collection_id, ns, name, value) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (collection_id, ns, name) DO UPDATE SET value = excluded.value").await?,
                     &[&id, &prop.ns, &prop.name, value],
                 )
                 .await?;
@@ -272,10 +275,20 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             // Objects, instances, changes, props, shares and their props cascade.
             client
-                .execute("DELETE FROM cal_instance WHERE collection_id = $1", &[&id])
+                .execute(
+                    &client
+                        .prepare_cached("DELETE FROM cal_instance WHERE collection_id = $1")
+                        .await?,
+                    &[&id],
+                )
                 .await?;
             client
-                .execute("DELETE FROM cal_collection WHERE id = $1", &[&id])
+                .execute(
+                    &client
+                        .prepare_cached("DELETE FROM cal_collection WHERE id = $1")
+                        .await?,
+                    &[&id],
+                )
                 .await?;
             Ok(())
         })
@@ -292,14 +305,14 @@ impl CalendarStore for PgCalendarStore {
                 match value {
                     Some(value) => tx
                         .execute(
-                            "INSERT INTO cal_prop (collection_id, ns, name, value) VALUES ($1, $2, $3, $4)
-                             ON CONFLICT (collection_id, ns, name) DO UPDATE SET value = excluded.value",
+                            &tx.prepare_cached("INSERT INTO cal_prop (collection_id, ns, name, value) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (collection_id, ns, name) DO UPDATE SET value = excluded.value").await?,
                             &[&id, &prop.ns, &prop.name, value],
                         )
                         .await?,
                     None => tx
                         .execute(
-                            "DELETE FROM cal_prop WHERE collection_id = $1 AND ns = $2 AND name = $3",
+                            &tx.prepare_cached("DELETE FROM cal_prop WHERE collection_id = $1 AND ns = $2 AND name = $3").await?,
                             &[&id, &prop.ns, &prop.name],
                         )
                         .await?,
@@ -315,8 +328,8 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT href, etag, octet_length(data)::bigint, kind, modified_at FROM cal_object
-                     WHERE collection_id = $1 ORDER BY href",
+                    &client.prepare_cached("SELECT href, etag, octet_length(data)::bigint, kind, modified_at FROM cal_object
+                     WHERE collection_id = $1 ORDER BY href").await?,
                     &[&collection_id],
                 )
                 .await?;
@@ -338,11 +351,33 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let row = client
                 .query_opt(
-                    &format!("SELECT {OBJECT_COLUMNS} FROM cal_object WHERE collection_id = $1 AND href = $2"),
+                    &client.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM cal_object WHERE collection_id = $1 AND href = $2")).await?,
                     &[&collection_id, &href],
                 )
                 .await?;
             Ok(row.as_ref().map(object_row))
+        })
+    }
+
+    fn objects_at(
+        &self,
+        collection_id: i64,
+        hrefs: &[String],
+    ) -> Result<Vec<Option<StoredObject>>, StoreError> {
+        let hrefs = hrefs.to_vec();
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    &client.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM cal_object WHERE collection_id = $1 AND href = ANY($2)")).await?,
+                    &[&collection_id, &hrefs],
+                )
+                .await?;
+            let by_href: std::collections::HashMap<String, StoredObject> = rows
+                .iter()
+                .map(object_row)
+                .map(|o| (o.meta.href.clone(), o))
+                .collect();
+            Ok(hrefs.iter().map(|h| by_href.get(h).cloned()).collect())
         })
     }
 
@@ -364,7 +399,7 @@ impl CalendarStore for PgCalendarStore {
             }
             let current: Option<(i64, String)> = tx
                 .query_opt(
-                    "SELECT id, etag FROM cal_object WHERE collection_id = $1 AND href = $2",
+                    &tx.prepare_cached("SELECT id, etag FROM cal_object WHERE collection_id = $1 AND href = $2").await?,
                     &[&collection_id, &href],
                 )
                 .await?
@@ -383,7 +418,7 @@ impl CalendarStore for PgCalendarStore {
             }
             let uid_owner: Option<String> = tx
                 .query_opt(
-                    "SELECT href FROM cal_object WHERE collection_id = $1 AND uid = $2",
+                    &tx.prepare_cached("SELECT href FROM cal_object WHERE collection_id = $1 AND uid = $2").await?,
                     &[&collection_id, &object.uid],
                 )
                 .await?
@@ -395,18 +430,18 @@ impl CalendarStore for PgCalendarStore {
             let object_id: i64 = match &current {
                 Some((id, _)) => {
                     tx.execute(
-                        "UPDATE cal_object SET uid = $2, kind = $3, etag = $4, data = $5,
-                         indexed_until = $6, modified_at = $7 WHERE id = $1",
+                        &tx.prepare_cached("UPDATE cal_object SET uid = $2, kind = $3, etag = $4, data = $5,
+                         indexed_until = $6, modified_at = $7 WHERE id = $1").await?,
                         &[id, &object.uid, &kind, &object.etag, &object.data, &object.indexed_until, &now],
                     )
                     .await?;
-                    tx.execute("DELETE FROM cal_instance WHERE object_id = $1", &[id]).await?;
+                    tx.execute(&tx.prepare_cached("DELETE FROM cal_instance WHERE object_id = $1").await?, &[id]).await?;
                     *id
                 }
                 None => tx
                     .query_one(
-                        "INSERT INTO cal_object (collection_id, href, uid, kind, etag, data, indexed_until, modified_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                        &tx.prepare_cached("INSERT INTO cal_object (collection_id, href, uid, kind, etag, data, indexed_until, modified_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id").await?,
                         &[&collection_id, &href, &object.uid, &kind, &object.etag, &object.data, &object.indexed_until, &now],
                     )
                     .await?
@@ -418,8 +453,8 @@ impl CalendarStore for PgCalendarStore {
                 let ends: Vec<i64> = object.instances.iter().map(|i| i.end).collect();
                 let busy: Vec<i64> = object.instances.iter().map(|i| i.busy.as_i64()).collect();
                 tx.execute(
-                    "INSERT INTO cal_instance (object_id, collection_id, starts_at, ends_at, busy)
-                     SELECT $1, $2, s, e, b FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS t(s, e, b)",
+                    &tx.prepare_cached("INSERT INTO cal_instance (object_id, collection_id, starts_at, ends_at, busy)
+                     SELECT $1, $2, s, e, b FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS t(s, e, b)").await?,
                     &[&object_id, &collection_id, &starts, &ends, &busy],
                 )
                 .await?;
@@ -450,7 +485,10 @@ impl CalendarStore for PgCalendarStore {
             }
             let current: Option<(i64, String)> = tx
                 .query_opt(
-                    "SELECT id, etag FROM cal_object WHERE collection_id = $1 AND href = $2",
+                    &tx.prepare_cached(
+                        "SELECT id, etag FROM cal_object WHERE collection_id = $1 AND href = $2",
+                    )
+                    .await?,
                     &[&collection_id, &href],
                 )
                 .await?
@@ -464,10 +502,18 @@ impl CalendarStore for PgCalendarStore {
             {
                 return Ok(DeleteOutcome::PreconditionFailed);
             }
-            tx.execute("DELETE FROM cal_instance WHERE object_id = $1", &[&id])
-                .await?;
-            tx.execute("DELETE FROM cal_object WHERE id = $1", &[&id])
-                .await?;
+            tx.execute(
+                &tx.prepare_cached("DELETE FROM cal_instance WHERE object_id = $1")
+                    .await?,
+                &[&id],
+            )
+            .await?;
+            tx.execute(
+                &tx.prepare_cached("DELETE FROM cal_object WHERE id = $1")
+                    .await?,
+                &[&id],
+            )
+            .await?;
             log_change(&tx, collection_id, &href, true).await?;
             tx.commit().await?;
             Ok(DeleteOutcome::Deleted)
@@ -544,8 +590,8 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let periods = client
                 .query(
-                    "SELECT starts_at, ends_at, busy FROM cal_instance WHERE collection_id = ANY($1)
-                     AND starts_at < $3 AND ends_at > $2 AND busy != 0",
+                    &client.prepare_cached("SELECT starts_at, ends_at, busy FROM cal_instance WHERE collection_id = ANY($1)
+                     AND starts_at < $3 AND ends_at > $2 AND busy != 0").await?,
                     &[&ids, &start, &end],
                 )
                 .await?
@@ -558,8 +604,8 @@ impl CalendarStore for PgCalendarStore {
                 .collect();
             let reexpand = client
                 .query(
-                    "SELECT data FROM cal_object WHERE collection_id = ANY($1)
-                     AND indexed_until IS NOT NULL AND indexed_until < $2",
+                    &client.prepare_cached("SELECT data FROM cal_object WHERE collection_id = ANY($1)
+                     AND indexed_until IS NOT NULL AND indexed_until < $2").await?,
                     &[&ids, &end],
                 )
                 .await?
@@ -578,7 +624,7 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let current = client
                 .query_opt(
-                    "SELECT revision, pruned_through FROM cal_collection WHERE id = $1",
+                    &client.prepare_cached("SELECT revision, pruned_through FROM cal_collection WHERE id = $1").await?,
                     &[&collection_id],
                 )
                 .await?;
@@ -591,11 +637,11 @@ impl CalendarStore for PgCalendarStore {
             }
             let rows = client
                 .query(
-                    "SELECT c.href, c.deleted, c.revision FROM cal_change c
+                    &client.prepare_cached("SELECT c.href, c.deleted, c.revision FROM cal_change c
                      JOIN (SELECT href, max(revision) AS rev FROM cal_change
                            WHERE collection_id = $1 AND revision > $2 AND revision <= $3 GROUP BY href) latest
                        ON c.href = latest.href AND c.revision = latest.rev
-                     WHERE c.collection_id = $1 ORDER BY c.revision",
+                     WHERE c.collection_id = $1 ORDER BY c.revision").await?,
                     &[&collection_id, &revision, &current],
                 )
                 .await?;
@@ -628,7 +674,8 @@ impl CalendarStore for PgCalendarStore {
             .await?;
             let removed = tx
                 .execute(
-                    &format!("DELETE FROM cal_change c WHERE {PRUNABLE}"),
+                    &tx.prepare_cached(&format!("DELETE FROM cal_change c WHERE {PRUNABLE}"))
+                        .await?,
                     &[&before],
                 )
                 .await?;
@@ -642,7 +689,7 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT owner, delegate, can_write FROM cal_delegate WHERE owner = $1 ORDER BY delegate",
+                    &client.prepare_cached("SELECT owner, delegate, can_write FROM cal_delegate WHERE owner = $1 ORDER BY delegate").await?,
                     &[&owner],
                 )
                 .await?;
@@ -655,7 +702,7 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             let rows = client
                 .query(
-                    "SELECT owner, delegate, can_write FROM cal_delegate WHERE delegate = ANY($1)",
+                    &client.prepare_cached("SELECT owner, delegate, can_write FROM cal_delegate WHERE delegate = ANY($1)").await?,
                     &[&delegates],
                 )
                 .await?;
@@ -674,14 +721,18 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |mut client| async move {
             let tx = client.transaction().await?;
             tx.execute(
-                "DELETE FROM cal_delegate WHERE owner = $1 AND can_write = $2",
+                &tx.prepare_cached("DELETE FROM cal_delegate WHERE owner = $1 AND can_write = $2")
+                    .await?,
                 &[&owner, &write],
             )
             .await?;
             for delegate in &delegates {
                 tx.execute(
-                    "INSERT INTO cal_delegate (owner, delegate, can_write) VALUES ($1, $2, $3)
+                    &tx.prepare_cached(
+                        "INSERT INTO cal_delegate (owner, delegate, can_write) VALUES ($1, $2, $3)
                      ON CONFLICT (owner, delegate) DO UPDATE SET can_write = excluded.can_write",
+                    )
+                    .await?,
                     &[&owner, delegate, &write],
                 )
                 .await?;
@@ -704,10 +755,10 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             client
                 .execute(
-                    "INSERT INTO cal_share (collection_id, sharee, can_write, uid, summary, created_at)
+                    &client.prepare_cached("INSERT INTO cal_share (collection_id, sharee, can_write, uid, summary, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (collection_id, sharee) DO UPDATE
-                     SET can_write = excluded.can_write, summary = excluded.summary",
+                     SET can_write = excluded.can_write, summary = excluded.summary").await?,
                     &[&collection_id, &sharee, &write, &uid, &summary, &now],
                 )
                 .await?;
@@ -720,7 +771,11 @@ impl CalendarStore for PgCalendarStore {
         self.run(move |client| async move {
             Ok(client
                 .execute(
-                    "DELETE FROM cal_share WHERE collection_id = $1 AND sharee = $2",
+                    &client
+                        .prepare_cached(
+                            "DELETE FROM cal_share WHERE collection_id = $1 AND sharee = $2",
+                        )
+                        .await?,
                     &[&collection_id, &sharee],
                 )
                 .await?
@@ -772,7 +827,7 @@ impl CalendarStore for PgCalendarStore {
         let updated = self.run(move |client| async move {
             Ok(client
                 .execute(
-                    "UPDATE cal_share SET status = $3, mount = $4 WHERE sharee = $1 AND uid = $2",
+                    &client.prepare_cached("UPDATE cal_share SET status = $3, mount = $4 WHERE sharee = $1 AND uid = $2").await?,
                     &[&sharee_c, &uid_c, &status, &mount],
                 )
                 .await?
