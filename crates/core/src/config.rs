@@ -67,6 +67,82 @@ impl<'de> Deserialize<'de> for Listen {
     }
 }
 
+/// A size in bytes, written `"10MB"`, `"512KiB"`, `"1GB"` or a plain number of bytes.
+/// KB/MB/GB (and k/m/g) are powers of 1000, KiB/MiB/GiB powers of 1024.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size such as \"10MB\" or \"512KiB\""))?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1024,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1024 * 1024,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1024 * 1024 * 1024,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` (B, KB, KiB, MB, MiB, GB, GiB)"
+                ))
+            }
+        };
+        n.checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (factor, unit) in [
+            (1024 * 1024 * 1024, "GiB"),
+            (1_000_000_000, "GB"),
+            (1024 * 1024, "MiB"),
+            (1_000_000, "MB"),
+            (1024, "KiB"),
+            (1000, "KB"),
+        ] {
+            if n >= factor && (n / factor) * factor == n {
+                return write!(f, "{}{unit}", n / factor);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// A duration written the human way: "60s", "5m", "1h 30m", "250ms".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
@@ -769,6 +845,20 @@ fn is_writable(path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_parse_in_both_unit_systems_and_print_back() {
+        assert_eq!("10MB".parse::<ByteSize>(), Ok(ByteSize(10_000_000)));
+        assert_eq!("512KiB".parse::<ByteSize>(), Ok(ByteSize(512 * 1024)));
+        assert_eq!("2048".parse::<ByteSize>(), Ok(ByteSize(2048)));
+        assert!("10 parsecs"
+            .parse::<ByteSize>()
+            .unwrap_err()
+            .contains("parsecs"));
+        assert!("MB".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(10_000_000).to_string(), "10MB");
+        assert_eq!(ByteSize(1024 * 1024).to_string(), "1MiB");
+    }
 
     #[derive(Debug, Default, PartialEq, Deserialize)]
     #[serde(deny_unknown_fields, default)]

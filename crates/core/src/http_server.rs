@@ -69,6 +69,8 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     /// A connection with no bytes in either direction for this long is closed.
     pub idle_timeout: Duration,
+    /// Largest request head; a larger one is answered 431 (hyper's read buffer limit).
+    pub max_header_bytes: usize,
 }
 
 impl Default for HttpLimits {
@@ -77,6 +79,8 @@ impl Default for HttpLimits {
             max_connections: 256,
             header_read_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(120),
+            // hyper's own default read buffer limit.
+            max_header_bytes: 8192 + 4096 * 100,
         }
     }
 }
@@ -188,6 +192,7 @@ where
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.limits.header_read_timeout)
+        .max_buf_size(ctx.limits.max_header_bytes.max(8192))
         .keep_alive(true);
     let conn = builder.serve_connection_with_upgrades(io, service);
     let conn = ctx.graceful.watch(conn.into_owned());

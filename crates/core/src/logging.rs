@@ -110,9 +110,22 @@ impl LogHandle {
     }
 }
 
+/// Crates whose debug logging would reveal secrets carried in requests.
+const QUIET_LIBRARIES: &[&str] = &["fastcgi_client"];
+
 /// The filter directives for a config: the default level, then one directive per service.
 pub fn directives(config: &LogConfig) -> String {
     let mut d = config.level.as_str().to_string();
+    // Libraries that log request contents at debug (the FastCGI client logs every param,
+    // Authorization headers included): never below info, whatever the default level.
+    for quiet in QUIET_LIBRARIES {
+        if matches!(
+            config.level,
+            crate::config::LogLevel::Debug | crate::config::LogLevel::Trace
+        ) {
+            d.push_str(&format!(",{quiet}=info"));
+        }
+    }
     for (service, level) in &config.services {
         d.push_str(&format!(
             ",serval_{}={}",
@@ -269,6 +282,11 @@ mod tests {
         c.services.insert("stream".into(), LogLevel::Debug);
         assert_eq!(directives(&c), "info,serval_stream=debug");
         assert!(build_filter(&c).is_ok());
+        c.level = LogLevel::Debug;
+        assert_eq!(
+            directives(&c),
+            "debug,fastcgi_client=info,serval_stream=debug"
+        );
     }
 
     #[test]

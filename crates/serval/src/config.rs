@@ -12,7 +12,7 @@ use serval_core::config::{
 };
 
 /// Services this binary knows, in start order.
-pub const SERVICES: &[&str] = &["stream", "calendar"];
+pub const SERVICES: &[&str] = &["stream", "calendar", "web"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +26,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub stream: serval_stream::StreamConfig,
     pub calendar: serval_calendar::CalendarConfig,
+    pub web: serval_web::WebConfig,
 }
 
 impl Default for Config {
@@ -39,6 +40,7 @@ impl Default for Config {
             directory: DirectoryConfig::default(),
             stream: serval_stream::StreamConfig::default(),
             calendar: serval_calendar::CalendarConfig::default(),
+            web: serval_web::WebConfig::default(),
         }
     }
 }
@@ -131,6 +133,7 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
     config.directory.validate(&mut problems);
     validate_stream(config, data_dir, &mut problems);
     config.calendar.validate(&mut problems);
+    validate_web(config, data_dir, &mut problems);
     for (enabled, key, listen) in [
         (
             config.stream.enabled,
@@ -142,6 +145,7 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
             "calendar.tls_listen",
             &config.calendar.tls_listen,
         ),
+        (config.web.enabled, "web.tls_listen", &config.web.tls_listen),
     ] {
         if enabled && !listen.0.is_empty() && !config.tls.is_configured() {
             problems.error(
@@ -179,6 +183,44 @@ fn validate_stream(config: &Config, data_dir: &Path, problems: &mut Problems) {
     }
 }
 
+fn validate_web(config: &Config, data_dir: &Path, problems: &mut Problems) {
+    config.web.validate(problems);
+    if !config.web.enabled {
+        return;
+    }
+    serval_core::config::check_privileged_ports("web.listen", &config.web.listen, problems);
+    serval_core::config::check_privileged_ports("web.tls_listen", &config.web.tls_listen, problems);
+    for (i, site) in config.web.sites.iter().enumerate() {
+        if !site.root.is_empty() {
+            let root = data_dir.join(&site.root);
+            if root.exists() && !root.is_dir() {
+                problems.error(
+                    format!("web.site[{i}].root"),
+                    format!("{} is not a directory", root.display()),
+                );
+            } else if !root.exists() {
+                problems.warning(
+                    format!("web.site[{i}].root"),
+                    format!(
+                        "{} does not exist; it will be created empty",
+                        root.display()
+                    ),
+                );
+            }
+        }
+        if let Ok(serval_web::config::FastCgiAddr::Unix(socket)) =
+            serval_web::config::parse_fastcgi_addr(&site.php)
+        {
+            if !socket.exists() {
+                problems.warning(
+                    format!("web.site[{i}].php"),
+                    format!("{} does not exist: is php-fpm running? (Debian: apt-get install php-fpm) PHP pages answer 502 until it is", socket.display()),
+                );
+            }
+        }
+    }
+}
+
 /// Two enabled listeners on the same address would make one fail at start.
 fn check_listen_conflicts(config: &Config, problems: &mut Problems) {
     let mut seen: Vec<(std::net::SocketAddr, &str)> = Vec::new();
@@ -193,6 +235,10 @@ fn check_listen_conflicts(config: &Config, problems: &mut Problems) {
     if config.calendar.enabled {
         tables.push(("calendar.listen", config.calendar.listen.0.clone()));
         tables.push(("calendar.tls_listen", config.calendar.tls_listen.0.clone()));
+    }
+    if config.web.enabled {
+        tables.push(("web.listen", config.web.listen.0.clone()));
+        tables.push(("web.tls_listen", config.web.tls_listen.0.clone()));
     }
     for (key, addrs) in &tables {
         for addr in addrs {

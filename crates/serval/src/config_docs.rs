@@ -51,6 +51,31 @@ pub const DOCS: &[(&str, &str)] = &[
     ("calendar.max_resource_size", "Largest calendar object in bytes (CalDAV max-resource-size)."),
     ("calendar.max_instances", "Most occurrences one recurring event may expand to in queries and free-busy."),
     ("calendar.allow_insecure_auth", "Accept passwords over plain HTTP from other hosts (off: only loopback may log in without TLS)."),
+    ("web", "The office's web sites (OS X Server's Apache + PHP): static files, PHP over FastCGI to php-fpm,\nreverse proxy with WebSocket, logins against the directory. Access log: logs/web-access.log\n(Apache combined format)."),
+    ("web.enabled", "Run the web service."),
+    ("web.listen", "HTTP addresses (80 needs root or CAP_NET_BIND_SERVICE)."),
+    ("web.tls_listen", "HTTPS addresses with the [tls] certificate, e.g. \"0.0.0.0:8443\"; empty: none."),
+    ("web.max_body_size", "Largest request body (uploads, forms); larger gets 413. PHP's own post_max_size is 8M."),
+    ("web.max_header_size", "Largest request line plus headers; larger gets 431."),
+    ("web.max_connections", "Concurrent connections; more wait for a free slot."),
+    ("web.allow_insecure_auth", "Accept logins to realms over plain HTTP from other hosts (off: HTTPS or this machine only)."),
+    ("web.site", "A site, chosen by the request's Host header. Add one [[web.site]] per site. Inside a site:\n  [[web.site.redirect]]  from = \"/old/\", to = \"/new/\", status = 301\n  [[web.site.auth]]      path = \"/staff/\", realm = \"Staff\", groups = [\"staff\"]\n  [[web.site.proxy]]     path = \"/app/\", to = \"http://127.0.0.1:3000\", preserve_host = false, timeout = \"60s\"\n  [web.site.error_pages] \"404\" = \"/404.html\""),
+    ("web.site.host", "The site's name as in the Host header; \"*.example.test\" matches every subdomain."),
+    ("web.site.aliases", "More names of the same site."),
+    ("web.site.default", "Answer requests whose Host matches no site (one site at most; none marked: the first site)."),
+    ("web.site.root", "Folder of the site's files, relative to data_dir; empty: data_dir/www."),
+    ("web.site.index", "Files tried, in order, for a folder."),
+    ("web.site.listing", "List a folder's files when it has no index file."),
+    ("web.site.dotfiles", "Serve names starting with a dot (.git, .env); off: 404 (.well-known is always served)."),
+    ("web.site.follow_symlinks", "Follow symbolic links that lead out of root."),
+    ("web.site.php", "php-fpm's socket for .php files: \"unix:/run/php/php8.2-fpm.sock\" or \"127.0.0.1:9000\"; empty: PHP off\n(.php files are then refused, never shown as source)."),
+    ("web.site.php_timeout", "Longest a PHP page may take to start answering; then 504."),
+    ("web.site.compress", "gzip/brotli for clients that accept it (text, not images or ranges)."),
+    ("web.site.cache_max_age", "Cache-Control max-age for static files; 0s: none (browsers revalidate with ETag)."),
+    ("web.site.error_pages", "Pages for Serval's own errors, by status, as paths under root."),
+    ("web.site.redirect", "Redirects: from (a path; ending in / a prefix), to (path or URL), status (301 default)."),
+    ("web.site.auth", "Realms: path prefix needing a directory login (HTTP Basic); groups limits who (empty: any user)."),
+    ("web.site.proxy", "Paths passed to another HTTP server (path kept), with X-Forwarded-For/-Proto/-Host; WebSockets pass through."),
     ("stream.max_payload", "Largest RTP payload in bytes; keep packets under the network MTU."),
     ("stream.tls_listen", "RTSPS addresses (RTSP over TLS with the [tls] certificate, RTP inside the TLS stream);\nempty: none. 322 is the registered RTSPS port, e.g. [\"0.0.0.0:322\"]."),
     ("stream.allow", "Client addresses allowed to connect, as CIDR blocks (e.g. [\"192.168.1.0/24\"]); empty: everyone."),
@@ -97,6 +122,16 @@ fn annotate_table(table: &mut toml_edit::Table, prefix: &str) {
             sub.set_implicit(false);
             continue;
         }
+        if let Some(array) = table.get_mut(&key).and_then(|i| i.as_array_of_tables_mut()) {
+            for (n, sub) in array.iter_mut().enumerate() {
+                if n == 0 {
+                    sub.decor_mut()
+                        .set_prefix(format!("\n{}", comment_lines(comment)));
+                }
+                annotate_table(sub, &path);
+            }
+            continue;
+        }
         if let Some(mut k) = table.key_mut(&key) {
             k.leaf_decor_mut().set_prefix(comment_lines(comment));
         }
@@ -125,6 +160,11 @@ mod tests {
             out.push(path.clone());
             if let Some(t) = item.as_table() {
                 paths(t, &path, out);
+            }
+            if let Some(array) = item.as_array_of_tables() {
+                for t in array.iter() {
+                    paths(t, &path, out);
+                }
             }
         }
     }

@@ -42,6 +42,12 @@ pub async fn bind_all(
             .context("the calendar service cannot start")?;
         services.push(calendar);
     }
+    if config.web.enabled {
+        let web = serval_web::bind(shared.context(registry), config.web.clone())
+            .await
+            .context("the web service cannot start")?;
+        services.push(web);
+    }
     Ok(services)
 }
 
@@ -74,6 +80,9 @@ pub fn changed_tables(running: &Config, new: &Config) -> Vec<&'static str> {
     }
     if running.calendar != new.calendar {
         changed.push("[calendar]");
+    }
+    if running.web != new.web {
+        changed.push("[web]");
     }
     changed
 }

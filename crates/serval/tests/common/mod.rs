@@ -20,8 +20,9 @@ impl TestDir {
     pub fn new(extra: &str) -> TestDir {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
-            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n{}\n{extra}\n",
-            calendar_off()
+            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n{}\n{}\n{extra}\n",
+            calendar_off(),
+            web_off()
         );
         std::fs::write(dir.path().join("serval.toml"), config).unwrap();
         TestDir { dir }
@@ -84,6 +85,11 @@ fn calendar_off() -> &'static str {
     } else {
         ""
     }
+}
+
+/// The web table disabled, so tests of other parts don't bind its port 8080.
+fn web_off() -> &'static str {
+    "[web]\nenabled = false"
 }
 
 #[derive(Debug)]

@@ -1,0 +1,794 @@
+//! The axum driver: one handler picks the site, then redirects, realms, proxies, PHP and
+//! static files in that order; every answer is access-logged in Apache's combined format.
+
+use crate::config::WebConfig;
+use crate::fastcgi::FastCgiError;
+use crate::files::{self, Target};
+use crate::proxy::{self, Forwarding, ProxyClient, ProxyError};
+use crate::sites::{Site, Sites};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serval_core::directory::AuthError;
+use serval_core::Directory;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt as _;
+
+pub type Labels = Vec<(String, String)>;
+
+#[derive(Clone, Default)]
+pub struct Metrics {
+    /// Requests by site and status class.
+    pub requests: Family<Labels, Counter>,
+}
+
+pub struct AppState {
+    pub sites: Sites,
+    pub config: WebConfig,
+    pub directory: Directory,
+    pub proxy: ProxyClient,
+    pub metrics: Metrics,
+}
+
+/// Marks answers Serval made itself (errors it may replace with the site's error page).
+#[derive(Clone, Copy)]
+struct OwnError;
+
+/// Marks answers not to compress (the site turned compression off).
+#[derive(Clone, Copy)]
+pub struct NoCompress;
+
+#[derive(Clone, Copy)]
+pub struct Secure(pub bool);
+
+pub fn router(state: Arc<AppState>, secure: bool) -> axum::Router {
+    let compress = tower_http::compression::CompressionLayer::new().compress_when(
+        |status: StatusCode,
+         _v: axum::http::Version,
+         headers: &HeaderMap,
+         ext: &axum::http::Extensions| {
+            ext.get::<NoCompress>().is_none()
+                && status != StatusCode::PARTIAL_CONTENT
+                && !headers.contains_key(header::CONTENT_RANGE)
+                && worth_compressing(headers)
+        },
+    );
+    axum::Router::new()
+        .fallback(handle)
+        .layer(compress)
+        .layer(axum::Extension(Secure(secure)))
+        .with_state(state)
+}
+
+/// Text-like and not tiny: images, audio, video and archives are compressed already.
+fn worth_compressing(headers: &HeaderMap) -> bool {
+    let small = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n < 256);
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let texty = kind.starts_with("text/")
+        || kind == "image/svg+xml"
+        || ["json", "javascript", "xml", "wasm"]
+            .iter()
+            .any(|k| kind.contains(k));
+    !small && texty && !kind.starts_with("text/event-stream")
+}
+
+async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(Secure(secure)): axum::Extension<Secure>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let site = state.sites.pick(host.as_deref()).clone();
+    let line = format!(
+        "{} {} {:?}",
+        request.method(),
+        request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        request.version()
+    );
+    let referer = header_text(request.headers(), header::REFERER);
+    let agent = header_text(request.headers(), header::USER_AGENT);
+    let is_head = request.method() == Method::HEAD;
+    let mut user = None;
+    let mut response = route(&state, &site, peer, secure, request, &mut user).await;
+    if response.extensions().get::<OwnError>().is_some() {
+        response = error_page(&site, response, is_head).await;
+    }
+    if !site.config.compress {
+        response.extensions_mut().insert(NoCompress);
+    }
+    let status = response.status();
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    tracing::info!(
+        target: "serval_web::access",
+        "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\"",
+        peer.ip(),
+        user.as_deref().unwrap_or("-"),
+        chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000"),
+        line,
+        status.as_u16(),
+        length,
+        referer,
+        agent
+    );
+    tracing::debug!(target: "serval_web", site = site.name(), status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    state
+        .metrics
+        .requests
+        .get_or_create(&vec![
+            ("site".to_owned(), site.name().to_owned()),
+            ("status".to_owned(), format!("{}xx", status.as_u16() / 100)),
+        ])
+        .inc();
+    response
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .replace('"', "\\\"")
+}
+
+/// An answer Serval makes itself: a short text naming the problem.
+fn own(status: StatusCode, message: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.extensions_mut().insert(OwnError);
+    r
+}
+
+async fn route(
+    state: &AppState,
+    site: &Arc<Site>,
+    peer: SocketAddr,
+    secure: bool,
+    request: Request<Body>,
+    user: &mut Option<String>,
+) -> Response<Body> {
+    let headers = request.headers();
+    // Request smuggling: a body length given two ways is refused, and the connection closed.
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        let mut r = own(
+            StatusCode::BAD_REQUEST,
+            "Content-Length and Transfer-Encoding together are refused",
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+        let mut r = own(StatusCode::BAD_REQUEST, "more than one Content-Length");
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    if let Some(r) = redirect(site, &path, query.as_deref()) {
+        return r;
+    }
+    let mut auth_header_consumed = false;
+    if let Some(realm) = site.config.auth.iter().find(|a| under(&path, &a.path)) {
+        match check_login(state, site, realm, request.headers(), peer, secure).await {
+            Ok(name) => {
+                *user = Some(name);
+                auth_header_consumed = true;
+            }
+            Err(r) => return r,
+        }
+    }
+    if let Some((i, rule)) = site
+        .config
+        .proxies
+        .iter()
+        .enumerate()
+        .find(|(_, p)| under(&path, &p.path))
+    {
+        let f = Forwarding {
+            upstream: &site.upstreams[i],
+            peer,
+            secure,
+            preserve_host: rule.preserve_host,
+            timeout: rule.timeout.0,
+        };
+        let mut request = request;
+        if auth_header_consumed {
+            request.headers_mut().remove(header::AUTHORIZATION);
+        }
+        return match proxy::forward(&state.proxy, request, f).await {
+            Ok(r) => r,
+            Err(ProxyError::Timeout) => {
+                tracing::warn!(target: "serval_web", site = site.name(), upstream = %rule.to, "upstream did not answer within {} s", rule.timeout.0.as_secs());
+                own(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!("the application at {} did not answer in time", rule.to),
+                )
+            }
+            Err(ProxyError::Unreachable(reason)) => {
+                tracing::warn!(target: "serval_web", site = site.name(), upstream = %rule.to, %reason, "upstream unreachable");
+                own(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the application at {} is unreachable", rule.to),
+                )
+            }
+        };
+    }
+    if !matches!(
+        *request.method(),
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::OPTIONS
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+    ) {
+        return own(StatusCode::NOT_IMPLEMENTED, "method not implemented");
+    }
+    let rules = files::Rules {
+        dotfiles: site.config.dotfiles,
+        follow_symlinks: site.config.follow_symlinks,
+        php: site.fastcgi.is_some(),
+    };
+    let root = site.root.clone();
+    let p = path.clone();
+    let target = tokio::task::spawn_blocking(move || files::resolve(&root, &p, rules))
+        .await
+        .unwrap_or(Target::NotFound);
+    match target {
+        Target::BadRequest(why) => own(StatusCode::BAD_REQUEST, why),
+        Target::NotFound => own(StatusCode::NOT_FOUND, "not found"),
+        Target::AddSlash { location } => {
+            let location = match &query {
+                Some(q) => format!("{location}?{q}"),
+                None => location,
+            };
+            redirect_to(StatusCode::MOVED_PERMANENTLY, &location)
+        }
+        Target::Folder(folder) => {
+            for name in &site.config.index {
+                let candidate = folder.join(name);
+                if candidate.is_file() {
+                    let script_name = format!("{path}{name}");
+                    return file(
+                        state,
+                        site,
+                        peer,
+                        secure,
+                        request,
+                        candidate,
+                        script_name,
+                        String::new(),
+                        auth_header_consumed,
+                    )
+                    .await;
+                }
+            }
+            if site.config.listing {
+                let folder2 = folder.clone();
+                let (p, dots) = (path.clone(), site.config.dotfiles);
+                return match tokio::task::spawn_blocking(move || files::listing(&folder2, &p, dots))
+                    .await
+                {
+                    Ok(Ok(html)) => {
+                        let mut r = Response::new(Body::from(html));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/html; charset=utf-8"),
+                        );
+                        r
+                    }
+                    _ => own(StatusCode::FORBIDDEN, "this folder cannot be listed"),
+                };
+            }
+            own(
+                StatusCode::FORBIDDEN,
+                "this folder has no index file and listing is off",
+            )
+        }
+        Target::File {
+            path: file_path,
+            script_name,
+            path_info,
+        } => {
+            file(
+                state,
+                site,
+                peer,
+                secure,
+                request,
+                file_path,
+                script_name,
+                path_info,
+                auth_header_consumed,
+            )
+            .await
+        }
+    }
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix) || (prefix.ends_with('/') && path == prefix.trim_end_matches('/'))
+}
+
+fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn redirect(site: &Site, path: &str, query: Option<&str>) -> Option<Response<Body>> {
+    for r in &site.config.redirects {
+        let target = if r.from.ends_with('/') {
+            path.strip_prefix(r.from.as_str())
+                .map(|rest| format!("{}{rest}", r.to))
+        } else if path == r.from {
+            Some(r.to.clone())
+        } else {
+            None
+        };
+        if let Some(mut location) = target {
+            if let Some(q) = query {
+                location.push(if location.contains('?') { '&' } else { '?' });
+                location.push_str(q);
+            }
+            let status = StatusCode::from_u16(if r.status == 0 { 301 } else { r.status })
+                .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            return Some(redirect_to(status, &location));
+        }
+    }
+    None
+}
+
+async fn check_login(
+    state: &AppState,
+    site: &Site,
+    realm: &crate::config::AuthConfig,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    secure: bool,
+) -> Result<String, Response<Body>> {
+    let realm_name = if realm.realm.is_empty() {
+        site.name().to_owned()
+    } else {
+        realm.realm.clone()
+    };
+    let challenge = || {
+        let mut r = own(StatusCode::UNAUTHORIZED, "a login is needed");
+        if let Ok(v) = HeaderValue::from_str(&serval_core::auth::basic_challenge(&realm_name)) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    };
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(challenge());
+    };
+    if !secure && !peer.ip().is_loopback() && !state.config.allow_insecure_auth {
+        return Err(own(
+            StatusCode::FORBIDDEN,
+            "logins over plain HTTP are refused: use https://, or set web.allow_insecure_auth on a trusted network",
+        ));
+    }
+    let Some(credentials) = serval_core::auth::parse_basic(value) else {
+        return Err(challenge());
+    };
+    let directory = state.directory.clone();
+    let groups = realm.groups.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let user = directory.authenticate(&credentials.user, &credentials.password, peer.ip())?;
+        let member_of = directory.groups_of(&user.name).unwrap_or_default();
+        Ok::<_, AuthError>((user.name, member_of))
+    })
+    .await;
+    match result {
+        Ok(Ok((name, member_of))) => {
+            if groups.is_empty() || groups.iter().any(|g| member_of.contains(g)) {
+                Ok(name)
+            } else {
+                tracing::info!(target: "serval_web", user = %name, path = %realm.path, "login refused: not in the realm's groups");
+                Err(own(
+                    StatusCode::FORBIDDEN,
+                    "your account is not in a group allowed here",
+                ))
+            }
+        }
+        Ok(Err(AuthError::RateLimited { retry_after })) => {
+            let mut r = own(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins from this address",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            Err(r)
+        }
+        Ok(Err(AuthError::Unavailable)) | Err(_) => Err(own(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the directory is unavailable",
+        )),
+        Ok(Err(AuthError::BadCredentials)) => Err(challenge()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn file(
+    state: &AppState,
+    site: &Arc<Site>,
+    peer: SocketAddr,
+    secure: bool,
+    request: Request<Body>,
+    path: std::path::PathBuf,
+    script_name: String,
+    path_info: String,
+    auth_consumed: bool,
+) -> Response<Body> {
+    if path.extension().is_some_and(|e| e == "php") {
+        return match &site.fastcgi {
+            Some(_) => {
+                php(
+                    state,
+                    site,
+                    peer,
+                    secure,
+                    request,
+                    path,
+                    script_name,
+                    path_info,
+                    auth_consumed,
+                )
+                .await
+            }
+            // Never hand out PHP source because PHP is not configured.
+            None => own(StatusCode::FORBIDDEN, "PHP is not configured for this site"),
+        };
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut r = own(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "static files take GET and HEAD",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let meta = match tokio::fs::metadata(&path).await {
+        Ok(m) => m,
+        Err(_) => return own(StatusCode::NOT_FOUND, "not found"),
+    };
+    let etag = files::etag(&meta);
+    let cache = site.config.cache_max_age.0.as_secs();
+    let decorate = |r: &mut Response<Body>| {
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        if cache > 0 {
+            if let Ok(v) = HeaderValue::from_str(&format!("max-age={cache}")) {
+                r.headers_mut().insert(header::CACHE_CONTROL, v);
+            }
+        }
+    };
+    if let Some(inm) = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if files::none_match(inm, &etag) {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            decorate(&mut r);
+            return r;
+        }
+    }
+    // If-Range with our ETag: ServeFile only compares dates, so an ETag that no longer
+    // matches drops the Range here (the whole file is sent, as RFC 9110 13.1.5 says).
+    let mut request = request;
+    if let Some(if_range) = request
+        .headers()
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        if if_range.starts_with('"') || if_range.starts_with("W/") {
+            let matches = if_range == etag;
+            request.headers_mut().remove(header::IF_RANGE);
+            if !matches {
+                request.headers_mut().remove(header::RANGE);
+            }
+        }
+    }
+    match tower_http::services::ServeFile::new(&path)
+        .oneshot(request)
+        .await
+    {
+        Ok(r) => {
+            let mut r = r.map(Body::new);
+            decorate(&mut r);
+            if r.status() == StatusCode::NOT_FOUND {
+                r.extensions_mut().insert(OwnError);
+            }
+            r
+        }
+        Err(e) => match e {},
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn php(
+    state: &AppState,
+    site: &Arc<Site>,
+    peer: SocketAddr,
+    secure: bool,
+    request: Request<Body>,
+    path: std::path::PathBuf,
+    script_name: String,
+    path_info: String,
+    auth_consumed: bool,
+) -> Response<Body> {
+    let Some(pool) = site.fastcgi.clone() else {
+        return own(StatusCode::FORBIDDEN, "PHP is not configured for this site");
+    };
+    let (parts, body) = request.into_parts();
+    let limit = state.config.max_body_size.0;
+    if parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return own(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is over web.max_body_size ({})",
+                state.config.max_body_size
+            ),
+        );
+    }
+    // The body is read whole (up to max_body_size) before php-fpm sees the request, as nginx
+    // does by default: a slow upload then holds no PHP worker.
+    let body =
+        match http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return own(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!(
+                            "the request body is over web.max_body_size ({})",
+                            state.config.max_body_size
+                        ),
+                    );
+                }
+                return own(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                );
+            }
+        };
+    let local = state.config.listen.addrs().first().copied();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(crate::sites::host_name)
+        .unwrap_or_else(|| site.name().to_owned());
+    let script_filename = path.to_string_lossy().into_owned();
+    let mut params: Vec<(String, String)> = vec![
+        ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
+        (
+            "SERVER_SOFTWARE".into(),
+            format!("serval/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("SERVER_PROTOCOL".into(), format!("{:?}", parts.version)),
+        ("REQUEST_METHOD".into(), parts.method.to_string()),
+        (
+            "REQUEST_URI".into(),
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .to_owned(),
+        ),
+        ("DOCUMENT_URI".into(), parts.uri.path().to_owned()),
+        (
+            "QUERY_STRING".into(),
+            parts.uri.query().unwrap_or("").to_owned(),
+        ),
+        ("SCRIPT_FILENAME".into(), script_filename.clone()),
+        ("SCRIPT_NAME".into(), script_name.clone()),
+        ("PHP_SELF".into(), format!("{script_name}{path_info}")),
+        (
+            "DOCUMENT_ROOT".into(),
+            site.root.to_string_lossy().into_owned(),
+        ),
+        ("REMOTE_ADDR".into(), peer.ip().to_string()),
+        ("REMOTE_PORT".into(), peer.port().to_string()),
+        ("SERVER_NAME".into(), host),
+        (
+            "SERVER_ADDR".into(),
+            local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        ),
+        (
+            "SERVER_PORT".into(),
+            local.map(|a| a.port().to_string()).unwrap_or_default(),
+        ),
+        (
+            "CONTENT_TYPE".into(),
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        (
+            "CONTENT_LENGTH".into(),
+            if body.is_empty() {
+                String::new()
+            } else {
+                body.len().to_string()
+            },
+        ),
+        ("REDIRECT_STATUS".into(), "200".into()),
+    ];
+    if !path_info.is_empty() {
+        params.push(("PATH_INFO".into(), path_info.clone()));
+        params.push((
+            "PATH_TRANSLATED".into(),
+            format!("{}{path_info}", site.root.to_string_lossy()),
+        ));
+    }
+    if secure {
+        params.push(("HTTPS".into(), "on".into()));
+    }
+    for (name, value) in parts.headers.iter() {
+        // Serval checked the login itself: the password goes no further (Proxy: httpoxy).
+        if (auth_consumed && name == header::AUTHORIZATION) || name.as_str() == "proxy" {
+            continue;
+        }
+        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        let key = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match params.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            None => params.push((key, value)),
+        }
+    }
+    let timeout = site.config.php_timeout.0;
+    match pool
+        .execute(params, body, timeout, script_name.clone())
+        .await
+    {
+        Ok(answer) => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            for (name, value) in &answer.headers {
+                if let (Ok(n), Ok(v)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    r.headers_mut().append(n, v);
+                }
+            }
+            let first = answer.first;
+            let rest = tokio_stream_from(answer.body);
+            let stream =
+                futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+            *r.body_mut() = Body::from_stream(stream);
+            r
+        }
+        Err(FastCgiError::Timeout { addr, secs }) => {
+            tracing::warn!(target: "serval_web", site = site.name(), fastcgi = %addr, script = %script_name, "FastCGI server did not answer within {secs} s (php_timeout)");
+            own(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the PHP application did not answer in time",
+            )
+        }
+        Err(e) => {
+            tracing::warn!(target: "serval_web", site = site.name(), script = %script_name, error = %e, "FastCGI request failed");
+            own(
+                StatusCode::BAD_GATEWAY,
+                "the PHP application is unreachable",
+            )
+        }
+    }
+}
+
+use futures::StreamExt as _;
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Replaces one of Serval's own error answers with the site's page for that status, if any.
+async fn error_page(site: &Site, response: Response<Body>, is_head: bool) -> Response<Body> {
+    let code = response.status().as_u16().to_string();
+    let Some(page) = site.config.error_pages.get(&code) else {
+        return response;
+    };
+    let rules = files::Rules {
+        dotfiles: true,
+        follow_symlinks: site.config.follow_symlinks,
+        php: false,
+    };
+    let root = site.root.clone();
+    let page = page.clone();
+    let Ok(Target::File { path, .. }) =
+        tokio::task::spawn_blocking(move || files::resolve(&root, &page, rules)).await
+    else {
+        return response;
+    };
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    let body = if is_head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    };
+    Response::from_parts(parts, body)
+}
