@@ -11,6 +11,7 @@
 //! **API boundary:** [`bind`], [`WebConfig`], [`WebError`].
 
 mod admin;
+pub mod fuzzing;
 pub mod config;
 pub mod fastcgi;
 pub mod files;
