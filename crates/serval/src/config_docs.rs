@@ -69,6 +69,7 @@ pub const DOCS: &[(&str, &str)] = &[
     ("web.site.dotfiles", "Serve names starting with a dot (.git, .env); off: 404 (.well-known is always served)."),
     ("web.site.follow_symlinks", "Follow symbolic links that lead out of root."),
     ("web.site.php", "php-fpm's socket for .php files: \"unix:/run/php/php8.2-fpm.sock\" or \"127.0.0.1:9000\"; empty: PHP off\n(.php files are then refused, never shown as source)."),
+    ("web.site.php_keep_alive", "Connections to php-fpm kept open for reuse; 0: one per request (nginx's default, and faster\nunder load). Each open connection holds a php-fpm worker: if set, keep it at most pm.max_children."),
     ("web.site.php_timeout", "Longest a PHP page may take to start answering; then 504."),
     ("web.site.compress", "gzip/brotli for clients that accept it (text, not images or ranges)."),
     ("web.site.cache_max_age", "Cache-Control max-age for static files; 0s: none (browsers revalidate with ETag)."),

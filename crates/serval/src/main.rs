@@ -2,6 +2,7 @@
 //! wiring; everything else lives in `serval-core` and the service crates.
 
 mod bench;
+mod bench_web;
 mod calendar_cli;
 mod commands;
 mod config;
@@ -155,6 +156,8 @@ enum BenchCommand {
     Stream(serval_stream_bench::StreamBenchArgs),
     /// CalDAV: PUT rate as a calendar grows, REPORT, multiget and sync times; Serval and Radicale.
     Calendar(bench::CalendarBenchArgs),
+    /// Web: static file and PHP (php-fpm) req/s and latency; Serval and nginx.
+    Web(bench_web::WebBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -242,6 +245,7 @@ fn main() -> ExitCode {
             serval_stream_bench::run(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Calendar(args)) => bench::calendar(args),
+        Command::Bench(BenchCommand::Web(args)) => bench_web::web(args),
     };
     match result {
         Ok(code) => code,

@@ -14,10 +14,10 @@ use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::either::Either;
 
-type Conn = Client<Either<TcpStream, UnixStream>, fastcgi_client::conn::KeepAlive>;
-
-/// Idle connections kept per FastCGI server.
-const MAX_IDLE: usize = 32;
+/// Buffered both ways: the client crate writes each FastCGI record on its own, which would be
+/// a system call (and a wake-up of php-fpm) per record; buffered, a request is one write.
+type Conn =
+    Client<tokio::io::BufStream<Either<TcpStream, UnixStream>>, fastcgi_client::conn::KeepAlive>;
 
 /// Why a FastCGI request produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,19 +37,44 @@ pub struct FastCgiResponse {
     pub body: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
     /// Body bytes that came with the head.
     pub first: Bytes,
+    /// `first` is the whole body (the app finished within [`GATHER`]): send it with a
+    /// Content-Length, in one write.
+    pub complete: bool,
 }
+
+/// How long an answer is gathered whole before it is streamed instead. Most pages finish
+/// well within it; an app that streams (progress output, long downloads) starts flowing
+/// after it.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Most body bytes gathered before streaming begins.
+const GATHER_BYTES: usize = 256 * 1024;
 
 /// Keep-alive connections to one FastCGI server.
 pub struct FastCgiPool {
     addr: FastCgiAddr,
     idle: Arc<Mutex<Vec<Conn>>>,
+    /// One permit per request in flight. A new connection is opened only when no idle one
+    /// is left, so open connections never outnumber the permits (php-fpm's workers).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Whether finished connections go back to `idle`.
+    keep_alive: bool,
 }
 
 impl FastCgiPool {
-    pub fn new(addr: FastCgiAddr) -> Self {
+    /// `keep_alive` connections are kept for reuse, and then at most that many requests run
+    /// at once; 0 is a connection per request, as many at once as clients send.
+    pub fn new(addr: FastCgiAddr, keep_alive: usize) -> Self {
+        let slots = if keep_alive == 0 {
+            tokio::sync::Semaphore::MAX_PERMITS
+        } else {
+            keep_alive
+        };
         Self {
             addr,
             idle: Arc::new(Mutex::new(Vec::new())),
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            keep_alive: keep_alive > 0,
         }
     }
 
@@ -69,7 +94,7 @@ impl FastCgiPool {
             addr: self.addr.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Client::new_keep_alive(stream))
+        Ok(Client::new_keep_alive(tokio::io::BufStream::new(stream)))
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -85,18 +110,61 @@ impl FastCgiPool {
         script: String,
     ) -> Result<FastCgiResponse, FastCgiError> {
         let addr = self.addr.to_string();
+        let slot = || async {
+            self.slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| FastCgiError::Protocol {
+                    addr: addr.clone(),
+                    reason: "pool closed".into(),
+                })
+        };
         let attempt = async {
             // A reused connection may have been closed by php-fpm (pm.max_requests, restart):
             // then once more on a fresh one. Nothing was answered yet, so nothing is repeated
             // that the client saw.
+            // The slot first: only then is an idle connection (or a new one) ours to use.
+            let permit = slot().await?;
             if let Some(conn) = self.take_idle() {
-                match start(conn, &params, &body, &addr, &script, self.idle.clone()).await {
+                match start(
+                    conn,
+                    &params,
+                    &body,
+                    &addr,
+                    &script,
+                    self.keep_alive.then(|| self.idle.clone()),
+                    permit,
+                )
+                .await
+                {
                     Ok(r) => return Ok(r),
                     Err(e) => tracing::debug!(error = %e, "stale FastCGI connection; reconnecting"),
                 }
+                let permit = slot().await?;
+                let conn = self.connect().await?;
+                return start(
+                    conn,
+                    &params,
+                    &body,
+                    &addr,
+                    &script,
+                    self.keep_alive.then(|| self.idle.clone()),
+                    permit,
+                )
+                .await;
             }
             let conn = self.connect().await?;
-            start(conn, &params, &body, &addr, &script, self.idle.clone()).await
+            start(
+                conn,
+                &params,
+                &body,
+                &addr,
+                &script,
+                self.keep_alive.then(|| self.idle.clone()),
+                permit,
+            )
+            .await
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(r) => r,
@@ -116,7 +184,8 @@ async fn start(
     body: &Bytes,
     addr: &str,
     script: &str,
-    idle: Arc<Mutex<Vec<Conn>>>,
+    idle: Option<Arc<Mutex<Vec<Conn>>>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<FastCgiResponse, FastCgiError> {
     let mut p = Params::default();
     p.clear();
@@ -126,12 +195,12 @@ async fn start(
     let (head_tx, head_rx) = tokio::sync::oneshot::channel();
     let (body, script_owned, addr_owned) = (body.clone(), script.to_owned(), addr.to_owned());
     tokio::spawn(async move {
-        if relay(&mut conn, p, body, head_tx, &script_owned, &addr_owned).await {
-            let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
+        let reusable = relay(&mut conn, p, body, head_tx, &script_owned, &addr_owned).await;
+        if let (true, Some(idle)) = (reusable, idle) {
+            idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         }
+        // Released only now: the connection is idle again (or gone).
+        drop(permit);
     });
     head_rx.await.unwrap_or_else(|_| {
         Err(FastCgiError::Protocol {
@@ -191,8 +260,26 @@ async fn relay(
             return false;
         }
     };
+    let mut body = buffered.split_off(body_start);
+    let gather_until = tokio::time::Instant::now() + GATHER;
+    let mut complete = false;
+    while body.len() < GATHER_BYTES {
+        match tokio::time::timeout_at(gather_until, stream.next()).await {
+            Err(_) => break,
+            Ok(None) => {
+                complete = true;
+                break;
+            }
+            Ok(Some(Ok(Content::Stdout(out)))) => body.extend_from_slice(&out),
+            Ok(Some(Ok(Content::Stderr(err)))) => log_stderr(script, &err),
+            Ok(Some(Err(e))) => {
+                let _ = head_tx.send(Err(fail(format!("answer broke off: {e}"))));
+                return false;
+            }
+        }
+    }
     let (body_tx, body_rx) = tokio::sync::mpsc::channel(16);
-    let first = Bytes::copy_from_slice(&buffered[body_start..]);
+    let first = Bytes::from(body);
     // A client that left stops getting bytes, but the answer is read to its end so the
     // connection stays reusable.
     let mut client_gone = head_tx
@@ -201,8 +288,12 @@ async fn relay(
             headers,
             body: body_rx,
             first,
+            complete,
         }))
         .is_err();
+    if complete {
+        return true;
+    }
     while let Some(content) = stream.next().await {
         match content {
             Ok(Content::Stdout(out)) => {

@@ -6,7 +6,10 @@ use crate::fastcgi::{parse_head, HeadParse};
 pub fn request_path(text: &str) {
     if let Ok(segments) = crate::files::segments(text) {
         for s in &segments {
-            assert!(!s.is_empty() && s != "." && s != "..", "{text:?} gave segment {s:?}");
+            assert!(
+                !s.is_empty() && s != "." && s != "..",
+                "{text:?} gave segment {s:?}"
+            );
             assert!(!s.contains('\0') && !s.contains('/') && !s.contains('\\'));
         }
     }
@@ -15,7 +18,10 @@ pub fn request_path(text: &str) {
 
 /// Parses a CGI answer head; a parsed head's body start lies inside the input.
 pub fn fastcgi_head(data: &[u8]) {
-    if let HeadParse::Done { status, body_start, .. } = parse_head(data) {
+    if let HeadParse::Done {
+        status, body_start, ..
+    } = parse_head(data)
+    {
         assert!(body_start <= data.len());
         assert!((100..600).contains(&status));
     }
@@ -27,7 +33,18 @@ mod tests {
 
     #[test]
     fn fuzz_bodies_hold_over_seeds_and_their_mutations() {
-        let paths = ["/", "/a/../b", "/%2e%2e/x", "/%00", "/a//b/./c", "/\u{e9}t\u{e9}/%C3%A9", "/..", "[::1]:80", "host.test.:8080", "/%ff"];
+        let paths = [
+            "/",
+            "/a/../b",
+            "/%2e%2e/x",
+            "/%00",
+            "/a//b/./c",
+            "/\u{e9}t\u{e9}/%C3%A9",
+            "/..",
+            "[::1]:80",
+            "host.test.:8080",
+            "/%ff",
+        ];
         let heads: [&[u8]; 5] = [
             b"Status: 404 Not Found\r\nContent-type: text/html\r\n\r\nbody",
             b"Location: /x\n\n",

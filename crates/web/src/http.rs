@@ -266,11 +266,9 @@ async fn route(
         follow_symlinks: site.config.follow_symlinks,
         php: site.fastcgi.is_some(),
     };
-    let root = site.root.clone();
-    let p = path.clone();
-    let target = tokio::task::spawn_blocking(move || files::resolve(&root, &p, rules))
-        .await
-        .unwrap_or(Target::NotFound);
+    // On the event loop: a few stat calls on a cached tree cost less than a hop to the
+    // blocking pool (see small_file).
+    let target = files::resolve(&site.root, &path, rules);
     match target {
         Target::BadRequest(why) => own(StatusCode::BAD_REQUEST, why),
         Target::NotFound => own(StatusCode::NOT_FOUND, "not found"),
@@ -494,7 +492,7 @@ async fn file(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let meta = match tokio::fs::metadata(&path).await {
+    let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(_) => return own(StatusCode::NOT_FOUND, "not found"),
     };
@@ -521,6 +519,16 @@ async fn file(
             decorate(&mut r);
             return r;
         }
+    }
+    if meta.len() <= crate::small_file::SMALL_FILE {
+        let head = request.method() == Method::HEAD;
+        return match crate::small_file::respond(&path, &meta, request.headers(), head, &etag) {
+            Ok(mut r) => {
+                decorate(&mut r);
+                r
+            }
+            Err(_) => own(StatusCode::NOT_FOUND, "not found"),
+        };
     }
     // If-Range with our ETag: ServeFile only compares dates, so an ETag that no longer
     // matches drops the Range here (the whole file is sent, as RFC 9110 13.1.5 says).
@@ -726,11 +734,19 @@ async fn php(
                     r.headers_mut().append(n, v);
                 }
             }
-            let first = answer.first;
-            let rest = tokio_stream_from(answer.body);
-            let stream =
-                futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
-            *r.body_mut() = Body::from_stream(stream);
+            if answer.complete {
+                r.headers_mut().insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(answer.first.len()),
+                );
+                *r.body_mut() = Body::from(answer.first);
+            } else {
+                let first = answer.first;
+                let rest = tokio_stream_from(answer.body);
+                let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first) })
+                    .chain(rest);
+                *r.body_mut() = Body::from_stream(stream);
+            }
             r
         }
         Err(FastCgiError::Timeout { addr, secs }) => {
@@ -769,11 +785,7 @@ async fn error_page(site: &Site, response: Response<Body>, is_head: bool) -> Res
         follow_symlinks: site.config.follow_symlinks,
         php: false,
     };
-    let root = site.root.clone();
-    let page = page.clone();
-    let Ok(Target::File { path, .. }) =
-        tokio::task::spawn_blocking(move || files::resolve(&root, &page, rules)).await
-    else {
+    let Target::File { path, .. } = files::resolve(&site.root, page, rules) else {
         return response;
     };
     let Ok(bytes) = tokio::fs::read(&path).await else {

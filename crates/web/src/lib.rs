@@ -11,14 +11,16 @@
 //! **API boundary:** [`bind`], [`WebConfig`], [`WebError`].
 
 mod admin;
-pub mod fuzzing;
+pub mod bench;
 pub mod config;
 pub mod fastcgi;
 pub mod files;
+pub mod fuzzing;
 mod http;
 pub mod proxy;
 mod service;
 pub mod sites;
+mod small_file;
 
 pub use config::WebConfig;
 pub use service::{bind, WebError};

@@ -57,6 +57,7 @@ impl Sites {
                 Some(Arc::new(FastCgiPool::new(
                     parse_fastcgi_addr(&config.php)
                         .map_err(|e| format!("web.site[{i}].php: {e}"))?,
+                    config.php_keep_alive,
                 )))
             };
             let upstreams = config
