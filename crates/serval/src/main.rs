@@ -71,9 +71,22 @@ enum Command {
     /// Calendar administration: delegates, import and export of .ics files.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// Web administration: import an Apache configuration.
+    #[command(subcommand)]
+    Web(WebCommand),
     /// Benchmarks that start the server under test and print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum WebCommand {
+    /// Read an Apache httpd configuration (e.g. /etc/apache2) and print its virtual hosts as
+    /// [[web.site]] tables for serval.toml; what could not be taken goes to standard error.
+    ImportApache {
+        /// The folder holding apache2.conf or httpd.conf.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -238,6 +251,7 @@ fn main() -> ExitCode {
             commands::import_qtusers(cli.config.as_deref(), &file, groups.as_deref())
         }
         Command::Calendar(cmd) => calendar_cli::run(cli.config.as_deref(), cmd),
+        Command::Web(WebCommand::ImportApache { dir }) => import_apache(&dir),
         Command::Store(StoreCommand::Migrate { to, password_file }) => {
             commands::store_migrate(cli.config.as_deref(), &to, password_file.as_deref())
         }
@@ -257,3 +271,44 @@ fn main() -> ExitCode {
 }
 
 pub(crate) use {CalendarCommand as CalendarCmd, GroupCommand as GroupCmd, UserCommand as UserCmd};
+
+/// `serval web import-apache`: TOML on stdout, the report on stderr.
+fn import_apache(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let import = match serval_web::apache::import_dir(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("serval: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    #[derive(serde::Serialize)]
+    struct Sites<'a> {
+        site: &'a [serval_web::config::SiteConfig],
+    }
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        web: Sites<'a>,
+    }
+    let text = toml::to_string(&Doc {
+        web: Sites {
+            site: &import.sites,
+        },
+    })?;
+    println!(
+        "# Imported from {} by serval web import-apache: paste under [web] in serval.toml.",
+        dir.display()
+    );
+    println!("{}", text.trim_end());
+    eprintln!(
+        "imported {} site(s) from {}",
+        import.sites.len(),
+        dir.display()
+    );
+    for line in &import.todo {
+        eprintln!("to do: {line}");
+    }
+    for line in &import.skipped {
+        eprintln!("not taken: {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -608,3 +608,62 @@ fn hostile_requests_are_refused_and_everyone_else_is_served() {
         started.elapsed()
     );
 }
+
+#[test]
+fn import_apache_prints_sites_that_check_accepts() {
+    let t = TestDir::new("");
+    let apache = t.dir.path().join("apache2");
+    std::fs::create_dir_all(apache.join("sites-enabled")).unwrap();
+    std::fs::write(
+        apache.join("apache2.conf"),
+        "IncludeOptional sites-enabled/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        apache.join("sites-enabled/intranet.conf"),
+        "<VirtualHost *:80>\n ServerName intranet.office.test\n DocumentRoot /var/www/intranet\n ProxyPass /wiki/ http://127.0.0.1:8081/\n Alias /manual /usr/share/doc/manual\n</VirtualHost>\n",
+    )
+    .unwrap();
+    let out = t.run(&["web", "import-apache", apache.to_str().unwrap()], "");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("host = \"intranet.office.test\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("intranet.conf:5: Alias /manual"),
+        "{}",
+        out.stderr
+    );
+    // The printed tables go under [web] as they are.
+    let config = std::fs::read_to_string(t.config())
+        .unwrap()
+        .replace("[web]\nenabled = false", "");
+    let body: String = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(
+        t.config(),
+        format!("{config}\n[web]\nlisten = \"127.0.0.1:0\"\n{body}\n"),
+    )
+    .unwrap();
+    let check = t.run(&["check"], "");
+    assert_eq!(check.code, Some(0), "{check:?}");
+    let missing = t.run(
+        &[
+            "web",
+            "import-apache",
+            t.dir.path().join("nope").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("no apache2.conf or httpd.conf"),
+        "{missing:?}"
+    );
+}

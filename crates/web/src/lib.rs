@@ -11,6 +11,7 @@
 //! **API boundary:** [`bind`], [`WebConfig`], [`WebError`].
 
 mod admin;
+pub mod apache;
 pub mod bench;
 pub mod config;
 pub mod fastcgi;
