@@ -344,15 +344,15 @@ fn interpret(lines: &[Line], import: &mut Import) {
             "redirect" | "redirectpermanent" | "redirecttemp" => {
                 let (status, rest) =
                     match (d.as_str(), args.first().map(|a| a.to_ascii_lowercase())) {
-                        ("redirectpermanent", _) => (301, &args[..]),
-                        ("redirecttemp", _) => (302, &args[..]),
+                        ("redirectpermanent", _) => (301, args),
+                        ("redirecttemp", _) => (302, args),
                         (_, Some(a)) if a == "permanent" => (301, &args[1..]),
                         (_, Some(a)) if a == "temp" => (302, &args[1..]),
                         (_, Some(a)) if a == "seeother" => (303, &args[1..]),
                         (_, Some(a)) if a.parse::<u16>().is_ok() => {
                             (a.parse().unwrap_or(302), &args[1..])
                         }
-                        _ => (302, &args[..]),
+                        _ => (302, args),
                     };
                 if let [from, to, ..] = rest {
                     s.redirects.push(RedirectConfig {
