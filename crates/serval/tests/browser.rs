@@ -201,3 +201,107 @@ async fn admin_page_in_headless_chromium() {
     wait_path(&b, "/login").await;
     b.close().await.unwrap();
 }
+
+/// A static site served by the web service, rendered by headless Chromium: the page, its
+/// stylesheet (compressed), an SVG image and a script fetching JSON all arrive; the admin
+/// page's Web panel lists the site with its requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_site_renders_in_headless_chromium() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = TestDir::new("");
+    let root = t.dir.path().join("site");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("index.html"),
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>loading</title><link rel=\"stylesheet\" href=\"style.css\"></head>\
+         <body><h1 id=\"h\">Office intranet</h1><img id=\"logo\" src=\"logo.svg\"><p id=\"from-json\"></p><script src=\"app.js\"></script></body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("style.css"),
+        format!(
+            "h1 {{ color: rgb(10, 120, 200); }}\n{}",
+            "/* padding */\n".repeat(100)
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("logo.svg"), "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"32\"><rect width=\"64\" height=\"32\" fill=\"teal\"/></svg>").unwrap();
+    std::fs::write(
+        root.join("data.json"),
+        "{\"greeting\": \"Hello from JSON\"}",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("app.js"),
+        "fetch('data.json').then(r => r.json()).then(d => { document.getElementById('from-json').textContent = d.greeting; document.title = 'ready'; });",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(t.config())
+        .unwrap()
+        .replace("[web]\nenabled = false", "");
+    std::fs::write(
+        t.config(),
+        format!("{config}\n[web]\nlisten = \"127.0.0.1:{port}\"\n[[web.site]]\nhost = \"www.office.test\"\nroot = {:?}\n", root.display().to_string()),
+    )
+    .unwrap();
+    t.add_user("root", "rootpw", true);
+    let server = t.serve();
+    let driver = start_chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(&driver, profile.path()).await;
+    b.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.title().await.unwrap() != "ready" {
+        assert!(
+            Instant::now() < deadline,
+            "the page's script never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(text_of(&b, "#from-json").await, "Hello from JSON");
+    let color = b
+        .execute(
+            "return getComputedStyle(document.getElementById('h')).color",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(color, serde_json::json!("rgb(10, 120, 200)"));
+    let width = b
+        .execute(
+            "return document.getElementById('logo').naturalWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width, serde_json::json!(64));
+    let encoding = b
+        .execute(
+            "return fetch('style.css').then(r => r.headers.get('content-encoding'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(encoding.as_str(), Some("br") | Some("gzip")),
+        "{encoding}"
+    );
+
+    log_in(&b, &server.admin_url, "root", "rootpw").await;
+    wait_path(&b, "/admin/").await;
+    b.find(Locator::LinkText("Web"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_path(&b, "/admin/service/web").await;
+    let table = text_of(&b, "main table").await;
+    assert!(table.contains("www.office.test"), "{table}");
+    b.close().await.unwrap();
+}

@@ -61,32 +61,10 @@ impl serval_core::service::AdminPanel for WebPanel {
             ));
         }
         html.push_str("</table>");
-        let listen: Vec<String> = self
-            .state
-            .config
-            .listen
-            .addrs()
-            .iter()
-            .map(|a| format!("http://{a}/"))
-            .collect();
-        let tls: Vec<String> = self
-            .state
-            .config
-            .tls_listen
-            .addrs()
-            .iter()
-            .map(|a| format!("https://{a}/"))
-            .collect();
         html.push_str(&format!(
-            "<p>Listening on {}{}. HTTPS certificate: {}.</p>",
-            escape(&listen.join(", ")),
-            if tls.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", escape(&tls.join(", ")))
-            },
+            "<p>HTTPS certificate: {}.</p>",
             if self.tls {
-                "the [tls] certificate (see the TLS panel for its expiry)"
+                "the [tls] certificate"
             } else {
                 "none ([tls] not configured)"
             }
