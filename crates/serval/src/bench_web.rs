@@ -28,7 +28,18 @@ pub struct WebBenchArgs {
 struct Proc(Child);
 
 impl Drop for Proc {
+    /// SIGTERM first: nginx's and php-fpm's masters stop their workers on it, while a SIGKILL
+    /// would leave the workers running (and holding the port) after the benchmark.
     fn drop(&mut self) {
+        // SAFETY: kill with the pid of a child we own.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

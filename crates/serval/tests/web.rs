@@ -125,7 +125,16 @@ impl PhpFpm {
 }
 
 impl Drop for PhpFpm {
+    /// SIGTERM: the master stops its workers (SIGKILL would orphan them).
     fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
