@@ -115,17 +115,39 @@ pub fn resolve(root: &Path, url_path: &str, rules: Rules) -> Target {
 
 /// A file or folder at `path`, if it exists and stays inside `root` (or may leave it).
 fn check(root: &Path, path: &Path, rules: Rules) -> Option<Target> {
-    let real = std::fs::canonicalize(path).ok()?;
-    if !rules.follow_symlinks && !real.starts_with(root) {
-        tracing::debug!(path = %path.display(), "symbolic link out of the site root refused");
-        return None;
+    // One lstat per component below the (canonical) root; only when one is a symbolic link
+    // does the whole path get resolved (realpath costs a readlink per component of the root
+    // too, on every request).
+    let rel = path.strip_prefix(root).ok()?;
+    let mut current = root.to_path_buf();
+    let mut last = None;
+    for component in rel.components() {
+        current.push(component);
+        let meta = std::fs::symlink_metadata(&current).ok()?;
+        if meta.file_type().is_symlink() {
+            let real = std::fs::canonicalize(path).ok()?;
+            if !rules.follow_symlinks && !real.starts_with(root) {
+                tracing::debug!(path = %path.display(), "symbolic link out of the site root refused");
+                return None;
+            }
+            let meta = std::fs::metadata(&real).ok()?;
+            return classify(real, &meta);
+        }
+        last = Some(meta);
     }
-    let meta = std::fs::metadata(&real).ok()?;
+    let meta = match last {
+        Some(m) => m,
+        None => std::fs::metadata(root).ok()?,
+    };
+    classify(path.to_path_buf(), &meta)
+}
+
+fn classify(path: PathBuf, meta: &std::fs::Metadata) -> Option<Target> {
     if meta.is_dir() {
-        Some(Target::Folder(real))
+        Some(Target::Folder(path))
     } else if meta.is_file() {
         Some(Target::File {
-            path: real,
+            path,
             script_name: String::new(),
             path_info: String::new(),
         })
