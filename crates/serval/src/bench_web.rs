@@ -5,6 +5,7 @@
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
+use crate::bench::{free_port, wait_for_port};
 use anyhow::{bail, Context as _};
 use serval_web::bench::{load, LoadReport};
 
@@ -45,25 +46,16 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn wait_for(path_or_port: impl Fn() -> bool, what: &str) -> anyhow::Result<()> {
+/// Waits until `ready` holds (php-fpm's socket exists), 15 s at most.
+fn wait_for(ready: impl Fn() -> bool, what: &str) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !path_or_port() {
+    while !ready() {
         if std::time::Instant::now() > deadline {
             bail!("{what} did not start");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
-}
-
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 fn find_php_fpm() -> anyhow::Result<std::path::PathBuf> {
@@ -153,7 +145,7 @@ pub fn web(args: WebBenchArgs) -> anyhow::Result<ExitCode> {
             .spawn()
             .context("cannot start serval serve")?,
     );
-    wait_for(|| port_open(port), "serval")?;
+    wait_for_port(port, "serval")?;
     eprintln!(
         "bench web: serval: static, then PHP, {seconds} s each, {} connections ...",
         args.connections
@@ -289,6 +281,6 @@ fn start_nginx(
         .spawn()
         .context("cannot start nginx")?;
     let nginx = Proc(child);
-    wait_for(|| port_open(port), "nginx")?;
+    wait_for_port(port, "nginx")?;
     Ok((nginx, port))
 }

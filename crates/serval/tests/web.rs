@@ -344,6 +344,20 @@ fn static_files_with_validators_ranges_and_safety() {
         curl(&["-H", "Host: other.office.test", &format!("{b}/index.html")]).status,
         404
     );
+    // Requests by site and status class on the admin site's /metrics (loopback may read it).
+    let metrics = curl(&[&format!("{}/metrics", w.server.admin_url)]);
+    let count = |class: &str| -> u64 {
+        let key = format!("web_requests_total{{site=\"www.office.test\",status=\"{class}\"}} ");
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .unwrap_or_else(|| panic!("no {key} in {}", metrics.body))
+            .parse()
+            .unwrap()
+    };
+    // 200 index, 206 range, 200 HEAD, 200 gzip; 304, and the two 301s.
+    assert_eq!((count("2xx"), count("3xx")), (4, 3), "{}", metrics.body);
     // Apache's combined log format.
     let log =
         std::fs::read_to_string(w.t.data_dir().join("logs/web-access.log")).unwrap_or_default();

@@ -9,16 +9,10 @@ pub struct WebPanel {
 }
 
 impl WebPanel {
-    fn counts(&self, site: &str) -> [u64; 4] {
-        let mut out = [0; 4];
-        for (i, class) in ["2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-            let labels = vec![
-                ("site".to_owned(), site.to_owned()),
-                ("status".to_owned(), (*class).to_owned()),
-            ];
-            out[i] = self.state.metrics.requests.get_or_create(&labels).get();
-        }
-        out
+    /// 2xx, 3xx, 4xx and 5xx answers of the site at `index`.
+    fn counts(&self, index: usize) -> [u64; 4] {
+        let c = &self.state.site_requests[index];
+        [c[1].get(), c[2].get(), c[3].get(), c[4].get()]
     }
 }
 
@@ -49,7 +43,7 @@ impl serval_core::service::AdminPanel for WebPanel {
                     }
                 })
                 .collect();
-            let [ok, redirect, client, server] = self.counts(&c.host);
+            let [ok, redirect, client, server] = self.counts(site.index);
             html.push_str(&format!(
                 "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{ok}</td><td>{redirect}</td><td>{client}</td><td>{server}</td></tr>",
                 escape(&names.join(", ")),
@@ -83,7 +77,7 @@ impl serval_core::service::AdminPanel for WebPanel {
             .all
             .iter()
             .map(|s| {
-                let [ok, redirect, client, server] = self.counts(&s.config.host);
+                let [ok, redirect, client, server] = self.counts(s.index);
                 serde_json::json!({
                     "host": s.config.host,
                     "aliases": s.config.aliases,

@@ -84,12 +84,13 @@ pub async fn bind(
         max_header_bytes: usize::try_from(config.max_header_size.0).unwrap_or(usize::MAX),
         ..serval_core::http_server::HttpLimits::default()
     };
+    let site_requests = metrics.per_site(&sites);
     let state = Arc::new(AppState {
+        site_requests,
         sites,
         config,
         directory: ctx.directory.clone(),
         proxy: crate::proxy::client(),
-        metrics,
     });
     let connections = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();

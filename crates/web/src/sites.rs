@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 /// A site ready to serve.
 pub struct Site {
+    /// Position in `Sites::all`.
+    pub index: usize,
     pub config: SiteConfig,
     /// Canonical root folder.
     pub root: PathBuf,
@@ -79,6 +81,7 @@ impl Sites {
                 default = Some(i);
             }
             all.push(Arc::new(Site {
+                index: i,
                 config: config.clone(),
                 root,
                 fastcgi,
