@@ -183,6 +183,9 @@ fn site_files(root: &Path, outside: &Path) {
     std::fs::write(root.join("staff/index.html"), "staff only").unwrap();
     std::fs::write(outside, "outside the root").unwrap();
     std::os::unix::fs::symlink(outside, root.join("escape.txt")).unwrap();
+    // A folder whose index file is a link out of the root.
+    std::fs::create_dir_all(root.join("linked")).unwrap();
+    std::os::unix::fs::symlink(outside, root.join("linked/index.html")).unwrap();
     std::fs::write(
         root.join("info.php"),
         r#"<?php
@@ -330,6 +333,9 @@ fn static_files_with_validators_ranges_and_safety() {
     assert!(env.body.contains("Nothing here, sorry"), "{}", env.body);
     assert!(!env.body.contains("hunter2"));
     assert_eq!(curl(&[&format!("{b}/escape.txt")]).status, 404);
+    let linked = curl(&[&format!("{b}/linked/")]);
+    assert_eq!(linked.status, 403, "{}", linked.body);
+    assert!(!linked.body.contains("outside the root"));
     for path in [
         "/../outside.txt",
         "/%2e%2e/outside.txt",

@@ -298,9 +298,14 @@ async fn route(
         }
         Target::Folder(folder) => {
             for name in &site.config.index {
-                let candidate = folder.join(name);
-                if candidate.is_file() {
-                    let script_name = format!("{path}{name}");
+                // Through the same checks as any path: an index that is a link out of the
+                // root is not served either.
+                if let Target::File {
+                    path: candidate,
+                    script_name,
+                    path_info,
+                } = files::resolve(&site.root, &format!("{path}{name}"), rules)
+                {
                     return file(
                         state,
                         site,
@@ -309,7 +314,7 @@ async fn route(
                         request,
                         candidate,
                         script_name,
-                        String::new(),
+                        path_info,
                         auth_header_consumed,
                     )
                     .await;
