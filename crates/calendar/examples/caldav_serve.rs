@@ -41,6 +41,7 @@ async fn main() {
         directory,
         metrics: &mut registry,
         tls: None,
+        tls_not_after: None,
         shutdown: shutdown.clone(),
     };
     let config = CalendarConfig {

@@ -95,8 +95,111 @@ pub async fn serve(
     shutdown: CancellationToken,
     open_connections: Arc<AtomicU64>,
 ) {
-    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    serve_with_permits(
+        listeners,
+        router,
+        limits,
+        tls,
+        shutdown,
+        open_connections,
+        permits,
+    )
+    .await
+}
+
+/// Like [`serve`], on `threads` single-threaded event loops of their own that take connections
+/// from the same listeners, as nginx's worker processes do. A connection then lives on one
+/// thread from accept to close: no task hops between threads, no cross-thread wake-ups, which
+/// on a busy small server cost more than the requests themselves. The connection cap is shared.
+pub async fn serve_on_threads(
+    threads: usize,
+    listeners: Vec<TcpListener>,
+    router: axum::Router,
+    limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+    open_connections: Arc<AtomicU64>,
+) {
+    if threads <= 1 {
+        return serve(listeners, router, limits, tls, shutdown, open_connections).await;
+    }
+    let std_listeners: Vec<std::net::TcpListener> = match listeners
+        .into_iter()
+        .map(|l| l.into_std())
+        .collect::<Result<_, _>>()
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the HTTP listeners to worker threads");
+            return;
+        }
+    };
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut finished = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let clones: Vec<std::net::TcpListener> = match std_listeners
+            .iter()
+            .map(|l| l.try_clone())
+            .collect()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot share an HTTP listener with a worker thread");
+                break;
+            }
+        };
+        let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+        let (router, tls, shutdown, open, permits) = (
+            router.clone(),
+            tls.clone(),
+            shutdown.clone(),
+            open_connections.clone(),
+            permits.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("serval-http-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start an HTTP worker thread");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listeners = clones
+                        .into_iter()
+                        .filter_map(|l| TcpListener::from_std(l).ok())
+                        .collect();
+                    serve_with_permits(listeners, router, limits, tls, shutdown, open, permits)
+                        .await;
+                });
+                drop(done);
+            });
+        match spawned {
+            Ok(_) => finished.push(finished_rx),
+            Err(e) => tracing::error!(error = %e, "cannot start an HTTP worker thread"),
+        }
+    }
+    for rx in finished {
+        let _ = rx.await;
+    }
+}
+
+async fn serve_with_permits(
+    listeners: Vec<TcpListener>,
+    router: axum::Router,
+    limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+    open_connections: Arc<AtomicU64>,
+    permits: Arc<Semaphore>,
+) {
+    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
@@ -111,6 +214,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tasks.spawn(async move { accept_loop(listener, ctx, shutdown).await });
     }
+    tasks.spawn(timer_anchor(shutdown.clone()));
     while tasks.join_next().await.is_some() {}
     let Ok(graceful) = Arc::try_unwrap(graceful) else {
         return;
@@ -120,6 +224,25 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("HTTP connections still open 10 s after shutdown; closing them");
+    }
+}
+
+/// Keeps a timer due within the next second on this thread's runtime until shutdown.
+///
+/// tokio's timer wheel wakes its driver (an eventfd write, then an extra epoll round) whenever
+/// a timer is set earlier than the driver's next planned wake-up, and with no timer pending
+/// that is every timer: each request's timeouts (FastCGI connect and answer, hyper's header
+/// read) cost three such wake-ups. With a timer always due within a second, the seconds-long
+/// request timeouts are never the earliest and set no wake-up; the anchor costs one wake-up a
+/// second.
+async fn timer_anchor(shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
     }
 }
 
@@ -205,7 +328,10 @@ where
 struct IdleTimeout<S> {
     inner: S,
     timeout: Duration,
+    /// Fires at the earliest moment the connection can be idle for `timeout`; moved on only
+    /// when it fires, so traffic costs a clock read instead of a timer-wheel update per I/O.
     deadline: Pin<Box<Sleep>>,
+    last_activity: Instant,
 }
 
 impl<S> IdleTimeout<S> {
@@ -214,18 +340,27 @@ impl<S> IdleTimeout<S> {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            last_activity: Instant::now(),
         }
     }
     fn touch(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.timeout);
+        self.last_activity = Instant::now();
     }
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "idle timeout",
-            )),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match self.deadline.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let idle_until = self.last_activity + self.timeout;
+                    if idle_until <= Instant::now() {
+                        return Poll::Ready(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "idle timeout",
+                        ));
+                    }
+                    self.deadline.as_mut().reset(idle_until);
+                }
+            }
         }
     }
 }

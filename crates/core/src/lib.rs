@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cidr;
 pub mod config;
 pub mod directory;
 pub mod html;

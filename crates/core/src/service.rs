@@ -28,6 +28,8 @@ pub struct StartContext<'a> {
     pub metrics: &'a mut Registry,
     /// TLS server config from `[tls]`, if TLS is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// When the `[tls]` certificate expires, for admin pages.
+    pub tls_not_after: Option<std::time::SystemTime>,
     /// Cancelled on SIGINT/SIGTERM: stop accepting, let in-flight work finish.
     pub shutdown: CancellationToken,
 }

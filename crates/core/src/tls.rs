@@ -65,6 +65,60 @@ pub fn server_config(
     Ok(Some(Arc::new(cfg)))
 }
 
+/// When the `[tls]` certificate expires (its first, leaf, certificate), or `None` when TLS is
+/// off or the file cannot be read; shown on the admin page so nobody learns it from users.
+pub fn certificate_not_after(config: &TlsConfig, data_dir: &Path) -> Option<std::time::SystemTime> {
+    let path = match &config.cert {
+        Some(c) if config.key.is_some() => data_dir.join(c),
+        _ if config.self_signed => data_dir.join("tls").join("self-signed.crt"),
+        _ => return None,
+    };
+    pem_not_after(&std::fs::read(path).ok()?)
+}
+
+/// Expiry of the first certificate in a PEM chain.
+pub fn pem_not_after(pem: &[u8]) -> Option<std::time::SystemTime> {
+    let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
+    der_not_after(&der)
+}
+
+/// Expiry of one DER certificate.
+pub fn der_not_after(der: &[u8]) -> Option<std::time::SystemTime> {
+    der_validity(der).map(|(_, not_after)| not_after)
+}
+
+/// Validity (not before, not after) of one DER certificate.
+pub fn der_validity(der: &[u8]) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let time = |t: x509_parser::time::ASN1Time| {
+        u64::try_from(t.timestamp())
+            .ok()
+            .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    };
+    Some((
+        time(cert.validity().not_before)?,
+        time(cert.validity().not_after)?,
+    ))
+}
+
+/// The DNS names (subject alternative names) of one DER certificate.
+pub fn der_dns_names(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
     let dir = data_dir.join("tls");
     let cert = dir.join("self-signed.crt");

@@ -12,7 +12,7 @@ use serval_core::config::{
 };
 
 /// Services this binary knows, in start order.
-pub const SERVICES: &[&str] = &["stream", "calendar", "web"];
+pub const SERVICES: &[&str] = &["stream", "calendar", "web", "dns"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,6 +27,7 @@ pub struct Config {
     pub stream: serval_stream::StreamConfig,
     pub calendar: serval_calendar::CalendarConfig,
     pub web: serval_web::WebConfig,
+    pub dns: serval_dns::DnsConfig,
 }
 
 impl Default for Config {
@@ -41,6 +42,7 @@ impl Default for Config {
             stream: serval_stream::StreamConfig::default(),
             calendar: serval_calendar::CalendarConfig::default(),
             web: serval_web::WebConfig::default(),
+            dns: serval_dns::DnsConfig::default(),
         }
     }
 }
@@ -134,6 +136,14 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
     validate_stream(config, data_dir, &mut problems);
     config.calendar.validate(&mut problems);
     validate_web(config, data_dir, &mut problems);
+    config.dns.validate(&mut problems);
+    if config.dns.enabled {
+        serval_core::config::check_privileged_ports(
+            "dns.listen",
+            &config.dns.listen,
+            &mut problems,
+        );
+    }
     for (enabled, key, listen) in [
         (
             config.stream.enabled,
@@ -145,7 +155,11 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
             "calendar.tls_listen",
             &config.calendar.tls_listen,
         ),
-        (config.web.enabled, "web.tls_listen", &config.web.tls_listen),
+        (
+            config.web.enabled && !config.web.acme.enabled,
+            "web.tls_listen",
+            &config.web.tls_listen,
+        ),
     ] {
         if enabled && !listen.0.is_empty() && !config.tls.is_configured() {
             problems.error(
@@ -239,6 +253,10 @@ fn check_listen_conflicts(config: &Config, problems: &mut Problems) {
     if config.web.enabled {
         tables.push(("web.listen", config.web.listen.0.clone()));
         tables.push(("web.tls_listen", config.web.tls_listen.0.clone()));
+    }
+    // DNS listens on UDP too, but its TCP port is what can clash with the others.
+    if config.dns.enabled {
+        tables.push(("dns.listen", config.dns.listen.0.clone()));
     }
     for (key, addrs) in &tables {
         for addr in addrs {

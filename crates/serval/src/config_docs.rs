@@ -54,11 +54,18 @@ pub const DOCS: &[(&str, &str)] = &[
     ("web", "The office's web sites (OS X Server's Apache + PHP): static files, PHP over FastCGI to php-fpm,\nreverse proxy with WebSocket, logins against the directory. Access log: logs/web-access.log\n(Apache combined format)."),
     ("web.enabled", "Run the web service."),
     ("web.listen", "HTTP addresses (80 needs root or CAP_NET_BIND_SERVICE)."),
-    ("web.tls_listen", "HTTPS addresses with the [tls] certificate, e.g. \"0.0.0.0:8443\"; empty: none."),
+    ("web.tls_listen", "HTTPS addresses, e.g. \"0.0.0.0:8443\"; empty: none. Certificates: ACME ones by name, else [tls]."),
     ("web.max_body_size", "Largest request body (uploads, forms); larger gets 413. PHP's own post_max_size is 8M."),
     ("web.max_header_size", "Largest request line plus headers; larger gets 431."),
     ("web.max_connections", "Concurrent connections; more wait for a free slot."),
     ("web.allow_insecure_auth", "Accept logins to realms over plain HTTP from other hosts (off: HTTPS or this machine only)."),
+    ("web.acme", "Certificates from an ACME CA (Let's Encrypt) for every site's names, renewed by themselves.\nThe CA checks each name over HTTP on port 80 (HTTP-01): the names must point at this machine\nand port 80 must reach web.listen. Kept in data_dir/acme/. Expiry on the admin page and\n/metrics (web_certificate_expiry_timestamp_seconds)."),
+    ("web.acme.enabled", "Order and renew the certificates."),
+    ("web.acme.directory", "The CA's directory URL. Let's Encrypt staging, for trying things out:\n\"https://acme-staging-v02.api.letsencrypt.org/directory\"."),
+    ("web.acme.contact", "Addresses the CA may warn about expiry, e.g. [\"mailto:admin@example.test\"]."),
+    ("web.acme.ca_file", "PEM root trusted for the CA's own HTTPS (a private or test CA); empty: the system's roots."),
+    ("web.acme.renew_before", "Renew this long before expiry, or with a third of the life left if sooner (short-lived certificates)."),
+    ("web.site.acme", "With [web.acme] on, get a certificate for this site's DNS names (not localhost, IPs, wildcards)."),
     ("web.site", "A site, chosen by the request's Host header. Add one [[web.site]] per site. Inside a site:\n  [[web.site.redirect]]  from = \"/old/\", to = \"/new/\", status = 301\n  [[web.site.auth]]      path = \"/staff/\", realm = \"Staff\", groups = [\"staff\"]\n  [[web.site.proxy]]     path = \"/app/\", to = \"http://127.0.0.1:3000\", preserve_host = false, timeout = \"60s\"\n  [web.site.error_pages] \"404\" = \"/404.html\""),
     ("web.site.host", "The site's name as in the Host header; \"*.example.test\" matches every subdomain."),
     ("web.site.aliases", "More names of the same site."),
@@ -69,12 +76,20 @@ pub const DOCS: &[(&str, &str)] = &[
     ("web.site.dotfiles", "Serve names starting with a dot (.git, .env); off: 404 (.well-known is always served)."),
     ("web.site.follow_symlinks", "Follow symbolic links that lead out of root."),
     ("web.site.php", "php-fpm's socket for .php files: \"unix:/run/php/php8.2-fpm.sock\" or \"127.0.0.1:9000\"; empty: PHP off\n(.php files are then refused, never shown as source)."),
-    ("web.site.php_keep_alive", "Connections to php-fpm kept open for reuse; 0: one per request (nginx's default, and faster\nunder load). Each open connection holds a php-fpm worker: if set, keep it at most pm.max_children."),
+    ("web.site.php_keep_alive", "Connections to php-fpm kept open for reuse; 0: one per request (nginx's default; safe with any\npool). Set to the pool's pm.max_children for about 15% more PHP requests/s; each open connection\nholds a php-fpm worker, so never more than that."),
     ("web.site.php_timeout", "Longest a PHP page may take to start answering; then 504."),
     ("web.site.compress", "gzip/brotli for clients that accept it (text, not images or ranges)."),
     ("web.site.cache_max_age", "Cache-Control max-age for static files; 0s: none (browsers revalidate with ETag)."),
     ("web.site.error_pages", "Pages for Serval's own errors, by status, as paths under root."),
     ("web.site.redirect", "Redirects: from (a path; ending in / a prefix), to (path or URL), status (301 default)."),
+    ("dns", "The office's DNS resolver (OS X Server's BIND). Built so far: local zones, client ACLs and\nforwarding; full recursion from the root with DNSSEC validation is not built yet, so the\nservice is off by default and answers only local names unless forwarders are set."),
+    ("dns.enabled", "Run the DNS service."),
+    ("dns.listen", "Addresses, UDP and TCP on each (53 needs root or CAP_NET_BIND_SERVICE)."),
+    ("dns.allow", "Clients that may ask, as CIDR blocks; others get REFUSED (with an Extended DNS Error saying why)."),
+    ("dns.forwarders", "Resolvers asked for names outside the local zones, in order, e.g. [\"192.168.1.1\"];\nempty: those names are REFUSED."),
+    ("dns.forward_timeout", "How long one forwarder gets before the next is tried; after the last, SERVFAIL with EDE 22."),
+    ("dns.query_log", "One line per query in logs/dns-access.log: client, transport, question, code, time."),
+    ("dns.local_zone", "Names the office answers itself, authoritatively, never forwarded (they shadow the real\nzone of that name). Replace `local_zone = []` with one table per zone:\n  [[dns.local_zone]]\n  name = \"office.test\"\n  records = [\"printer A 192.168.1.50\", \"@ MX 10 mail\", \"mail A 192.168.1.2\"]\n  ttl = 3600          # optional: TTL of records that give none\nOwners are relative to the zone (@ is the apex); a target without a trailing dot is too."),
     ("web.site.auth", "Realms: path prefix needing a directory login (HTTP Basic); groups limits who (empty: any user)."),
     ("web.site.proxy", "Paths passed to another HTTP server (path kept), with X-Forwarded-For/-Proto/-Host; WebSockets pass through."),
     ("stream.max_payload", "Largest RTP payload in bytes; keep packets under the network MTU."),
@@ -121,6 +136,7 @@ fn annotate_table(table: &mut toml_edit::Table, prefix: &str) {
             sub.decor_mut()
                 .set_prefix(format!("\n{}", comment_lines(comment)));
             sub.set_implicit(false);
+            annotate_table(sub, &path);
             continue;
         }
         if let Some(array) = table.get_mut(&key).and_then(|i| i.as_array_of_tables_mut()) {

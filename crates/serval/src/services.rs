@@ -24,10 +24,14 @@ pub async fn bind_all(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Services> {
     let mut services: Services = Vec::new();
+    let tls_not_after = tls
+        .as_ref()
+        .and_then(|_| serval_core::tls::certificate_not_after(&config.tls, data_dir));
     let shared = Shared {
         data_dir,
         directory,
         tls,
+        tls_not_after,
         shutdown,
     };
     if config.stream.enabled {
@@ -48,6 +52,12 @@ pub async fn bind_all(
             .context("the web service cannot start")?;
         services.push(web);
     }
+    if config.dns.enabled {
+        let dns = serval_dns::bind(shared.context(registry), config.dns.clone())
+            .await
+            .context("the DNS service cannot start")?;
+        services.push(dns);
+    }
     Ok(services)
 }
 
@@ -56,6 +66,7 @@ struct Shared<'a> {
     data_dir: &'a Path,
     directory: &'a Directory,
     tls: Option<Arc<rustls::ServerConfig>>,
+    tls_not_after: Option<std::time::SystemTime>,
     shutdown: &'a CancellationToken,
 }
 
@@ -67,6 +78,7 @@ impl Shared<'_> {
             directory: self.directory.clone(),
             metrics,
             tls: self.tls.clone(),
+            tls_not_after: self.tls_not_after,
             shutdown: self.shutdown.child_token(),
         }
     }
@@ -83,6 +95,9 @@ pub fn changed_tables(running: &Config, new: &Config) -> Vec<&'static str> {
     }
     if running.web != new.web {
         changed.push("[web]");
+    }
+    if running.dns != new.dns {
+        changed.push("[dns]");
     }
     changed
 }

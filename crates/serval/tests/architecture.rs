@@ -38,7 +38,12 @@ fn workspace_deps() -> HashMap<String, Vec<String>> {
         .collect()
 }
 
-const SERVICES: &[&str] = &["serval-stream", "serval-calendar"];
+const SERVICES: &[&str] = &[
+    "serval-stream",
+    "serval-calendar",
+    "serval-web",
+    "serval-dns",
+];
 
 #[test]
 fn service_crates_never_depend_on_each_other() {

@@ -214,6 +214,12 @@ echo json_encode([
     )
     .unwrap();
     std::fs::write(root.join("slow.php"), "<?php sleep(5); echo 'late';").unwrap();
+    // Output that comes in parts, the second long after Serval stops gathering the answer.
+    std::fs::write(
+        root.join("stream.php"),
+        "<?php echo 'first;'; flush(); usleep(300000); echo str_repeat('b', 100000); echo ';end';",
+    )
+    .unwrap();
     std::fs::write(
         root.join("warn.php"),
         "<?php error_log('something odd in warn.php'); echo 'ok';",
@@ -251,7 +257,8 @@ fn start_web() -> Web {
          [[web.site.auth]]\npath = \"/staff/\"\nrealm = \"Staff\"\ngroups = [\"staff\"]\n\
          [[web.site.proxy]]\npath = \"/app/\"\nto = \"http://127.0.0.1:{app}\"\n\
          [[web.site.proxy]]\npath = \"/dead/\"\nto = \"http://127.0.0.1:{dead}\"\n\
-         [[web.site]]\nhost = \"other.office.test\"\nroot = {other:?}\n",
+         [[web.site]]\nhost = \"other.office.test\"\nroot = {other:?}\n\
+         [[web.site]]\nhost = \"pool.office.test\"\nroot = {root:?}\nphp = \"unix:{sock}\"\nphp_keep_alive = 2\n",
         root = root.display().to_string(),
         sock = fpm.socket.display(),
         app = app.port,
@@ -454,6 +461,32 @@ fn php_through_php_fpm() {
     // Index files may be PHP; many requests reuse the pool's connections.
     for _ in 0..20 {
         assert_eq!(curl(&[&format!("{b}/info.php")]).status, 200);
+    }
+    // An answer still being written after the gathering time is streamed (chunked), whole.
+    let expected = format!("first;{};end", "b".repeat(100_000));
+    let streamed = curl(&[&format!("{b}/stream.php")]);
+    assert_eq!(streamed.status, 200);
+    assert_eq!(streamed.header("content-length"), None);
+    assert_eq!(streamed.header("transfer-encoding"), Some("chunked"));
+    assert!(streamed.body == expected, "{} bytes", streamed.body.len());
+    // With php_keep_alive, connections to php-fpm are reused, quick and streamed answers alike.
+    for _ in 0..10 {
+        let page = curl(&[
+            "-H",
+            "Host: pool.office.test",
+            &format!("{b}/info.php?name=pool"),
+        ]);
+        assert_eq!(page.status, 200);
+        let vars = json(&page.body);
+        assert_eq!(
+            (&vars["query"]["name"], &vars["server_name"]),
+            (
+                &serde_json::json!("pool"),
+                &serde_json::json!("pool.office.test")
+            )
+        );
+        let streamed = curl(&["-H", "Host: pool.office.test", &format!("{b}/stream.php")]);
+        assert!(streamed.body == expected, "{} bytes", streamed.body.len());
     }
     // The PHP app's stderr is logged with the script.
     assert_eq!(curl(&[&format!("{b}/warn.php")]).body, "ok");

@@ -58,6 +58,7 @@ impl InProcessServer {
             directory,
             metrics: &mut registry,
             tls: None,
+            tls_not_after: None,
             shutdown: shutdown.clone(),
         };
         let service = runtime

@@ -43,6 +43,7 @@ async fn main() {
         directory,
         metrics: &mut registry,
         tls: None,
+        tls_not_after: None,
         shutdown: shutdown.clone(),
     };
     let service = serval_stream::bind(ctx, config).await.expect("bind");

@@ -80,6 +80,9 @@ pub async fn load(
     }
 }
 
+/// Longest wait for one answer before it counts as an error.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct ConnectionResult {
     latencies_us: Vec<u32>,
     errors: u64,
@@ -115,8 +118,13 @@ async fn connection(
         }
         let Some(s) = stream.as_mut() else { continue };
         let sent = Instant::now();
-        match exchange(s, request.as_bytes()).await {
-            Ok((status, bytes, keep)) => {
+        // A server that stops answering is counted, not waited for forever.
+        match tokio::time::timeout(ANSWER_TIMEOUT, exchange(s, request.as_bytes())).await {
+            Err(_) => {
+                out.errors += 1;
+                stream = None;
+            }
+            Ok(Ok((status, bytes, keep))) => {
                 if out.first_status == 0 {
                     out.first_status = status;
                 }
@@ -131,7 +139,7 @@ async fn connection(
                     stream = None;
                 }
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 // A server closing a keep-alive connection (nginx's keepalive_requests) is not
                 // an error of the request: reconnect and go on.
                 stream = None;

@@ -21,9 +21,43 @@ pub struct WebConfig {
     /// Accept Basic logins (realms) over plain HTTP from other hosts; off: only over HTTPS or
     /// from this machine, so passwords never cross the network in clear.
     pub allow_insecure_auth: bool,
+    /// Certificates from an ACME CA (Let's Encrypt) for the sites' names.
+    pub acme: AcmeConfig,
     /// The sites, chosen by the request's Host header.
     #[serde(rename = "site")]
     pub sites: Vec<SiteConfig>,
+}
+
+/// `[web.acme]`: certificates for the sites' names from an ACME CA, renewed before expiry.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Ask the CA for a certificate per site (its host and aliases), proving control of the
+    /// names over HTTP on port 80 (HTTP-01): `web.listen` must be reachable there.
+    pub enabled: bool,
+    /// The CA's directory URL. Let's Encrypt's staging CA, for trying things out:
+    /// "https://acme-staging-v02.api.letsencrypt.org/directory".
+    pub directory: String,
+    /// Contact addresses given to the CA for expiry warnings, e.g. ["mailto:admin@example.test"].
+    pub contact: Vec<String>,
+    /// PEM root certificate trusted for the CA's own HTTPS (a private or test CA); empty:
+    /// the system's roots.
+    pub ca_file: String,
+    /// Renew this long before a certificate expires (Let's Encrypt's are valid 90 days), or
+    /// when a third of its life is left if that is sooner.
+    pub renew_before: HumanDuration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            contact: Vec::new(),
+            ca_file: String::new(),
+            renew_before: HumanDuration::secs(30 * 86_400),
+        }
+    }
 }
 
 impl Default for WebConfig {
@@ -36,6 +70,7 @@ impl Default for WebConfig {
             max_header_size: ByteSize(32 * 1024),
             max_connections: 1024,
             allow_insecure_auth: false,
+            acme: AcmeConfig::default(),
             sites: vec![SiteConfig::default()],
         }
     }
@@ -89,6 +124,9 @@ pub struct SiteConfig {
     /// Paths passed on to another HTTP server.
     #[serde(rename = "proxy")]
     pub proxies: Vec<ProxyConfig>,
+    /// With `[web.acme]` enabled, get a certificate for this site's names (those that are
+    /// DNS names: not localhost, IP addresses or wildcards); off: the `[tls]` certificate.
+    pub acme: bool,
 }
 
 impl Default for SiteConfig {
@@ -111,6 +149,7 @@ impl Default for SiteConfig {
             redirects: Vec::new(),
             auth: Vec::new(),
             proxies: Vec::new(),
+            acme: true,
         }
     }
 }
@@ -332,12 +371,83 @@ impl WebConfig {
                 }
             }
         }
+        self.validate_acme(problems);
         serval_core::config::warn_plain_public(
             "web.listen",
             &self.listen,
             "sites with logins",
             problems,
         );
+    }
+}
+
+/// Whether an ACME CA can issue for `name` over HTTP-01: a DNS name with a dot, not an IP
+/// address, not a wildcard (those need DNS-01), not a name only this network knows.
+pub fn is_acme_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.contains('.')
+        && name.parse::<std::net::IpAddr>().is_err()
+        && !name.ends_with(".local")
+        && !name.ends_with(".localhost")
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl WebConfig {
+    fn validate_acme(&self, problems: &mut Problems) {
+        let acme = &self.acme;
+        if !acme.enabled {
+            return;
+        }
+        if !acme.directory.starts_with("https://") && !acme.directory.starts_with("http://") {
+            problems.error(
+                "web.acme.directory",
+                format!("`{}` is not a URL", acme.directory),
+            );
+        }
+        for contact in &acme.contact {
+            if !contact.starts_with("mailto:") {
+                problems.error(
+                    "web.acme.contact",
+                    format!("`{contact}`: give mailto:ADDRESS"),
+                );
+            }
+        }
+        if acme.renew_before.0.is_zero() {
+            problems.error("web.acme.renew_before", "must be more than 0s");
+        }
+        if self.listen.addrs().is_empty() {
+            problems.error(
+                "web.listen",
+                "[web.acme] proves the names over plain HTTP: web.listen is needed",
+            );
+        }
+        if self.tls_listen.addrs().is_empty() {
+            problems.warning(
+                "web.tls_listen",
+                "[web.acme] is enabled but no HTTPS address is set, so its certificates are never used",
+            );
+        }
+        let wanted = self
+            .sites
+            .iter()
+            .filter(|s| s.acme)
+            .flat_map(|s| std::iter::once(&s.host).chain(&s.aliases))
+            .filter(|n| is_acme_name(n))
+            .count();
+        if wanted == 0 {
+            problems.warning(
+                "web.acme.enabled",
+                "no site has a name an ACME CA can issue for (a DNS name, not localhost or an IP)",
+            );
+        }
     }
 }
 
@@ -392,6 +502,29 @@ mod tests {
             "web.site[1].host",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn acme_names() {
+        for ok in [
+            "www.example.test",
+            "a-b.example.org.",
+            "XN--BCHER-KVA.example",
+        ] {
+            assert!(is_acme_name(ok), "{ok}");
+        }
+        for bad in [
+            "localhost",
+            "*.example.test",
+            "127.0.0.1",
+            "::1",
+            "printer.local",
+            "a..b",
+            "-a.test",
+            "a_b.test",
+        ] {
+            assert!(!is_acme_name(bad), "{bad}");
         }
     }
 

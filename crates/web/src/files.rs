@@ -9,6 +9,9 @@
 use std::path::{Path, PathBuf};
 
 /// What a request path names under a root.
+// Returned once per request and matched at once, never stored: the File variant's size
+// (its metadata) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Target {
     /// A regular file, with what follows a script name (`/index.php/extra` -> `/extra`).
@@ -16,6 +19,8 @@ pub enum Target {
         path: PathBuf,
         script_name: String,
         path_info: String,
+        /// What the path check read of the file: serving it needs no second stat.
+        meta: FileMeta,
     },
     /// A folder requested with its trailing slash.
     Folder(PathBuf),
@@ -25,6 +30,24 @@ pub enum Target {
     NotFound,
     /// The path is malformed (bad escapes, NUL, climbing above the root).
     BadRequest(&'static str),
+}
+
+/// A file's metadata carried in a [`Target`]; equal to any other (targets compare by path).
+#[derive(Clone)]
+pub struct FileMeta(pub std::fs::Metadata);
+
+impl PartialEq for FileMeta {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for FileMeta {}
+
+impl std::fmt::Debug for FileMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileMeta({} bytes)", self.0.len())
+    }
 }
 
 /// Rules of one site that decide what may be served.
@@ -83,22 +106,24 @@ pub fn resolve(root: &Path, url_path: &str, rules: Rules) -> Target {
         let last = i + 1 == segs.len();
         if rules.php && !last && seg.ends_with(".php") {
             // `/app/index.php/users/7`: the script is the first .php file on the way.
-            if let Some(Target::File { path, .. }) = check(root, &path, rules) {
+            if let Some(Target::File { path, meta, .. }) = check(root, &path, rules) {
                 let script_name = format!("/{}", segs[..=i].join("/"));
                 let path_info = format!("/{}", segs[i + 1..].join("/"));
                 return Target::File {
                     path,
                     script_name,
                     path_info,
+                    meta,
                 };
             }
         }
     }
     match check(root, &path, rules) {
-        Some(Target::File { path, .. }) => Target::File {
+        Some(Target::File { path, meta, .. }) => Target::File {
             path,
             script_name: format!("/{}", segs.join("/")),
             path_info: String::new(),
+            meta,
         },
         Some(Target::Folder(folder)) => {
             if url_path.ends_with('/') {
@@ -150,6 +175,7 @@ fn classify(path: PathBuf, meta: &std::fs::Metadata) -> Option<Target> {
             path,
             script_name: String::new(),
             path_info: String::new(),
+            meta: FileMeta(meta.clone()),
         })
     } else {
         None
@@ -323,6 +349,7 @@ mod tests {
                 path,
                 script_name,
                 path_info,
+                ..
             } => {
                 assert_eq!(path, root.join("app.php"));
                 assert_eq!(script_name, "/app.php");

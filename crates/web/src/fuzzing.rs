@@ -27,6 +27,33 @@ pub fn fastcgi_head(data: &[u8]) {
     }
 }
 
+/// Decodes answer records fed in two pieces; every record taken shrinks the buffer, and
+/// decoding stops at the first error.
+pub fn fastcgi_records(data: &[u8]) {
+    use crate::fastcgi_wire::{next_record, Record};
+    let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    let mut buf = bytes::BytesMut::new();
+    for piece in [&data[..cut], &data[cut..]] {
+        buf.extend_from_slice(piece);
+        loop {
+            let before = buf.len();
+            match next_record(&mut buf) {
+                Ok(Some(record)) => {
+                    assert!(buf.len() + 8 <= before, "a record must consume its header");
+                    if let Record::Stdout(b) | Record::Stderr(b) = record {
+                        assert!(b.len() <= 65535);
+                    }
+                }
+                Ok(None) => {
+                    assert_eq!(buf.len(), before);
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +86,21 @@ mod tests {
                 if let Ok(s) = std::str::from_utf8(&bytes[..cut]) {
                     request_path(s);
                 }
+            }
+        }
+        let records: [&[u8]; 3] = [
+            b"\x01\x06\x00\x01\x00\x05\x03\x00hello\x00\x00\x00\x01\x03\x00\x01\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"\x01\x0a\x00\x00\x00\x00\x00\x00\x01\x07\x00\x01\x00\x01\x00\x00x",
+            b"\x02\x06\x00\x01",
+        ];
+        for seed in records {
+            for cut in 0..=seed.len() {
+                let mut v = vec![u8::try_from(cut).unwrap_or(0)];
+                v.extend_from_slice(seed);
+                fastcgi_records(&v);
+                let i = cut.min(v.len() - 1);
+                v[i] ^= 0x11;
+                fastcgi_records(&v);
             }
         }
         for seed in heads {

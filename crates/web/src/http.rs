@@ -2,7 +2,8 @@
 //! static files in that order; every answer is access-logged in Apache's combined format.
 
 use crate::config::WebConfig;
-use crate::fastcgi::FastCgiError;
+use crate::fastcgi::{AnswerBody, FastCgiError};
+use crate::fastcgi_wire::Params;
 use crate::files::{self, Target};
 use crate::proxy::{self, Forwarding, ProxyClient, ProxyError};
 use crate::sites::{Site, Sites};
@@ -58,6 +59,10 @@ pub struct AppState {
     pub proxy: ProxyClient,
     /// `Metrics::per_site(&sites)`: each site's request counters.
     pub site_requests: Vec<[Counter; 5]>,
+    /// Pending ACME HTTP-01 answers, when `[web.acme]` is on.
+    pub challenges: Option<Arc<crate::acme::Challenges>>,
+    /// Small files' contents, checked against their stat on every request.
+    pub(crate) file_cache: crate::small_file::FileCache,
 }
 
 /// Marks answers Serval made itself (errors it may replace with the site's error page).
@@ -124,23 +129,24 @@ async fn handle(
         .map(str::to_owned)
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
     let site = state.sites.pick(host.as_deref()).clone();
-    let line = format!(
-        "{} {} {:?}",
+    // The parts of the access line the request is consumed for: kept until the answer is done.
+    let request_line = format!(
+        "{} {} {}",
         request.method(),
         request
             .uri()
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/"),
-        request.version()
+        protocol_name(request.version())
     );
-    let referer = header_text(request.headers(), header::REFERER);
-    let agent = header_text(request.headers(), header::USER_AGENT);
+    let referer = request.headers().get(header::REFERER).cloned();
+    let agent = request.headers().get(header::USER_AGENT).cloned();
     let is_head = request.method() == Method::HEAD;
     let mut user = None;
     let mut response = route(&state, &site, peer, secure, request, &mut user).await;
     if response.extensions().get::<OwnError>().is_some() {
-        response = error_page(&site, response, is_head).await;
+        response = Box::pin(error_page(&site, response, is_head)).await;
     }
     if !site.config.compress {
         response.extensions_mut().insert(NoCompress);
@@ -150,32 +156,57 @@ async fn handle(
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    tracing::info!(
-        target: "serval_web::access",
-        "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\"",
-        peer.ip(),
-        user.as_deref().unwrap_or("-"),
-        chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000"),
-        line,
-        status.as_u16(),
-        length,
-        referer,
-        agent
-    );
+        .unwrap_or("-");
+    let mut entry = String::with_capacity(160 + request_line.len());
+    {
+        use std::fmt::Write as _;
+        let _ = write!(
+            entry,
+            "{} - {} [",
+            peer.ip(),
+            user.as_deref().unwrap_or("-")
+        );
+        access_time(&mut entry);
+        let _ = write!(
+            entry,
+            "] \"{request_line}\" {} {length} \"",
+            status.as_u16()
+        );
+        push_quoted(&mut entry, referer.as_ref());
+        entry.push_str("\" \"");
+        push_quoted(&mut entry, agent.as_ref());
+        entry.push('"');
+    }
+    tracing::info!(target: "serval_web::access", "{entry}");
     tracing::debug!(target: "serval_web", site = site.name(), status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
     state.site_requests[site.index][class].inc();
     response
 }
 
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .replace('"', "\\\"")
+/// A header value for the access log: `-` when absent or not text, quotes escaped.
+fn push_quoted(out: &mut String, value: Option<&HeaderValue>) {
+    match value.and_then(|v| v.to_str().ok()) {
+        None => out.push('-'),
+        Some(v) if !v.contains('"') => out.push_str(v),
+        Some(v) => out.push_str(&v.replace('"', "\\\"")),
+    }
+}
+
+/// The time as the combined log format writes it, formatted once a second per thread.
+fn access_time(out: &mut String) {
+    thread_local! {
+        static CACHED: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now.timestamp() {
+            c.1 = now.format("%d/%b/%Y:%H:%M:%S +0000").to_string();
+            c.0 = now.timestamp();
+        }
+        out.push_str(&c.1);
+    });
 }
 
 /// An answer Serval makes itself: a short text naming the problem.
@@ -216,13 +247,38 @@ async fn route(
         return r;
     }
     let path = request.uri().path().to_owned();
+    if let Some(challenges) = &state.challenges {
+        // Before redirects and realms: the CA must reach the answer on plain HTTP.
+        if path.starts_with(crate::acme::CHALLENGE_PREFIX) {
+            return match challenges.answer(&path) {
+                Some(body) => {
+                    let mut r = Response::new(Body::from(body));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    );
+                    r
+                }
+                None => own(StatusCode::NOT_FOUND, "no such ACME challenge"),
+            };
+        }
+    }
     let query = request.uri().query().map(str::to_owned);
     if let Some(r) = redirect(site, &path, query.as_deref()) {
         return r;
     }
     let mut auth_header_consumed = false;
     if let Some(realm) = site.config.auth.iter().find(|a| under(&path, &a.path)) {
-        match check_login(state, site, realm, request.headers(), peer, secure).await {
+        match Box::pin(check_login(
+            state,
+            site,
+            realm,
+            request.headers(),
+            peer,
+            secure,
+        ))
+        .await
+        {
             Ok(name) => {
                 *user = Some(name);
                 auth_header_consumed = true;
@@ -248,7 +304,7 @@ async fn route(
         if auth_header_consumed {
             request.headers_mut().remove(header::AUTHORIZATION);
         }
-        return match proxy::forward(&state.proxy, request, f).await {
+        return match Box::pin(proxy::forward(&state.proxy, request, f)).await {
             Ok(r) => r,
             Err(ProxyError::Timeout) => {
                 tracing::warn!(target: "serval_web", site = site.name(), upstream = %rule.to, "upstream did not answer within {} s", rule.timeout.0.as_secs());
@@ -304,6 +360,7 @@ async fn route(
                     path: candidate,
                     script_name,
                     path_info,
+                    meta,
                 } = files::resolve(&site.root, &format!("{path}{name}"), rules)
                 {
                     return file(
@@ -313,6 +370,7 @@ async fn route(
                         secure,
                         request,
                         candidate,
+                        meta.0,
                         script_name,
                         path_info,
                         auth_header_consumed,
@@ -346,6 +404,7 @@ async fn route(
             path: file_path,
             script_name,
             path_info,
+            meta,
         } => {
             file(
                 state,
@@ -354,6 +413,7 @@ async fn route(
                 secure,
                 request,
                 file_path,
+                meta.0,
                 script_name,
                 path_info,
                 auth_header_consumed,
@@ -481,14 +541,17 @@ async fn file(
     secure: bool,
     request: Request<Body>,
     path: std::path::PathBuf,
+    meta: std::fs::Metadata,
     script_name: String,
     path_info: String,
     auth_consumed: bool,
 ) -> Response<Body> {
     if path.extension().is_some_and(|e| e == "php") {
         return match &site.fastcgi {
+            // Boxed, as the other rare and large futures here: the static path's future stays
+            // small, and hyper moves it on every request.
             Some(_) => {
-                php(
+                Box::pin(php(
                     state,
                     site,
                     peer,
@@ -498,7 +561,7 @@ async fn file(
                     script_name,
                     path_info,
                     auth_consumed,
-                )
+                ))
                 .await
             }
             // Never hand out PHP source because PHP is not configured.
@@ -514,10 +577,6 @@ async fn file(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
-        Err(_) => return own(StatusCode::NOT_FOUND, "not found"),
-    };
     let etag = files::etag(&meta);
     let cache = site.config.cache_max_age.0.as_secs();
     let decorate = |r: &mut Response<Body>| {
@@ -544,7 +603,14 @@ async fn file(
     }
     if meta.len() <= crate::small_file::SMALL_FILE {
         let head = request.method() == Method::HEAD;
-        return match crate::small_file::respond(&path, &meta, request.headers(), head, &etag) {
+        return match crate::small_file::respond(
+            &path,
+            &meta,
+            request.headers(),
+            head,
+            &etag,
+            &state.file_cache,
+        ) {
             Ok(mut r) => {
                 decorate(&mut r);
                 r
@@ -568,10 +634,7 @@ async fn file(
             }
         }
     }
-    match tower_http::services::ServeFile::new(&path)
-        .oneshot(request)
-        .await
-    {
+    match Box::pin(tower_http::services::ServeFile::new(&path).oneshot(request)).await {
         Ok(r) => {
             let mut r = r.map(Body::new);
             decorate(&mut r);
@@ -649,77 +712,67 @@ async fn php(
         .and_then(|h| h.to_str().ok())
         .map(crate::sites::host_name)
         .unwrap_or_else(|| site.name().to_owned());
-    let script_filename = path.to_string_lossy().into_owned();
-    let mut params: Vec<(String, String)> = vec![
-        ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
-        (
-            "SERVER_SOFTWARE".into(),
-            format!("serval/{}", env!("CARGO_PKG_VERSION")),
-        ),
-        ("SERVER_PROTOCOL".into(), format!("{:?}", parts.version)),
-        ("REQUEST_METHOD".into(), parts.method.to_string()),
-        (
-            "REQUEST_URI".into(),
-            parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/")
-                .to_owned(),
-        ),
-        ("DOCUMENT_URI".into(), parts.uri.path().to_owned()),
-        (
-            "QUERY_STRING".into(),
-            parts.uri.query().unwrap_or("").to_owned(),
-        ),
-        ("SCRIPT_FILENAME".into(), script_filename.clone()),
-        ("SCRIPT_NAME".into(), script_name.clone()),
-        ("PHP_SELF".into(), format!("{script_name}{path_info}")),
-        (
-            "DOCUMENT_ROOT".into(),
-            site.root.to_string_lossy().into_owned(),
-        ),
-        ("REMOTE_ADDR".into(), peer.ip().to_string()),
-        ("REMOTE_PORT".into(), peer.port().to_string()),
-        ("SERVER_NAME".into(), host),
-        (
-            "SERVER_ADDR".into(),
-            local.map(|a| a.ip().to_string()).unwrap_or_default(),
-        ),
-        (
-            "SERVER_PORT".into(),
-            local.map(|a| a.port().to_string()).unwrap_or_default(),
-        ),
-        (
-            "CONTENT_TYPE".into(),
-            parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned(),
-        ),
-        (
-            "CONTENT_LENGTH".into(),
-            if body.is_empty() {
-                String::new()
-            } else {
-                body.len().to_string()
-            },
-        ),
-        ("REDIRECT_STATUS".into(), "200".into()),
-    ];
+    let mut params = Params::with_capacity(1024);
+    params.push("GATEWAY_INTERFACE", "CGI/1.1");
+    params.push(
+        "SERVER_SOFTWARE",
+        concat!("serval/", env!("CARGO_PKG_VERSION")),
+    );
+    params.push("SERVER_PROTOCOL", protocol_name(parts.version));
+    params.push("REQUEST_METHOD", parts.method.as_str());
+    params.push(
+        "REQUEST_URI",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    );
+    params.push("DOCUMENT_URI", parts.uri.path());
+    params.push("QUERY_STRING", parts.uri.query().unwrap_or(""));
+    params.push("SCRIPT_FILENAME", path.as_os_str().as_encoded_bytes());
+    params.push("SCRIPT_NAME", &script_name);
+    params.push("PHP_SELF", format!("{script_name}{path_info}"));
+    params.push("DOCUMENT_ROOT", site.root.as_os_str().as_encoded_bytes());
+    params.push("REMOTE_ADDR", peer.ip().to_string());
+    params.push("REMOTE_PORT", peer.port().to_string());
+    params.push("SERVER_NAME", host);
+    params.push(
+        "SERVER_ADDR",
+        local.map(|a| a.ip().to_string()).unwrap_or_default(),
+    );
+    params.push(
+        "SERVER_PORT",
+        local.map(|a| a.port().to_string()).unwrap_or_default(),
+    );
+    params.push(
+        "CONTENT_TYPE",
+        parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes())
+            .unwrap_or(b""),
+    );
+    params.push(
+        "CONTENT_LENGTH",
+        if body.is_empty() {
+            String::new()
+        } else {
+            body.len().to_string()
+        },
+    );
+    params.push("REDIRECT_STATUS", "200");
     if !path_info.is_empty() {
-        params.push(("PATH_INFO".into(), path_info.clone()));
-        params.push((
-            "PATH_TRANSLATED".into(),
+        params.push("PATH_INFO", &path_info);
+        params.push(
+            "PATH_TRANSLATED",
             format!("{}{path_info}", site.root.to_string_lossy()),
-        ));
+        );
     }
     if secure {
-        params.push(("HTTPS".into(), "on".into()));
+        params.push("HTTPS", "on");
     }
-    for (name, value) in parts.headers.iter() {
+    for name in parts.headers.keys() {
         // Serval checked the login itself: the password goes no further (Proxy: httpoxy).
         if (auth_consumed && name == header::AUTHORIZATION) || name.as_str() == "proxy" {
             continue;
@@ -727,24 +780,13 @@ async fn php(
         if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
             continue;
         }
-        let key = format!(
-            "HTTP_{}",
-            name.as_str().to_ascii_uppercase().replace('-', "_")
+        params.push_header(
+            name.as_str(),
+            parts.headers.get_all(name).iter().map(|v| v.as_bytes()),
         );
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match params.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => {
-                v.push_str(", ");
-                v.push_str(&value);
-            }
-            None => params.push((key, value)),
-        }
     }
     let timeout = site.config.php_timeout.0;
-    match pool
-        .execute(params, body, timeout, script_name.clone())
-        .await
-    {
+    match pool.execute(&params, &body, timeout, &script_name).await {
         Ok(answer) => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
@@ -756,18 +798,13 @@ async fn php(
                     r.headers_mut().append(n, v);
                 }
             }
-            if answer.complete {
-                r.headers_mut().insert(
-                    header::CONTENT_LENGTH,
-                    HeaderValue::from(answer.first.len()),
-                );
-                *r.body_mut() = Body::from(answer.first);
-            } else {
-                let first = answer.first;
-                let rest = tokio_stream_from(answer.body);
-                let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first) })
-                    .chain(rest);
-                *r.body_mut() = Body::from_stream(stream);
+            match answer.body {
+                AnswerBody::Complete(bytes) => {
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                    *r.body_mut() = Body::from(bytes);
+                }
+                AnswerBody::Streaming(stream) => *r.body_mut() = Body::from_stream(stream),
             }
             r
         }
@@ -788,12 +825,15 @@ async fn php(
     }
 }
 
-use futures::StreamExt as _;
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// The CGI name of an HTTP version.
+fn protocol_name(version: axum::http::Version) -> &'static str {
+    match version {
+        axum::http::Version::HTTP_09 => "HTTP/0.9",
+        axum::http::Version::HTTP_10 => "HTTP/1.0",
+        axum::http::Version::HTTP_2 => "HTTP/2.0",
+        axum::http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 /// Replaces one of Serval's own error answers with the site's page for that status, if any.

@@ -10,11 +10,13 @@
 //!
 //! **API boundary:** [`bind`], [`WebConfig`], [`WebError`].
 
+pub mod acme;
 mod admin;
 pub mod apache;
 pub mod bench;
 pub mod config;
 pub mod fastcgi;
+pub mod fastcgi_wire;
 pub mod files;
 pub mod fuzzing;
 mod http;

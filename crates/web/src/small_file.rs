@@ -6,7 +6,10 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use std::path::Path;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// Files up to this size are read whole.
@@ -73,6 +76,149 @@ fn seconds(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// What a file's stat says about its contents: when any of it changes, the cached copy is
+/// stale. The inode and ctime catch a file replaced by rename or rewritten within the same
+/// second at the same size, and a chmod (which must not go on serving a file now unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+    #[cfg(unix)]
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: (meta.dev(), meta.ino()),
+            #[cfg(unix)]
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A small file's bytes and the headers made from them once.
+#[derive(Clone)]
+struct Cached {
+    stamp: Stamp,
+    body: Bytes,
+    mime: HeaderValue,
+    last_modified: Option<HeaderValue>,
+    modified: Option<SystemTime>,
+}
+
+/// Small files recently served, kept with their stat so that each request still stats the
+/// file (the path checks run every time too) but skips open, read and close, and the MIME and
+/// date formatting, while the file is unchanged. Bounded in bytes; when full it is emptied
+/// and refilled by what is asked for next, which keeps it simple and a busy site's few pages
+/// in it. nginx's `open_file_cache` caches descriptors, not contents, and is off by default.
+pub struct FileCache {
+    entries: Mutex<Entries>,
+    limit: usize,
+    /// Files changed more recently than this are served but not kept: file times advance
+    /// in clock ticks, so a rewrite at the same size within the tick of the read would
+    /// otherwise leave the old bytes cached (Git's "racy clean" problem).
+    settle: Duration,
+}
+
+#[derive(Default)]
+struct Entries {
+    files: HashMap<PathBuf, Cached>,
+    /// Sum of the cached bodies' lengths.
+    bytes: usize,
+}
+
+impl FileCache {
+    pub fn new(limit: usize) -> Self {
+        Self::with_settle(limit, Duration::from_secs(2))
+    }
+
+    fn with_settle(limit: usize, settle: Duration) -> Self {
+        Self {
+            entries: Mutex::new(Entries::default()),
+            limit,
+            settle,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the file's modification and change times are older than `settle`.
+    fn settled(&self, stamp: &Stamp) -> bool {
+        let old = |t: Option<SystemTime>| {
+            t.and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age >= self.settle)
+        };
+        #[cfg(unix)]
+        let changed = SystemTime::UNIX_EPOCH.checked_add(Duration::new(
+            u64::try_from(stamp.changed.0).unwrap_or(0),
+            u32::try_from(stamp.changed.1).unwrap_or(0),
+        ));
+        #[cfg(not(unix))]
+        let changed = stamp.modified;
+        old(stamp.modified) && old(changed)
+    }
+
+    fn get(&self, path: &Path, stamp: &Stamp) -> Option<Cached> {
+        self.entries()
+            .files
+            .get(path)
+            .filter(|c| c.stamp == *stamp)
+            .cloned()
+    }
+
+    fn load(&self, path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Cached> {
+        let stamp = Stamp::of(meta);
+        if let Some(hit) = self.get(path, &stamp) {
+            return Ok(hit);
+        }
+        let len = meta.len();
+        // The size is known from the stat: one read, no second stat as fs::read would do.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(path)?, len),
+            &mut bytes,
+        )?;
+        let modified = meta
+            .modified()
+            .ok()
+            .map(|m| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds(m)));
+        let mime = mime_guess::from_path(path).first_or_octet_stream();
+        let cached = Cached {
+            // A file that changed size while it was read is served as read, but not kept.
+            stamp: stamp.clone(),
+            body: Bytes::from(bytes),
+            mime: HeaderValue::from_str(mime.as_ref())
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            last_modified: modified
+                .map(httpdate::fmt_http_date)
+                .and_then(|l| HeaderValue::from_str(&l).ok()),
+            modified,
+        };
+        let fits = cached.body.len() <= self.limit;
+        if cached.body.len() as u64 == len && fits && self.settled(&cached.stamp) {
+            let mut entries = self.entries();
+            if entries.bytes + cached.body.len() > self.limit {
+                *entries = Entries::default();
+            }
+            entries.bytes += cached.body.len();
+            if let Some(old) = entries.files.insert(path.to_path_buf(), cached.clone()) {
+                entries.bytes -= old.body.len();
+            }
+        }
+        Ok(cached)
+    }
+}
+
 /// Answers GET or HEAD for a file of at most [`SMALL_FILE`] bytes. `etag` was already
 /// compared with If-None-Match by the caller.
 pub fn respond(
@@ -81,25 +227,18 @@ pub fn respond(
     headers: &HeaderMap,
     head: bool,
     etag: &str,
+    cache: &FileCache,
 ) -> std::io::Result<Response<Body>> {
-    let len = meta.len();
-    let modified = meta
-        .modified()
-        .ok()
-        .map(|m| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds(m)));
-    let last_modified = modified.map(httpdate::fmt_http_date);
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let file = cache.load(path, meta)?;
+    let len = file.body.len() as u64;
+    let modified = file.modified;
+    let last_modified = file.last_modified.clone();
     let mut response = Response::new(Body::empty());
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
+    h.insert(header::CONTENT_TYPE, file.mime.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Some(v) = last_modified
-        .as_deref()
-        .and_then(|l| HeaderValue::from_str(l).ok())
-    {
-        h.insert(header::LAST_MODIFIED, v);
+    if let Some(v) = &last_modified {
+        h.insert(header::LAST_MODIFIED, v.clone());
     }
     if !headers.contains_key(header::IF_NONE_MATCH) {
         let since = headers
@@ -119,7 +258,8 @@ pub fn respond(
         .map(|v| parse_range(v, len))
         .unwrap_or(RangeRequest::Whole);
     if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        let still = if_range == etag || last_modified.as_deref() == Some(if_range);
+        let still = if_range == etag
+            || last_modified.as_ref().and_then(|v| v.to_str().ok()) == Some(if_range);
         if !still {
             range = RangeRequest::Whole;
         }
@@ -146,22 +286,11 @@ pub fn respond(
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     if !head && count > 0 {
-        // The size is known from the stat: one read, no second stat as fs::read would do.
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(std::fs::File::open(path)?, len),
-            &mut bytes,
-        )?;
         let (s, e) = (
             usize::try_from(start).unwrap_or(0),
             usize::try_from(end + 1).unwrap_or(0),
         );
-        // The file may have changed size since the stat: send what is there now.
-        let slice = bytes.get(s..e.min(bytes.len())).unwrap_or(&[]).to_vec();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(slice.len()));
-        *response.body_mut() = Body::from(slice);
+        *response.body_mut() = Body::from(file.body.slice(s..e.min(file.body.len())));
     }
     Ok(response)
 }
@@ -169,6 +298,42 @@ pub fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_files_follow_changes_and_the_cache_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.css");
+        std::fs::write(&path, "one").unwrap();
+        let cache = FileCache::with_settle(10, Duration::ZERO);
+        let load = |cache: &FileCache| {
+            let meta = std::fs::metadata(&path).unwrap();
+            cache.load(&path, &meta).unwrap()
+        };
+        let first = load(&cache);
+        assert_eq!(
+            (&first.body[..], first.mime.to_str().unwrap()),
+            (&b"one"[..], "text/css")
+        );
+        assert_eq!(cache.entries().bytes, 3);
+        // Replaced by rename (a new inode), at the same size: the new bytes.
+        let tmp = dir.path().join("a.tmp");
+        std::fs::write(&tmp, "two").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(&load(&cache).body[..], b"two");
+        // Grown in place.
+        std::fs::write(&path, "three").unwrap();
+        assert_eq!(&load(&cache).body[..], b"three");
+        // Over the limit: emptied, then only what fits is kept.
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, "0123456789abc").unwrap();
+        let meta = std::fs::metadata(&big).unwrap();
+        assert_eq!(cache.load(&big, &meta).unwrap().body.len(), 13);
+        assert!(cache.entries().bytes <= 10);
+        // A file just written is served but not kept (its time may not have moved yet).
+        let settling = FileCache::new(1000);
+        let _ = load(&settling);
+        assert_eq!(settling.entries().bytes, 0);
+    }
 
     #[test]
     fn ranges() {
@@ -208,47 +373,99 @@ mod tests {
         let meta = std::fs::metadata(&path).unwrap();
         let etag = crate::files::etag(&meta);
         let mut headers = HeaderMap::new();
-        let r = respond(&path, &meta, &headers, false, &etag).unwrap();
+        let r = respond(
+            &path,
+            &meta,
+            &headers,
+            false,
+            &etag,
+            &FileCache::new(1 << 20),
+        )
+        .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/css");
         assert_eq!(r.headers()["content-length"], "10");
         let lm = r.headers()["last-modified"].clone();
         headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
         assert_eq!(
-            respond(&path, &meta, &headers, false, &etag)
-                .unwrap()
-                .status(),
+            respond(
+                &path,
+                &meta,
+                &headers,
+                false,
+                &etag,
+                &FileCache::new(1 << 20)
+            )
+            .unwrap()
+            .status(),
             304
         );
         let mut headers = HeaderMap::new();
         headers.insert(header::RANGE, HeaderValue::from_static("bytes=2-4"));
-        let r = respond(&path, &meta, &headers, false, &etag).unwrap();
+        let r = respond(
+            &path,
+            &meta,
+            &headers,
+            false,
+            &etag,
+            &FileCache::new(1 << 20),
+        )
+        .unwrap();
         assert_eq!(
             (r.status(), r.headers()["content-range"].to_str().unwrap()),
             (StatusCode::PARTIAL_CONTENT, "bytes 2-4/10")
         );
         headers.insert(header::IF_RANGE, HeaderValue::from_static("\"stale\""));
         assert_eq!(
-            respond(&path, &meta, &headers, false, &etag)
-                .unwrap()
-                .status(),
+            respond(
+                &path,
+                &meta,
+                &headers,
+                false,
+                &etag,
+                &FileCache::new(1 << 20)
+            )
+            .unwrap()
+            .status(),
             200
         );
         headers.insert(header::IF_RANGE, HeaderValue::from_str(&etag).unwrap());
         assert_eq!(
-            respond(&path, &meta, &headers, false, &etag)
-                .unwrap()
-                .status(),
+            respond(
+                &path,
+                &meta,
+                &headers,
+                false,
+                &etag,
+                &FileCache::new(1 << 20)
+            )
+            .unwrap()
+            .status(),
             206
         );
         headers.insert(header::RANGE, HeaderValue::from_static("bytes=20-"));
         assert_eq!(
-            respond(&path, &meta, &headers, false, &etag)
-                .unwrap()
-                .status(),
+            respond(
+                &path,
+                &meta,
+                &headers,
+                false,
+                &etag,
+                &FileCache::new(1 << 20)
+            )
+            .unwrap()
+            .status(),
             416
         );
-        let head = respond(&path, &meta, &HeaderMap::new(), true, &etag).unwrap();
+        let head = respond(
+            &path,
+            &meta,
+            &HeaderMap::new(),
+            true,
+            &etag,
+            &FileCache::new(1 << 20),
+        )
+        .unwrap();
         assert_eq!(head.headers()["content-length"], "10");
     }
 }

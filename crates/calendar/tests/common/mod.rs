@@ -129,6 +129,7 @@ impl TestServer {
                     directory,
                     metrics: &mut registry,
                     tls,
+                    tls_not_after: None,
                     shutdown: token.clone(),
                 };
                 let tls_listen = if with_tls {

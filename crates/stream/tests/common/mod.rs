@@ -106,6 +106,7 @@ impl TestServer {
             directory: directory.clone(),
             metrics: &mut registry,
             tls: tls_config,
+            tls_not_after: None,
             shutdown: shutdown.clone(),
         };
         let service = runtime
