@@ -15,8 +15,15 @@ pub struct DnsConfig {
     /// Clients that may ask; everyone else gets REFUSED (UDP and TCP).
     pub allow: Vec<Cidr>,
     /// Resolvers names outside the local zones are forwarded to ("192.0.2.53" or
-    /// "192.0.2.53:53"), tried in order.
+    /// "192.0.2.53:53"), tried in order. Empty: full recursion from the root.
     pub forwarders: Vec<String>,
+    /// Root hints in named.root format, instead of the compiled-in ones; empty: compiled-in.
+    pub root_hints_file: String,
+    /// Answer from expired cache entries (TTL 30 s, EDE 3) when the authorities do not
+    /// answer within 1.8 s (RFC 8767); kept up to a day past expiry.
+    pub serve_stale: bool,
+    /// Test switch: ask name servers on 127.0.0.0/8 and ::1 and keep loopback glue.
+    pub allow_loopback_upstreams: bool,
     /// How long one forwarder gets to answer before the next is tried.
     pub forward_timeout: HumanDuration,
     /// One line per query in `dns-access.log` (client, transport, question, code, time).
@@ -37,6 +44,9 @@ impl Default for DnsConfig {
                 .filter_map(|c| Cidr::try_from(c.to_string()).ok())
                 .collect(),
             forwarders: Vec::new(),
+            root_hints_file: String::new(),
+            serve_stale: true,
+            allow_loopback_upstreams: false,
             forward_timeout: HumanDuration(std::time::Duration::from_secs(2)),
             query_log: false,
             local_zones: Vec::new(),
@@ -80,6 +90,18 @@ impl DnsConfig {
             if let Err(e) = parse_forwarder(f) {
                 problems.error(format!("dns.forwarders[{i}]"), e);
             }
+        }
+        if !self.root_hints_file.is_empty() {
+            let path = std::path::Path::new(&self.root_hints_file);
+            if let Err(e) = crate::recursor::roots::read_hints(path) {
+                problems.error("dns.root_hints_file", e.to_string());
+            }
+        }
+        if self.allow_loopback_upstreams {
+            problems.warning(
+                "dns.allow_loopback_upstreams",
+                "on: name servers on loopback are asked (a test switch; a referral to 127.0.0.1 could make Serval ask itself)",
+            );
         }
         if self.forward_timeout.0.is_zero() {
             problems.error("dns.forward_timeout", "must be more than 0 s");

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod fuzzing;
 mod net;
+pub mod recursor;
 pub mod server;
 mod service;
 pub mod zone;

@@ -1,19 +1,22 @@
 //! The tokio driver: UDP and TCP listeners, and queries to the forwarders.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::server::{forwarders_failed, relay, upstream_query, Outcome, Responder, Transport};
+use crate::recursor::upstream::{read_framed, write_framed};
+use crate::recursor::Recursor;
+use crate::server::{
+    forwarders_failed, recursed, relay, upstream_query, Outcome, Responder, Transport,
+};
 
 /// Forwarded questions in flight at once; past it a UDP query waits in the socket buffer.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -26,6 +29,8 @@ pub struct Driver {
     pub responder: Responder,
     pub forwarders: Vec<SocketAddr>,
     pub forward_timeout: Duration,
+    /// Full recursion, when no forwarders are set.
+    pub recursor: Option<Arc<Recursor>>,
     pub query_log: bool,
     pub in_flight: Arc<Semaphore>,
     pub tcp_slots: Arc<Semaphore>,
@@ -43,6 +48,7 @@ impl Driver {
         responder: Responder,
         forwarders: Vec<SocketAddr>,
         forward_timeout: Duration,
+        recursor: Option<Arc<Recursor>>,
         query_log: bool,
         queries: Family<Vec<(String, String)>, Counter>,
     ) -> Driver {
@@ -57,6 +63,7 @@ impl Driver {
             responder,
             forwarders,
             forward_timeout,
+            recursor,
             query_log,
             outcomes,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -78,7 +85,7 @@ impl Driver {
                 return None;
             }
             Outcome::Reply(bytes) => bytes,
-            Outcome::Forward(query) => self.forward_limited(&query, transport).await?,
+            Outcome::Resolve(query) => self.forward_limited(&query, transport).await?,
         };
         self.record(packet, client, transport, started, &reply);
         Some(reply)
@@ -124,6 +131,19 @@ impl Driver {
     }
 
     async fn forward(&self, query: &Message, transport: Transport) -> Vec<u8> {
+        if let (true, Some(recursor)) = (self.forwarders.is_empty(), &self.recursor) {
+            let question = &query.queries[0];
+            let resolution = recursor
+                .answer(question.name(), question.query_type())
+                .await;
+            if let Some((code, reason)) = &resolution.ede {
+                if resolution.code == hickory_proto::op::ResponseCode::ServFail {
+                    tracing::warn!(target: "serval_dns::recursor", name = %question.name(),
+                        record_type = %question.query_type(), ede = code, %reason, "SERVFAIL");
+                }
+            }
+            return recursed(query, &resolution, transport);
+        }
         for &forwarder in &self.forwarders {
             match ask(forwarder, query, self.forward_timeout).await {
                 Ok(upstream) => {
@@ -154,57 +174,18 @@ fn reply_code(reply: &[u8]) -> &'static str {
     }
 }
 
-/// One question to one forwarder over UDP (from a fresh socket: a random source port, as
-/// well as a random ID), then over TCP when the answer is truncated.
+/// One question to one forwarder, with a new random ID.
 async fn ask(forwarder: SocketAddr, query: &Message, timeout: Duration) -> Result<Vec<u8>, String> {
     let id: u16 = rand::random();
     let request = upstream_query(query, id);
-    let local: SocketAddr = match forwarder.ip() {
-        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
-    socket.connect(forwarder).await.map_err(|e| e.to_string())?;
-    socket.send(&request).await.map_err(|e| e.to_string())?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = vec![0u8; 65535];
-    let reply = loop {
-        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
-            .await
-            .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
-            .map_err(|e| e.to_string())?;
-        // A connected socket only hears the forwarder; the ID must match too.
-        if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-            break buf[..n].to_vec();
-        }
-    };
-    if reply[2] & 0x02 == 0 {
-        return Ok(reply);
-    }
-    // Truncated: the whole answer over TCP.
-    tokio::time::timeout_at(deadline, async {
-        let mut stream = TcpStream::connect(forwarder).await?;
-        write_framed(&mut stream, &request).await?;
-        read_framed(&mut stream).await
-    })
-    .await
-    .map_err(|_| format!("no TCP answer within {} ms", timeout.as_millis()))?
-    .map_err(|e| e.to_string())
-}
-
-async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
-    let len = u16::try_from(message.len()).unwrap_or(u16::MAX);
-    let mut framed = Vec::with_capacity(message.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(&message[..usize::from(len)]);
-    stream.write_all(&framed).await
-}
-
-async fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let len = stream.read_u16().await?;
-    let mut message = vec![0u8; usize::from(len)];
-    stream.read_exact(&mut message).await?;
-    Ok(message)
+    crate::recursor::upstream::ask(forwarder, request, id, timeout)
+        .await
+        .map_err(|e| match e {
+            crate::recursor::AskError::Timeout => {
+                format!("no answer within {} ms", timeout.as_millis())
+            }
+            other => other.to_string(),
+        })
 }
 
 pub async fn serve_udp(
@@ -233,7 +214,7 @@ pub async fn serve_udp(
                 driver.record(packet, client, Transport::Udp, started, &reply);
                 let _ = socket.send_to(&reply, client).await;
             }
-            Outcome::Forward(query) => {
+            Outcome::Resolve(query) => {
                 let packet = packet.to_vec();
                 let (socket, driver) = (socket.clone(), driver.clone());
                 tasks.spawn(async move {

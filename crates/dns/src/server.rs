@@ -1,7 +1,7 @@
 //! The sans-IO core: a query's bytes and the client's address in, what to do out.
 //!
 //! No sockets and no clock here, so every answer is unit-tested as bytes. The driver (`net`)
-//! sends [`Outcome::Reply`] back, drops [`Outcome::Drop`], and for [`Outcome::Forward`] asks a
+//! sends [`Outcome::Reply`] back, drops [`Outcome::Drop`], and for [`Outcome::Resolve`] asks a
 //! forwarder and hands its reply to [`relay`].
 
 use std::net::IpAddr;
@@ -36,8 +36,9 @@ pub enum Outcome {
     /// Not answered: too short to carry an ID, or itself a response (answering those would
     /// let a spoofed packet start a loop between two servers).
     Drop,
-    /// Ask a forwarder: `query` is the client's question (one, with its flags), parsed.
-    Forward(Box<Message>),
+    /// Resolve it (forwarders, else recursion): `query` is the client's question (one, with
+    /// its flags), parsed.
+    Resolve(Box<Message>),
 }
 
 /// The answering policy of one `[dns]` table.
@@ -106,7 +107,7 @@ impl Responder {
             return Outcome::Reply(encode(reply, limit));
         }
         if self.forwarding {
-            return Outcome::Forward(Box::new(query));
+            return Outcome::Resolve(Box::new(query));
         }
         reply.metadata.response_code = ResponseCode::Refused;
         add_ede(
@@ -147,6 +148,29 @@ pub fn relay(query: &Message, upstream: &[u8], transport: Transport) -> Option<V
         None => reply.edns = None,
     }
     Some(encode(reply, udp_limit(query, transport)))
+}
+
+/// The client's answer from a recursive resolution.
+pub fn recursed(
+    query: &Message,
+    resolution: &crate::recursor::Resolution,
+    transport: Transport,
+) -> Vec<u8> {
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.checking_disabled = query.metadata.checking_disabled;
+    reply.metadata.recursion_available = true;
+    reply.metadata.response_code = resolution.code;
+    reply.add_queries(query.queries.iter().cloned());
+    reply.add_answers(resolution.answers.iter().cloned());
+    reply.add_authorities(resolution.authorities.iter().cloned());
+    if let Some(edns) = &query.edns {
+        reply.set_edns(our_edns(edns.flags().dnssec_ok));
+        if let Some((code, text)) = &resolution.ede {
+            add_ede(&mut reply, *code, text);
+        }
+    }
+    encode(reply, udp_limit(query, transport))
 }
 
 /// SERVFAIL for `query` when no forwarder answered.

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{parse_forwarder, DnsConfig};
 use crate::net::{serve_tcp, serve_udp, Driver};
+use crate::recursor::{Network, Recursor, RecursorConfig, PRIME_EVERY};
 use crate::server::Responder;
 use crate::zone::LocalZone;
 
@@ -30,6 +31,8 @@ pub enum DnsError {
     },
     #[error("dns.forwarders: {0}")]
     Forwarder(String),
+    #[error("dns.root_hints_file: {0}")]
+    Hints(#[from] crate::recursor::roots::HintsError),
 }
 
 struct Running {
@@ -90,11 +93,31 @@ pub async fn bind(
         "DNS queries answered, by response code (or dropped)",
         queries.clone(),
     );
-    let responder = Responder::new(config.allow.clone(), zones, !forwarders.is_empty());
+    let recursor = if forwarders.is_empty() {
+        let hints = match config.root_hints_file.as_str() {
+            "" => crate::recursor::roots::compiled_hints(),
+            path => crate::recursor::roots::read_hints(std::path::Path::new(path))?,
+        };
+        Some(Arc::new(Recursor::new(
+            Arc::new(Network),
+            RecursorConfig {
+                data_dir: ctx.data_dir.clone(),
+                hints,
+                serve_stale: config.serve_stale,
+                allow_loopback: config.allow_loopback_upstreams,
+                port: 53,
+            },
+        )))
+    } else {
+        None
+    };
+    // Forwarders or recursion: either way names beyond the local zones are resolved.
+    let responder = Responder::new(config.allow.clone(), zones, true);
     let driver = Arc::new(Driver::new(
         responder,
         forwarders,
         config.forward_timeout.0,
+        recursor.clone(),
         config.query_log,
         queries,
     ));
@@ -132,10 +155,40 @@ pub async fn bind(
             ctx.shutdown.clone(),
         ));
     }
+    if let Some(recursor) = recursor {
+        tasks.spawn(keep_primed(recursor, ctx.shutdown.clone()));
+    }
     Ok(Arc::new(Running {
         addrs,
         started_at: SystemTime::now(),
         driver,
         tasks: Mutex::new(Some(tasks)),
     }))
+}
+
+/// Primes at start and every [`PRIME_EVERY`]; after a failure, again within a minute. Every
+/// outcome is logged: "all roots unreachable" must never be silent.
+async fn keep_primed(recursor: Arc<Recursor>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut failures = 0u32;
+    loop {
+        let wait = match recursor.prime().await {
+            Ok(servers) => {
+                failures = 0;
+                let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+                tracing::info!(target: "serval_dns::recursor", servers = names.len(),
+                    first = names.first().copied().unwrap_or(""), "primed: the root name servers answered");
+                PRIME_EVERY
+            }
+            Err(failure) => {
+                failures += 1;
+                tracing::warn!(target: "serval_dns::recursor", reason = %failure.reason,
+                    "priming failed: no root name server answered; walks start from the kept or compiled-in root servers");
+                std::time::Duration::from_secs(5 * u64::from(failures.min(12)))
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }

@@ -90,7 +90,7 @@ fn other_names_are_forwarded_or_refused() {
     let q = query("www.example.org.", RecordType::A, true);
     assert!(matches!(
         responder(true).handle(&q, LOCAL, Transport::Udp),
-        Outcome::Forward(_)
+        Outcome::Resolve(_)
     ));
     let m = reply(responder(false).handle(&q, LOCAL, Transport::Udp));
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);

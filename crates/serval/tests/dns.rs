@@ -1,0 +1,376 @@
+//! The DNS service against real clients and servers: `dig` (bind9-dnsutils) asks Serval, and
+//! Serval resolves through a fake Internet of `nsd` authoritative servers (a root, a TLD and
+//! leaf zones) on loopback addresses of their own, port 53. Never the real roots.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{field, Server, TestDir};
+
+/// 127.A.B.0/24 for one test's fake Internet, random so tests and runs never share one.
+fn network() -> String {
+    format!(
+        "127.{}.{}",
+        1 + rand::random::<u8>() % 250,
+        rand::random::<u8>()
+    )
+}
+
+/// One nsd serving `zones` (name, zone file text) on `address`:53.
+struct Nsd {
+    child: Child,
+    dir: PathBuf,
+    address: String,
+}
+
+impl Nsd {
+    fn start(dir: &Path, address: &str, zones: &[(&str, String)]) -> Nsd {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "the DNS tests run nsd on port 53 of loopback addresses: run them as root"
+        );
+        let dir = dir.join(format!("nsd-{address}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conf = format!(
+            "server:\n  ip-address: {address}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
+             zonesdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  database: \"\"\n  \
+             pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
+             server-count: 1\n  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n\
+             remote-control:\n  control-enable: no\n",
+            d = dir.display()
+        );
+        for (i, (name, text)) in zones.iter().enumerate() {
+            std::fs::write(dir.join(format!("z{i}.zone")), text).unwrap();
+            conf.push_str(&format!(
+                "zone:\n  name: \"{name}\"\n  zonefile: \"z{i}.zone\"\n"
+            ));
+        }
+        std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+        let child = Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.join("nsd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nsd is needed for the DNS tests (Debian package nsd)");
+        let nsd = Nsd {
+            child,
+            dir,
+            address: address.to_owned(),
+        };
+        nsd.wait_answering(zones[0].0);
+        nsd
+    }
+
+    fn wait_answering(&self, zone: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = dig(&[
+                &format!("@{}", self.address),
+                zone,
+                "SOA",
+                "+norec",
+                "+time=1",
+                "+tries=1",
+            ]);
+            if out.contains("status: NOERROR") {
+                return;
+            }
+            let log = std::fs::read_to_string(self.dir.join("nsd.log")).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "nsd on {} did not answer:\n{log}\n{out}",
+                self.address
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self, first_zone: &str) {
+        self.stop();
+        self.child = Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(self.dir.join("nsd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.wait_answering(first_zone);
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn dig(args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(args)
+        .output()
+        .expect("dig is needed for the DNS tests (Debian package bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SOA: &str = "SOA ns hostmaster 1 3600 600 86400 60";
+
+/// The fake Internet: root on .1, test. on .2, example.test. and other.test. on .3.
+/// other.test. is delegated without glue; dead.test. to .9, where nothing listens.
+struct Internet {
+    net: String,
+    _root: Nsd,
+    _tld: Nsd,
+    leaf: Nsd,
+}
+
+fn internet(dir: &Path) -> Internet {
+    let net = network();
+    let root = format!(
+        "$TTL 3600\n. {SOA}\n. NS a.root.test.\na.root.test. A {net}.1\n\
+         test. NS ns.test.\nns.test. A {net}.2\n"
+    )
+    .replace(" ns hostmaster", " a.root.test. hostmaster.root.test.");
+    let tld = format!(
+        "$ORIGIN test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.2\n\
+         example NS ns.example\nns.example A {net}.3\n\
+         other NS ns.elsewhere.example.test.\n\
+         dead NS ns.dead\nns.dead A {net}.9\n"
+    );
+    let mut big = String::new();
+    for i in 0..12 {
+        big.push_str(&format!("big TXT \"{i:02}{}\"\n", "x".repeat(180)));
+    }
+    let example = format!(
+        "$ORIGIN example.test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.3\nns.elsewhere A {net}.3\n\
+         www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
+    );
+    let other = format!("$ORIGIN other.test.\n$TTL 3600\n@ {SOA}\n@ NS ns.elsewhere.example.test.\nwww A 192.0.2.81\n");
+    Internet {
+        _root: Nsd::start(dir, &format!("{net}.1"), &[(".", root)]),
+        _tld: Nsd::start(dir, &format!("{net}.2"), &[("test.", tld)]),
+        leaf: Nsd::start(
+            dir,
+            &format!("{net}.3"),
+            &[("example.test.", example), ("other.test.", other)],
+        ),
+        net,
+    }
+}
+
+/// Serval with DNS on, its root hints pointing into the fake Internet.
+fn serval(t: &TestDir, hints_address: &str) -> (Server, String) {
+    std::fs::write(
+        t.dir.path().join("hints"),
+        format!(".  3600000  NS  a.root.test.\na.root.test.  3600000  A  {hints_address}\n"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(t.config()).unwrap();
+    if !config.contains("[dns]") {
+        std::fs::write(
+            t.config(),
+            format!(
+                "{config}\n[dns]\nenabled = true\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1/32\"]\n\
+                 root_hints_file = \"hints\"\nallow_loopback_upstreams = true\nquery_log = true\n\
+                 [[dns.local_zone]]\nname = \"office.test\"\nrecords = [\"printer A 192.168.1.50\"]\n"
+            ),
+        )
+        .unwrap();
+    }
+    let check = t.run(&["check"], "");
+    assert_eq!(check.code, Some(0), "{check:?}");
+    let mut server = t.serve();
+    let line = server.wait_for_log("DNS listening", Duration::from_secs(10));
+    let port = field(&line, "bound=")
+        .and_then(|b| b.rsplit(':').next())
+        .unwrap()
+        .to_owned();
+    (server, port)
+}
+
+fn ask(port: &str, args: &[&str]) -> String {
+    let mut all = vec!["@127.0.0.1", "-p", port, "+time=12", "+tries=1"];
+    all.extend_from_slice(args);
+    dig(&all)
+}
+
+fn answers(out: &str) -> Vec<String> {
+    dig_section(out, ";; ANSWER SECTION:")
+}
+
+fn dig_section(out: &str, header: &str) -> Vec<String> {
+    out.split(header)
+        .nth(1)
+        .map(|rest| {
+            rest.lines()
+                .skip(1)
+                .take_while(|l| !l.trim().is_empty())
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn resolves_from_the_root_with_referrals_aliases_and_truncation() {
+    let t = TestDir::new("");
+    let net = internet(t.dir.path());
+    let (mut server, port) = serval(&t, &format!("{}.1", net.net));
+    server.wait_for_log("primed", Duration::from_secs(10));
+    assert!(t.data_dir().join("dns/root-servers.json").exists());
+
+    let www = ask(&port, &["www.example.test", "A"]);
+    assert!(www.contains("status: NOERROR"), "{www}");
+    assert!(www.contains(" ra"), "recursion available: {www}");
+    assert!(
+        !www.contains(" aa"),
+        "a recursive answer is not authoritative: {www}"
+    );
+    assert_eq!(
+        answers(&www),
+        ["www.example.test. 3600 IN A 192.0.2.80"],
+        "{www}"
+    );
+
+    let alias = ask(&port, &["alias.example.test", "A"]);
+    let alias = answers(&alias);
+    assert_eq!(alias.len(), 2, "{alias:?}");
+    assert!(alias[0].contains("CNAME www.example.test."), "{alias:?}");
+    assert!(alias[1].ends_with("A 192.0.2.80"), "{alias:?}");
+
+    let glueless = ask(&port, &["www.other.test", "A"]);
+    assert_eq!(
+        answers(&glueless),
+        ["www.other.test. 3600 IN A 192.0.2.81"],
+        "{glueless}"
+    );
+
+    let mx = ask(&port, &["example.test", "MX"]);
+    assert_eq!(
+        answers(&mx),
+        ["example.test. 3600 IN MX 10 mail.example.test."],
+        "{mx}"
+    );
+
+    let missing = ask(&port, &["nope.example.test", "A"]);
+    assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+    assert_eq!(
+        dig_section(&missing, ";; AUTHORITY SECTION:").len(),
+        1,
+        "{missing}"
+    );
+    let nodata = ask(&port, &["www.example.test", "AAAA"]);
+    assert!(
+        nodata.contains("status: NOERROR") && answers(&nodata).is_empty(),
+        "{nodata}"
+    );
+
+    // 12 TXT records of ~190 bytes: truncated by nsd over UDP, fetched by Serval over TCP,
+    // truncated again to dig over UDP, whole to dig over TCP.
+    let udp = ask(&port, &["big.example.test", "TXT", "+ignore"]);
+    assert!(udp.contains(" tc"), "{udp}");
+    let tcp = ask(&port, &["big.example.test", "TXT", "+tcp"]);
+    assert_eq!(answers(&tcp).len(), 12, "{tcp}");
+
+    let local = ask(&port, &["printer.office.test", "A"]);
+    assert!(local.contains(" aa"), "{local}");
+    assert_eq!(
+        answers(&local),
+        ["printer.office.test. 3600 IN A 192.168.1.50"]
+    );
+
+    // A delegation to a server that does not exist: SERVFAIL, a reason, well within 10 s.
+    let started = Instant::now();
+    let dead = ask(&port, &["www.dead.test", "A"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(dead.contains("status: SERVFAIL"), "{dead}");
+    assert!(
+        dead.contains("EDE: 22") || dead.contains("EDE: 23"),
+        "{dead}"
+    );
+    assert!(
+        dead.contains("dead.test"),
+        "the reason names the zone: {dead}"
+    );
+
+    // Outside `allow`: REFUSED with EDE 18, over UDP and TCP.
+    for transport in ["+notcp", "+tcp"] {
+        let refused = ask(&port, &["-b", "127.0.0.2", "www.example.test", transport]);
+        assert!(
+            refused.contains("status: REFUSED") && refused.contains("EDE: 18"),
+            "{refused}"
+        );
+    }
+
+    let log = std::fs::read_to_string(t.data_dir().join("logs/dns-access.log")).unwrap_or_default();
+    assert!(log.contains("www.example.test. A NOERROR"), "{log}");
+
+    // Restarted with hints that are all dead: the root set priming kept is used.
+    drop(server);
+    let (_server, port) = serval(&t, &format!("{}.77", net.net));
+    let again = ask(&port, &["www.other.test", "A"]);
+    assert_eq!(
+        answers(&again),
+        ["www.other.test. 3600 IN A 192.0.2.81"],
+        "{again}"
+    );
+}
+
+#[test]
+fn a_dead_authority_gets_stale_answers_and_recovery_needs_no_restart() {
+    let t = TestDir::new("");
+    let mut net = internet(t.dir.path());
+    let (_server, port) = serval(&t, &format!("{}.1", net.net));
+    let fresh = ask(&port, &["short.example.test", "A"]);
+    assert_eq!(
+        answers(&fresh),
+        ["short.example.test. 2 IN A 192.0.2.82"],
+        "{fresh}"
+    );
+    net.leaf.stop();
+    std::thread::sleep(Duration::from_millis(2500));
+    let started = Instant::now();
+    let stale = ask(&port, &["short.example.test", "A"]);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stale.contains("status: NOERROR"), "{stale}");
+    assert_eq!(
+        answers(&stale),
+        ["short.example.test. 30 IN A 192.0.2.82"],
+        "{stale}"
+    );
+    assert!(stale.contains("EDE: 3"), "{stale}");
+    // The authority comes back: fresh answers again within seconds, no restart.
+    net.leaf.restart("example.test.");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = ask(&port, &["short.example.test", "A"]);
+        if !out.contains("EDE: 3") && out.contains("status: NOERROR") {
+            let ttl: u32 = answers(&out)[0].split(' ').nth(1).unwrap().parse().unwrap();
+            assert!(ttl <= 2, "{out}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still stale 30 s after recovery: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
