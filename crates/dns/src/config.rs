@@ -19,6 +19,11 @@ pub struct DnsConfig {
     pub forwarders: Vec<String>,
     /// Root hints in named.root format, instead of the compiled-in ones; empty: compiled-in.
     pub root_hints_file: String,
+    /// Presentation-format DS/DNSKEY lines for "." instead of the compiled-in root anchors.
+    pub trust_anchors_file: String,
+    /// Validate answers with DNSSEC: AD on secure ones, SERVFAIL (EDE 6-12) on bogus ones
+    /// unless the client sets CD.
+    pub dnssec: bool,
     /// Answer from expired cache entries (TTL 30 s, EDE 3) when the authorities do not
     /// answer within 1.8 s (RFC 8767); kept up to a day past expiry.
     pub serve_stale: bool,
@@ -45,6 +50,8 @@ impl Default for DnsConfig {
                 .collect(),
             forwarders: Vec::new(),
             root_hints_file: String::new(),
+            trust_anchors_file: String::new(),
+            dnssec: true,
             serve_stale: true,
             allow_loopback_upstreams: false,
             forward_timeout: HumanDuration(std::time::Duration::from_secs(2)),
@@ -95,6 +102,12 @@ impl DnsConfig {
             let path = std::path::Path::new(&self.root_hints_file);
             if let Err(e) = crate::recursor::roots::read_hints(path) {
                 problems.error("dns.root_hints_file", e.to_string());
+            }
+        }
+        if !self.trust_anchors_file.is_empty() {
+            let path = std::path::Path::new(&self.trust_anchors_file);
+            if let Err(e) = crate::recursor::dnssec::Anchors::read(path) {
+                problems.error("dns.trust_anchors_file", e);
             }
         }
         if self.allow_loopback_upstreams {

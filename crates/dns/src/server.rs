@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::RecordType;
 
 use crate::config::Cidr;
 use crate::zone::{zone_for, LocalZone};
@@ -151,24 +152,51 @@ pub fn relay(query: &Message, upstream: &[u8], transport: Transport) -> Option<V
 }
 
 /// The client's answer from a recursive resolution.
+///
+/// Bogus data is SERVFAIL with its EDE unless the client set CD (then it gets the data, and
+/// no AD); secure data gets AD when the client set DO or AD (RFC 6840 5.7). RRSIG and NSEC
+/// records go only to clients that set DO (RFC 4035 3.2.1).
 pub fn recursed(
     query: &Message,
     resolution: &crate::recursor::Resolution,
     transport: Transport,
 ) -> Vec<u8> {
+    use crate::recursor::dnssec::Security;
     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
     reply.metadata.checking_disabled = query.metadata.checking_disabled;
     reply.metadata.recursion_available = true;
-    reply.metadata.response_code = resolution.code;
     reply.add_queries(query.queries.iter().cloned());
-    reply.add_answers(resolution.answers.iter().cloned());
-    reply.add_authorities(resolution.authorities.iter().cloned());
+    let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     if let Some(edns) = &query.edns {
         reply.set_edns(our_edns(edns.flags().dnssec_ok));
-        if let Some((code, text)) = &resolution.ede {
-            add_ede(&mut reply, *code, text);
+    }
+    if let Security::Bogus { ede, reason } = &resolution.security {
+        if !query.metadata.checking_disabled {
+            reply.metadata.response_code = ResponseCode::ServFail;
+            add_ede(
+                &mut reply,
+                *ede,
+                &format!("DNSSEC validation failed: {reason}"),
+            );
+            return encode(reply, udp_limit(query, transport));
         }
+    }
+    reply.metadata.response_code = resolution.code;
+    reply.metadata.authentic_data = resolution.security == Security::Secure
+        && (dnssec_ok || query.metadata.authentic_data)
+        && !query.metadata.checking_disabled;
+    let shown = |r: &&hickory_proto::rr::Record| {
+        dnssec_ok
+            || !matches!(
+                r.record_type(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+            )
+    };
+    reply.add_answers(resolution.answers.iter().filter(shown).cloned());
+    reply.add_authorities(resolution.authorities.iter().filter(shown).cloned());
+    if let Some((code, text)) = &resolution.ede {
+        add_ede(&mut reply, *code, text);
     }
     encode(reply, udp_limit(query, transport))
 }

@@ -31,6 +31,8 @@ pub enum DnsError {
     },
     #[error("dns.forwarders: {0}")]
     Forwarder(String),
+    #[error("dns.trust_anchors_file: {0}")]
+    Anchors(String),
     #[error("dns.root_hints_file: {0}")]
     Hints(#[from] crate::recursor::roots::HintsError),
 }
@@ -93,6 +95,11 @@ pub async fn bind(
         "DNS queries answered, by response code (or dropped)",
         queries.clone(),
     );
+    let anchors = match config.trust_anchors_file.as_str() {
+        "" => crate::recursor::dnssec::Anchors::compiled(),
+        path => crate::recursor::dnssec::Anchors::read(std::path::Path::new(path))
+            .map_err(DnsError::Anchors)?,
+    };
     let recursor = if forwarders.is_empty() {
         let hints = match config.root_hints_file.as_str() {
             "" => crate::recursor::roots::compiled_hints(),
@@ -106,6 +113,8 @@ pub async fn bind(
                 serve_stale: config.serve_stale,
                 allow_loopback: config.allow_loopback_upstreams,
                 port: 53,
+                dnssec: config.dnssec,
+                anchors: anchors.clone(),
             },
         )))
     } else {

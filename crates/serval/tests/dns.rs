@@ -125,10 +125,44 @@ fn dig(args: &[&str]) -> String {
 
 const SOA: &str = "SOA ns hostmaster 1 3600 600 86400 60";
 
-/// The fake Internet: root on .1, test. on .2, example.test. and other.test. on .3.
-/// other.test. is delegated without glue; dead.test. to .9, where nothing listens.
+/// Signs `text` (zone `origin`) with a new key of `algorithm` in `dir` with ldns-signzone,
+/// NSEC3 when asked; the signed zone and the DS line for its parent.
+fn sign(dir: &Path, origin: &str, text: &str, algorithm: &str, nsec3: bool) -> (String, String) {
+    let dir = dir.join(format!("keys-{origin}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keygen = Command::new("ldns-keygen")
+        .args(["-a", algorithm, "-k", origin])
+        .current_dir(&dir)
+        .output()
+        .expect("ldns-keygen is needed for the DNS tests (Debian package ldnsutils)");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
+    std::fs::write(dir.join("zone"), text).unwrap();
+    let mut args = vec!["-o", origin];
+    if nsec3 {
+        args.extend(["-n", "-t", "0"]);
+    }
+    args.extend(["zone", key.as_str()]);
+    let signed = Command::new("ldns-signzone")
+        .args(&args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{signed:?}");
+    let zone = std::fs::read_to_string(dir.join("zone.signed")).unwrap();
+    let ds = std::fs::read_to_string(dir.join(format!("{key}.ds"))).unwrap();
+    (zone, ds)
+}
+
+/// The fake Internet: root on .1, test. on .2, example.test., other.test. and bogus.test. on
+/// .3; dead.test. delegated to .9, where nothing listens. Signed: the root (ECDSA P-256, the
+/// trust anchor), test. (RSA/SHA-256, NSEC), example.test. (Ed25519, NSEC3), and bogus.test.,
+/// whose www record was changed after signing. other.test. is unsigned and delegated without
+/// glue; dead.test. is unsigned.
 struct Internet {
     net: String,
+    /// The root's DS, for `trust_anchors_file`.
+    anchor: String,
     _root: Nsd,
     _tld: Nsd,
     leaf: Nsd,
@@ -136,40 +170,79 @@ struct Internet {
 
 fn internet(dir: &Path) -> Internet {
     let net = network();
-    let root = format!(
-        "$TTL 3600\n. {SOA}\n. NS a.root.test.\na.root.test. A {net}.1\n\
-         test. NS ns.test.\nns.test. A {net}.2\n"
-    )
-    .replace(" ns hostmaster", " a.root.test. hostmaster.root.test.");
-    let tld = format!(
-        "$ORIGIN test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.2\n\
-         example NS ns.example\nns.example A {net}.3\n\
-         other NS ns.elsewhere.example.test.\n\
-         dead NS ns.dead\nns.dead A {net}.9\n"
-    );
     let mut big = String::new();
     for i in 0..12 {
         big.push_str(&format!("big TXT \"{i:02}{}\"\n", "x".repeat(180)));
     }
-    let example = format!(
-        "$ORIGIN example.test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.3\nns.elsewhere A {net}.3\n\
-         www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
+    let (example, example_ds) = sign(
+        dir,
+        "example.test.",
+        &format!(
+            "$ORIGIN example.test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.3\nns.elsewhere A {net}.3\n\
+             www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
+        ),
+        "ED25519",
+        true,
     );
+    let (bogus, bogus_ds) = sign(
+        dir,
+        "bogus.test.",
+        &format!(
+            "$ORIGIN bogus.test.\n$TTL 3600\n@ {SOA}\n@ NS ns.example.test.\nwww A 192.0.2.90\n"
+        ),
+        "ED25519",
+        false,
+    );
+    let bogus = bogus.replace("192.0.2.90", "192.0.2.91");
     let other = format!("$ORIGIN other.test.\n$TTL 3600\n@ {SOA}\n@ NS ns.elsewhere.example.test.\nwww A 192.0.2.81\n");
+    let (tld, tld_ds) = sign(
+        dir,
+        "test.",
+        &format!(
+            "$ORIGIN test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.2\n\
+             example NS ns.example\nns.example A {net}.3\n{example_ds}\
+             bogus NS ns.example\n{bogus_ds}\
+             other NS ns.elsewhere.example.test.\n\
+             dead NS ns.dead\nns.dead A {net}.9\n"
+        ),
+        "RSASHA256",
+        false,
+    );
+    let (root, root_ds) = sign(
+        dir,
+        ".",
+        &format!(
+            "$TTL 3600\n. {SOA}\n. NS a.root.test.\na.root.test. A {net}.1\n\
+             test. NS ns.test.\nns.test. A {net}.2\n{tld_ds}"
+        )
+        .replace(" ns hostmaster", " a.root.test. hostmaster.root.test."),
+        "ECDSAP256SHA256",
+        false,
+    );
     Internet {
         _root: Nsd::start(dir, &format!("{net}.1"), &[(".", root)]),
         _tld: Nsd::start(dir, &format!("{net}.2"), &[("test.", tld)]),
         leaf: Nsd::start(
             dir,
             &format!("{net}.3"),
-            &[("example.test.", example), ("other.test.", other)],
+            &[
+                ("example.test.", example),
+                ("other.test.", other),
+                ("bogus.test.", bogus),
+            ],
         ),
+        anchor: root_ds,
         net,
     }
 }
 
 /// Serval with DNS on, its root hints pointing into the fake Internet.
-fn serval(t: &TestDir, hints_address: &str) -> (Server, String) {
+fn serval(t: &TestDir, net: &Internet, hints_address: &str) -> (Server, String) {
+    std::fs::write(
+        t.dir.path().join("anchors"),
+        format!("$TTL 3600\n{}", net.anchor),
+    )
+    .unwrap();
     std::fs::write(
         t.dir.path().join("hints"),
         format!(".  3600000  NS  a.root.test.\na.root.test.  3600000  A  {hints_address}\n"),
@@ -181,7 +254,7 @@ fn serval(t: &TestDir, hints_address: &str) -> (Server, String) {
             t.config(),
             format!(
                 "{config}\n[dns]\nenabled = true\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1/32\"]\n\
-                 root_hints_file = \"hints\"\nallow_loopback_upstreams = true\nquery_log = true\n\
+                 root_hints_file = \"hints\"\ntrust_anchors_file = \"anchors\"\nallow_loopback_upstreams = true\nquery_log = true\n\
                  [[dns.local_zone]]\nname = \"office.test\"\nrecords = [\"printer A 192.168.1.50\"]\n"
             ),
         )
@@ -225,7 +298,7 @@ fn dig_section(out: &str, header: &str) -> Vec<String> {
 fn resolves_from_the_root_with_referrals_aliases_and_truncation() {
     let t = TestDir::new("");
     let net = internet(t.dir.path());
-    let (mut server, port) = serval(&t, &format!("{}.1", net.net));
+    let (mut server, port) = serval(&t, &net, &format!("{}.1", net.net));
     server.wait_for_log("primed", Duration::from_secs(10));
     assert!(t.data_dir().join("dns/root-servers.json").exists());
 
@@ -321,7 +394,7 @@ fn resolves_from_the_root_with_referrals_aliases_and_truncation() {
 
     // Restarted with hints that are all dead: the root set priming kept is used.
     drop(server);
-    let (_server, port) = serval(&t, &format!("{}.77", net.net));
+    let (_server, port) = serval(&t, &net, &format!("{}.77", net.net));
     let again = ask(&port, &["www.other.test", "A"]);
     assert_eq!(
         answers(&again),
@@ -334,7 +407,7 @@ fn resolves_from_the_root_with_referrals_aliases_and_truncation() {
 fn a_dead_authority_gets_stale_answers_and_recovery_needs_no_restart() {
     let t = TestDir::new("");
     let mut net = internet(t.dir.path());
-    let (_server, port) = serval(&t, &format!("{}.1", net.net));
+    let (_server, port) = serval(&t, &net, &format!("{}.1", net.net));
     let fresh = ask(&port, &["short.example.test", "A"]);
     assert_eq!(
         answers(&fresh),
@@ -373,4 +446,102 @@ fn a_dead_authority_gets_stale_answers_and_recovery_needs_no_restart() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+fn flags(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(";; flags: "))
+        .map(|f| f.split(';').next().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn validates_signed_zones_proves_denials_and_refuses_bogus_data() {
+    let t = TestDir::new("");
+    let net = internet(t.dir.path());
+    let (_server, port) = serval(&t, &net, &format!("{}.1", net.net));
+
+    // Ed25519 zone under an RSA TLD under an ECDSA root: secure, AD, RRSIGs with DO.
+    let secure = ask(&port, &["www.example.test", "A", "+dnssec"]);
+    assert!(flags(&secure).contains("ad"), "{secure}");
+    assert!(
+        answers(&secure).iter().any(|l| l.contains("RRSIG A 15")),
+        "{secure}"
+    );
+    let plain = ask(&port, &["www.example.test", "A", "+noadflag"]);
+    assert!(
+        !flags(&plain).contains("ad") && !plain.contains("RRSIG"),
+        "{plain}"
+    );
+    let ad_only = ask(&port, &["www.example.test", "A", "+adflag"]);
+    assert!(flags(&ad_only).contains("ad"), "{ad_only}");
+    let chain = ask(&port, &["alias.example.test", "A", "+dnssec"]);
+    assert!(flags(&chain).contains("ad"), "{chain}");
+
+    // Denials: NSEC3 in example.test., NSEC in test.
+    let nx3 = ask(&port, &["nope.example.test", "A", "+dnssec"]);
+    assert!(
+        nx3.contains("status: NXDOMAIN") && flags(&nx3).contains("ad"),
+        "{nx3}"
+    );
+    let nodata3 = ask(&port, &["www.example.test", "AAAA", "+dnssec"]);
+    assert!(
+        nodata3.contains("status: NOERROR") && flags(&nodata3).contains("ad"),
+        "{nodata3}"
+    );
+    let nx = ask(&port, &["nope.test", "A", "+dnssec"]);
+    assert!(
+        nx.contains("status: NXDOMAIN") && flags(&nx).contains("ad"),
+        "{nx}"
+    );
+
+    // An unsigned delegation (no DS, proven by test.'s NSEC): answered, not AD.
+    let insecure = ask(&port, &["www.other.test", "A", "+dnssec"]);
+    assert!(
+        insecure.contains("status: NOERROR") && !flags(&insecure).contains("ad"),
+        "{insecure}"
+    );
+    assert_eq!(answers(&insecure), ["www.other.test. 3600 IN A 192.0.2.81"]);
+
+    // A record changed after signing: SERVFAIL with EDE 6, unless the client checks itself.
+    let bogus = ask(&port, &["www.bogus.test", "A", "+dnssec"]);
+    assert!(
+        bogus.contains("status: SERVFAIL") && bogus.contains("EDE: 6"),
+        "{bogus}"
+    );
+    let unchecked = ask(&port, &["www.bogus.test", "A", "+cd"]);
+    assert!(
+        unchecked.contains("status: NOERROR") && !flags(&unchecked).contains("ad"),
+        "{unchecked}"
+    );
+    // Kept a minute at most, being bogus.
+    let record = answers(&unchecked);
+    assert!(
+        record.len() == 1 && record[0].ends_with("IN A 192.0.2.91"),
+        "{unchecked}"
+    );
+    let ttl: u32 = record[0].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(ttl <= 60, "{unchecked}");
+}
+
+#[test]
+fn an_outdated_trust_anchor_is_named_in_every_failure() {
+    let t = TestDir::new("");
+    let mut net = internet(t.dir.path());
+    // The anchor of another root key: nothing signed validates.
+    let (_, other_root) = sign(
+        t.dir.path(),
+        ".",
+        "$TTL 3600\n. SOA a.root.test. h.root.test. 1 1 1 1 1\n. NS a.root.test.\n",
+        "ECDSAP256SHA256",
+        false,
+    );
+    net.anchor = other_root;
+    let (_server, port) = serval(&t, &net, &format!("{}.1", net.net));
+    let out = ask(&port, &["www.example.test", "A"]);
+    assert!(
+        out.contains("status: SERVFAIL") && out.contains("EDE: 9"),
+        "{out}"
+    );
+    assert!(out.contains("trust anchor"), "{out}");
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable as _;
 
+use super::dnssec::Security;
+
 /// Longest time anything is cached (a day, as Unbound's cache-max-ttl).
 pub const MAX_TTL: u32 = 86_400;
 /// Longest time a negative answer is cached (RFC 2308 suggests 1 to 3 hours).
@@ -25,16 +27,19 @@ struct Key {
 /// What is known about a name and type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cached {
+    /// The RRset, with its RRSIGs.
     Records(Vec<Record>),
-    /// The name exists without records of the type; the zone's SOA when one was given.
-    NoData(Option<Record>),
-    /// The name does not exist.
-    NxDomain(Option<Record>),
+    /// The name exists without records of the type; the authority section that said so
+    /// (SOA, NSEC/NSEC3 and their RRSIGs).
+    NoData(Vec<Record>),
+    /// The name does not exist; the authority section.
+    NxDomain(Vec<Record>),
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     data: Cached,
+    security: Security,
     stored: Instant,
     ttl: Duration,
     bytes: usize,
@@ -45,6 +50,7 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub data: Cached,
+    pub security: Security,
     /// Past its TTL: only to be served when fresh resolution fails.
     pub stale: bool,
 }
@@ -92,14 +98,30 @@ impl Cache {
         self.bytes = 0;
     }
 
-    /// Caches an RRset (all records of one name and type, as one server gave them).
+    /// Caches an RRset (all records of one name and type, as one server gave them) unchecked.
     pub fn put_records(&mut self, records: Vec<Record>, now: Instant) {
         let Some(first) = records.first() else {
             return;
         };
+        let (name, record_type) = (first.name.clone(), first.record_type());
+        self.put_rrset(&name, record_type, records, Security::Unchecked, now);
+    }
+
+    /// Caches the RRset (`name`, `record_type`), RRSIGs included, with what validation said.
+    pub fn put_rrset(
+        &mut self,
+        name: &Name,
+        record_type: RecordType,
+        records: Vec<Record>,
+        security: Security,
+        now: Instant,
+    ) {
+        if records.is_empty() {
+            return;
+        }
         let key = Key {
-            name: first.name.to_lowercase(),
-            record_type: Some(first.record_type()),
+            name: name.to_lowercase(),
+            record_type: Some(record_type),
         };
         let ttl = records
             .iter()
@@ -107,7 +129,8 @@ impl Cache {
             .min()
             .unwrap_or(0)
             .min(MAX_TTL);
-        self.put(key, Cached::Records(records), ttl, now);
+        let ttl = bogus_cap(&security, ttl);
+        self.put(key, Cached::Records(records), security, ttl, now);
     }
 
     /// Caches a negative answer for `ttl` seconds (the caller takes it from the SOA).
@@ -116,6 +139,7 @@ impl Cache {
         name: &Name,
         record_type: RecordType,
         data: Cached,
+        security: Security,
         ttl: u32,
         now: Instant,
     ) {
@@ -126,10 +150,11 @@ impl Cache {
                 _ => Some(record_type),
             },
         };
-        self.put(key, data, ttl.min(MAX_NEGATIVE_TTL), now);
+        let ttl = bogus_cap(&security, ttl.min(MAX_NEGATIVE_TTL));
+        self.put(key, data, security, ttl, now);
     }
 
-    fn put(&mut self, key: Key, data: Cached, ttl: u32, now: Instant) {
+    fn put(&mut self, key: Key, data: Cached, security: Security, ttl: u32, now: Instant) {
         if ttl == 0 {
             // RFC 1035: zero means "use only for this transaction".
             return;
@@ -144,6 +169,7 @@ impl Cache {
             key,
             Entry {
                 data,
+                security,
                 stored: now,
                 ttl: Duration::from_secs(u64::from(ttl)),
                 bytes,
@@ -206,6 +232,7 @@ impl Cache {
         };
         Some(Hit {
             data: with_ttl(&entry.data, left, stale),
+            security: entry.security.clone(),
             stale,
         })
     }
@@ -222,11 +249,19 @@ fn with_ttl(data: &Cached, ttl: u32, stale: bool) -> Cached {
         r
     };
     let set = |records: &[Record]| records.iter().map(one).collect();
-    let soa = |soa: &Option<Record>| soa.as_ref().map(one);
     match data {
         Cached::Records(records) => Cached::Records(set(records)),
-        Cached::NoData(s) => Cached::NoData(soa(s)),
-        Cached::NxDomain(s) => Cached::NxDomain(soa(s)),
+        Cached::NoData(s) => Cached::NoData(set(s)),
+        Cached::NxDomain(s) => Cached::NxDomain(set(s)),
+    }
+}
+
+/// Bogus data is kept a minute at most (RFC 4035 4.7): long enough for CD clients and to
+/// spare the authorities, short enough that a fixed zone is seen soon.
+fn bogus_cap(security: &Security, ttl: u32) -> u32 {
+    match security {
+        Security::Bogus { .. } => ttl.min(60),
+        _ => ttl,
     }
 }
 
@@ -238,7 +273,7 @@ fn data_bytes(data: &Cached) -> usize {
     let record = |r: &Record| r.to_bytes().map(|b| b.len()).unwrap_or(64);
     match data {
         Cached::Records(records) => records.iter().map(record).sum(),
-        Cached::NoData(soa) | Cached::NxDomain(soa) => soa.as_ref().map(record).unwrap_or(0),
+        Cached::NoData(records) | Cached::NxDomain(records) => records.iter().map(record).sum(),
     }
 }
 
@@ -293,9 +328,16 @@ mod tests {
         let t0 = Instant::now();
         let mut cache = Cache::new(1 << 20, Duration::from_secs(100));
         let name = Name::from_ascii("gone.example.test.").unwrap();
-        cache.put_negative(&name, RecordType::A, Cached::NxDomain(None), 30, t0);
+        cache.put_negative(
+            &name,
+            RecordType::A,
+            Cached::NxDomain(Vec::new()),
+            Security::Unchecked,
+            30,
+            t0,
+        );
         let hit = cache.get(&name, RecordType::MX, t0).unwrap();
-        assert_eq!(hit.data, Cached::NxDomain(None));
+        assert_eq!(hit.data, Cached::NxDomain(Vec::new()));
         cache.put_records(
             vec![a("gone.example.test.", 300, 2)],
             t0 + Duration::from_secs(40),

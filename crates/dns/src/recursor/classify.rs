@@ -8,14 +8,13 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 /// One reply, read against the zone it was asked in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    /// The RRset asked for.
+    /// The RRset asked for, with its RRSIGs.
     Answer(Vec<Record>),
-    /// The name is an alias: its CNAME record, and the other records of the chain the server
-    /// gave from its own zone (cacheable, they are in its bailiwick).
+    /// The name is an alias: its CNAME record and the CNAME's RRSIGs.
     Alias {
         cname: Record,
         target: Name,
-        chain: Vec<Record>,
+        signed: Vec<Record>,
     },
     /// A child zone's servers: the NS RRset and the glue addresses found for them.
     Referral {
@@ -23,8 +22,9 @@ pub enum Reply {
         ns: Vec<Record>,
         glue: Vec<(Name, IpAddr, Record)>,
     },
-    NoData(Option<Record>),
-    NxDomain(Option<Record>),
+    /// The authority section's SOA, NSEC/NSEC3 and RRSIG records.
+    NoData(Vec<Record>),
+    NxDomain(Vec<Record>),
     /// Not an answer from an authority for `zone`: server failure, refusal, an upward or
     /// sideways referral, or a non-authoritative reply. The next server is tried.
     Lame(String),
@@ -32,12 +32,23 @@ pub enum Reply {
 
 /// Reads `reply` to the question (`name`, `record_type`) asked of a server of `zone`.
 pub fn classify(zone: &Name, name: &Name, record_type: RecordType, reply: &Message) -> Reply {
-    let soa = || {
+    // The proof of a negative answer: the zone's SOA, NSEC/NSEC3 records, their RRSIGs.
+    let soa = || -> Vec<Record> {
         reply
             .authorities
             .iter()
-            .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(name))
+            .filter(|r| {
+                matches!(
+                    r.record_type(),
+                    RecordType::SOA | RecordType::NSEC | RecordType::NSEC3 | RecordType::RRSIG
+                ) && zone.zone_of(&r.name)
+            })
             .cloned()
+            .collect()
+    };
+    let same = |r: &Record, owner: &Name| r.name.to_lowercase() == owner.to_lowercase();
+    let covers = |r: &Record, covered: RecordType| {
+        super::dnssec::rrsig(r).is_some_and(|sig| sig.input().type_covered == covered)
     };
     match reply.metadata.response_code {
         ResponseCode::NoError => {}
@@ -47,10 +58,10 @@ pub fn classify(zone: &Name, name: &Name, record_type: RecordType, reply: &Messa
     let wanted: Vec<Record> = reply
         .answers
         .iter()
-        .filter(|r| r.record_type() == record_type && r.name.to_lowercase() == name.to_lowercase())
+        .filter(|r| same(r, name) && (r.record_type() == record_type || covers(r, record_type)))
         .cloned()
         .collect();
-    if !wanted.is_empty() {
+    if wanted.iter().any(|r| r.record_type() == record_type) {
         return Reply::Answer(wanted);
     }
     if record_type != RecordType::CNAME {
@@ -59,16 +70,20 @@ pub fn classify(zone: &Name, name: &Name, record_type: RecordType, reply: &Messa
         });
         if let Some(cname) = alias {
             if let RData::CNAME(target) = &cname.data {
-                let chain = reply
+                let signed = reply
                     .answers
                     .iter()
-                    .filter(|r| !std::ptr::eq(*r, cname) && zone.zone_of(&r.name))
+                    .filter(|r| {
+                        same(r, name)
+                            && (r.record_type() == RecordType::CNAME
+                                || covers(r, RecordType::CNAME))
+                    })
                     .cloned()
                     .collect();
                 return Reply::Alias {
                     cname: cname.clone(),
                     target: target.0.clone(),
-                    chain,
+                    signed,
                 };
             }
         }
@@ -112,9 +127,9 @@ pub fn classify(zone: &Name, name: &Name, record_type: RecordType, reply: &Messa
             .collect();
         return Reply::Referral { child, ns, glue };
     }
-    let soa = soa();
-    if reply.metadata.authoritative || soa.is_some() {
-        return Reply::NoData(soa);
+    let proof = soa();
+    if reply.metadata.authoritative || proof.iter().any(|r| r.record_type() == RecordType::SOA) {
+        return Reply::NoData(proof);
     }
     Reply::Lame("neither an answer nor a referral, and not authoritative".into())
 }
@@ -221,24 +236,24 @@ mod tests {
             RData::A(A(Ipv4Addr::new(192, 0, 2, 5))),
         ));
         let zone = name("example.test.");
-        let Reply::Alias { target, chain, .. } =
+        let Reply::Alias { target, signed, .. } =
             classify(&zone, &name("WWW.example.test."), RecordType::A, &m)
         else {
             panic!()
         };
         assert_eq!(target, name("web.example.test."));
-        assert_eq!(chain.len(), 1);
+        assert_eq!(signed.len(), 1);
         let mut empty = reply();
         empty.metadata.authoritative = true;
         empty.authorities.push(soa("example.test."));
         assert!(matches!(
             classify(&zone, &name("www.example.test."), RecordType::MX, &empty),
-            Reply::NoData(Some(_))
+            Reply::NoData(p) if p.len() == 1
         ));
         empty.metadata.response_code = ResponseCode::NXDomain;
         assert!(matches!(
             classify(&zone, &name("gone.example.test."), RecordType::A, &empty),
-            Reply::NxDomain(Some(_))
+            Reply::NxDomain(p) if p.len() == 1
         ));
         empty.metadata.response_code = ResponseCode::ServFail;
         assert!(matches!(

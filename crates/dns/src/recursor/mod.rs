@@ -7,8 +7,10 @@
 
 mod cache;
 mod classify;
+pub mod dnssec;
 pub mod roots;
 pub mod upstream;
+mod validate;
 mod walk;
 
 use std::collections::HashMap;
@@ -22,8 +24,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub use cache::{Cache, Cached};
+use dnssec::{Anchors, Security};
 use roots::RootServer;
 pub use upstream::{AskError, Network, Upstream};
+use validate::ZoneKeys;
 
 /// Time one client question may take to resolve before SERVFAIL (clients retry at ~5 s;
 /// the bar is a reason within 10 s).
@@ -70,6 +74,8 @@ pub struct Resolution {
     pub authorities: Vec<Record>,
     /// An Extended DNS Error to attach: code and text.
     pub ede: Option<(u16, String)>,
+    /// What DNSSEC validation said of the whole answer (every link of a CNAME chain).
+    pub security: Security,
 }
 
 impl Resolution {
@@ -79,6 +85,7 @@ impl Resolution {
             answers: Vec::new(),
             authorities: Vec::new(),
             ede: Some((failure.ede, failure.reason)),
+            security: Security::Unchecked,
         }
     }
 }
@@ -93,6 +100,10 @@ pub struct RecursorConfig {
     pub allow_loopback: bool,
     /// UDP/TCP port of name servers (53; tests of the walk may change it).
     pub port: u16,
+    /// Validate answers (DO to authorities, AD to clients, SERVFAIL for bogus data).
+    pub dnssec: bool,
+    /// The root's trust anchors.
+    pub anchors: Anchors,
 }
 
 /// What is known about one name server's address: smoothed round trip and recent timeouts.
@@ -115,6 +126,8 @@ pub struct Recursor {
     /// Questions being resolved now, so a burst of clients asking one name makes one walk.
     in_flight: Mutex<HashMap<(Name, RecordType), Pending>>,
     last_primed: Mutex<Option<Instant>>,
+    /// Validated keys of zones, and until when they are kept.
+    keys: Mutex<HashMap<Name, (ZoneKeys, Instant)>>,
 }
 
 impl Recursor {
@@ -140,6 +153,7 @@ impl Recursor {
             roots: RwLock::new(start),
             in_flight: Mutex::new(HashMap::new()),
             last_primed: Mutex::new(None),
+            keys: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -157,6 +171,7 @@ impl Recursor {
 
     pub fn flush(&self) {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The answer to a client's question: from the cache, else by walking from the root;
@@ -234,6 +249,11 @@ impl Recursor {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let mut answers = Vec::new();
         let mut any_stale = false;
+        let mut security = if self.config.dnssec {
+            Security::Secure
+        } else {
+            Security::Unchecked
+        };
         let mut name = name.clone();
         for _ in 0..=walk::MAX_CNAME_CHAIN {
             let mut hit = cache.get(&name, record_type, now);
@@ -249,9 +269,10 @@ impl Recursor {
                 return None;
             }
             any_stale |= hit.stale;
+            security = security.and(hit.security);
             match hit.data {
                 Cached::Records(records) => {
-                    let alias = records.first().and_then(|r| match &r.data {
+                    let alias = records.iter().find_map(|r| match &r.data {
                         RData::CNAME(target) if record_type != RecordType::CNAME => {
                             Some(target.0.clone())
                         }
@@ -262,17 +283,23 @@ impl Recursor {
                         Some(target) => name = target,
                         None => {
                             return Some((
-                                resolution(ResponseCode::NoError, answers, None),
+                                resolution(ResponseCode::NoError, answers, Vec::new(), security),
                                 any_stale,
                             ))
                         }
                     }
                 }
-                Cached::NoData(soa) => {
-                    return Some((resolution(ResponseCode::NoError, answers, soa), any_stale))
+                Cached::NoData(proof) => {
+                    return Some((
+                        resolution(ResponseCode::NoError, answers, proof, security),
+                        any_stale,
+                    ))
                 }
-                Cached::NxDomain(soa) => {
-                    return Some((resolution(ResponseCode::NXDomain, answers, soa), any_stale))
+                Cached::NxDomain(proof) => {
+                    return Some((
+                        resolution(ResponseCode::NXDomain, answers, proof, security),
+                        any_stale,
+                    ))
                 }
             }
         }
@@ -374,12 +401,18 @@ impl Recursor {
     }
 }
 
-fn resolution(code: ResponseCode, answers: Vec<Record>, soa: Option<Record>) -> Resolution {
+fn resolution(
+    code: ResponseCode,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    security: Security,
+) -> Resolution {
     Resolution {
         code,
         answers,
-        authorities: soa.into_iter().collect(),
+        authorities,
         ede: None,
+        security,
     }
 }
 

@@ -179,6 +179,8 @@ fn recursor(world: World, data_dir: &std::path::Path) -> (Arc<World>, Arc<Recurs
             serve_stale: true,
             allow_loopback: false,
             port: 53,
+            dnssec: false,
+            anchors: super::dnssec::Anchors::compiled(),
         },
     );
     (world, Arc::new(recursor))
@@ -291,6 +293,8 @@ async fn priming_is_kept_and_preferred_at_the_next_start() {
             serve_stale: true,
             allow_loopback: false,
             port: 53,
+            dnssec: false,
+            anchors: super::dnssec::Anchors::compiled(),
         },
     );
     assert_eq!(restarted.root_servers()[0].addresses, vec![ip(1)]);

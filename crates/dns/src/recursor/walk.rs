@@ -12,6 +12,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::cache::Cached;
 use super::classify::{classify, Reply};
+use super::dnssec::Security;
 use super::upstream::AskError;
 use super::{ede, group_rrsets, resolution, Failure, Recursor, Resolution, ServerState};
 
@@ -31,12 +32,26 @@ const MAX_DOWN: Duration = Duration::from_secs(5);
 /// The EDNS payload size offered to authorities.
 const PAYLOAD: u16 = 1232;
 
-/// One name and type, looked up.
-enum Found {
+/// One name and type, looked up, with what validation said of it.
+pub(super) struct Found {
+    pub data: Data,
+    pub security: Security,
+}
+
+pub(super) enum Data {
+    /// The RRset with its RRSIGs.
     Records(Vec<Record>),
-    Alias(Record, Name),
-    NoData(Option<Record>),
-    NxDomain(Option<Record>),
+    /// An alias: its target, and the CNAME with its RRSIGs.
+    Alias(Name, Vec<Record>),
+    NoData(Vec<Record>),
+    NxDomain(Vec<Record>),
+}
+
+/// The data records of an answer, without the RRSIGs that came with them.
+fn data_only(records: &[Record]) -> impl Iterator<Item = &Record> {
+    records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::RRSIG)
 }
 
 impl Recursor {
@@ -48,24 +63,38 @@ impl Recursor {
         deadline: Instant,
     ) -> Result<Resolution, Failure> {
         let mut answers = Vec::new();
+        let mut security = if self.config.dnssec {
+            Security::Secure
+        } else {
+            Security::Unchecked
+        };
         let mut name = name.clone();
         let mut seen = HashSet::new();
         for _ in 0..=MAX_CNAME_CHAIN {
             if !seen.insert(name.to_lowercase()) {
                 return Err(Failure::new(ede::OTHER, format!("CNAME loop at {name}")));
             }
-            match self.lookup(&name, record_type, deadline, 0).await? {
-                Found::Records(records) => {
+            let found = self.lookup(&name, record_type, deadline, 0, true).await?;
+            security = security.and(found.security);
+            match found.data {
+                Data::Records(records) => {
                     answers.extend(records);
-                    return Ok(resolution(ResponseCode::NoError, answers, None));
+                    return Ok(resolution(
+                        ResponseCode::NoError,
+                        answers,
+                        Vec::new(),
+                        security,
+                    ));
                 }
-                Found::Alias(cname, target) => {
-                    answers.push(cname);
+                Data::Alias(target, signed) => {
+                    answers.extend(signed);
                     name = target;
                 }
-                Found::NoData(soa) => return Ok(resolution(ResponseCode::NoError, answers, soa)),
-                Found::NxDomain(soa) => {
-                    return Ok(resolution(ResponseCode::NXDomain, answers, soa))
+                Data::NoData(proof) => {
+                    return Ok(resolution(ResponseCode::NoError, answers, proof, security))
+                }
+                Data::NxDomain(proof) => {
+                    return Ok(resolution(ResponseCode::NXDomain, answers, proof, security))
                 }
             }
         }
@@ -75,19 +104,27 @@ impl Recursor {
         ))
     }
 
-    /// One name and type: the cache, else a walk down from the closest known zone cut.
-    fn lookup<'a>(
+    /// One name and type: the cache, else a walk down from the closest known zone cut, the
+    /// answer validated unless `validate` is off (the DNSKEY fetches of validation itself).
+    pub(super) fn lookup<'a>(
         &'a self,
         name: &'a Name,
         record_type: RecordType,
         deadline: Instant,
         depth: usize,
+        validate: bool,
     ) -> BoxFuture<'a, Result<Found, Failure>> {
         Box::pin(async move {
             if let Some(found) = self.cached(name, record_type) {
                 return Ok(found);
             }
-            let (mut zone, mut servers) = self.closest_delegation(name);
+            // A DS lives in the parent zone: the walk stops above the name's own cut.
+            let start = if record_type == RecordType::DS && !name.is_root() {
+                name.base_name()
+            } else {
+                name.clone()
+            };
+            let (mut zone, mut servers) = self.closest_delegation(&start);
             let mut minimise = true;
             let mut known = zone.num_labels();
             for _ in 0..MAX_STEPS {
@@ -104,6 +141,13 @@ impl Recursor {
                     .await?;
                 let now = Instant::now();
                 match classify(&zone, &ask_name, ask_type, &reply) {
+                    Reply::Referral { child, .. }
+                        if record_type == RecordType::DS && child == *name =>
+                    {
+                        // Asked the parent about a name below the cut first (minimised): ask
+                        // it the DS question itself.
+                        minimise = false;
+                    }
                     Reply::Referral { child, ns, glue } => {
                         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                         cache.put_records(ns.clone(), now);
@@ -130,46 +174,104 @@ impl Recursor {
                         zone = child;
                     }
                     Reply::Answer(records) if full => {
+                        let security = if !validate {
+                            Security::Unchecked
+                        } else if record_type == RecordType::DNSKEY {
+                            self.zone_keys(name, deadline, depth).await.security()
+                        } else {
+                            let signer = signed_zone(&zone, &records, name, record_type);
+                            self.secure_rrset(&signer, &records, name, record_type, deadline, depth)
+                                .await
+                        };
                         self.cache
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .put_records(records.clone(), now);
-                        return Ok(Found::Records(records));
+                            .put_rrset(name, record_type, records.clone(), security.clone(), now);
+                        return Ok(Found {
+                            data: Data::Records(records),
+                            security,
+                        });
                     }
-                    Reply::Alias {
-                        cname,
-                        target,
-                        chain,
-                    } if full => {
-                        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                        cache.put_records(vec![cname.clone()], now);
-                        for set in group_rrsets(chain.iter()) {
-                            cache.put_records(set, now);
-                        }
-                        return Ok(Found::Alias(cname, target));
+                    Reply::Alias { target, signed, .. } if full => {
+                        let security = if validate {
+                            let signer = signed_zone(&zone, &signed, name, RecordType::CNAME);
+                            self.secure_rrset(
+                                &signer,
+                                &signed,
+                                name,
+                                RecordType::CNAME,
+                                deadline,
+                                depth,
+                            )
+                            .await
+                        } else {
+                            Security::Unchecked
+                        };
+                        self.cache
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .put_rrset(
+                                name,
+                                RecordType::CNAME,
+                                signed.clone(),
+                                security.clone(),
+                                now,
+                            );
+                        return Ok(Found {
+                            data: Data::Alias(target, signed),
+                            security,
+                        });
                     }
                     Reply::Alias { .. } => minimise = false,
                     Reply::Answer(_) | Reply::NoData(_) if !full => known += 1,
-                    Reply::NoData(soa) => {
+                    Reply::NoData(proof) => {
+                        let security = if validate {
+                            self.secure_denial(
+                                &zone,
+                                &proof,
+                                name,
+                                record_type,
+                                false,
+                                deadline,
+                                depth,
+                            )
+                            .await
+                        } else {
+                            Security::Unchecked
+                        };
                         self.cache_negative(
                             &ask_name,
                             ask_type,
-                            Cached::NoData(soa.clone()),
-                            &soa,
+                            Cached::NoData(proof.clone()),
+                            security.clone(),
                             now,
                         );
-                        return Ok(Found::NoData(soa));
+                        return Ok(Found {
+                            data: Data::NoData(proof),
+                            security,
+                        });
                     }
-                    Reply::NxDomain(soa) => {
+                    Reply::NxDomain(proof) => {
                         // Under a name that does not exist nothing does (RFC 8020).
+                        let security = if validate {
+                            self.secure_denial(
+                                &zone, &proof, &ask_name, ask_type, true, deadline, depth,
+                            )
+                            .await
+                        } else {
+                            Security::Unchecked
+                        };
                         self.cache_negative(
                             &ask_name,
                             ask_type,
-                            Cached::NxDomain(soa.clone()),
-                            &soa,
+                            Cached::NxDomain(proof.clone()),
+                            security.clone(),
                             now,
                         );
-                        return Ok(Found::NxDomain(soa));
+                        return Ok(Found {
+                            data: Data::NxDomain(proof),
+                            security,
+                        });
                     }
                     Reply::Answer(_) => unreachable!("handled above when full"),
                     Reply::Lame(_) => unreachable!("query_servers returns only usable replies"),
@@ -187,18 +289,25 @@ impl Recursor {
         name: &Name,
         record_type: RecordType,
         data: Cached,
-        soa: &Option<Record>,
+        security: Security,
         now: Instant,
     ) {
         // RFC 2308 5: the SOA's own TTL, capped by its MINIMUM field.
-        let ttl = match soa.as_ref().map(|r| (&r.data, r.ttl)) {
-            Some((RData::SOA(soa), ttl)) => ttl.min(soa.minimum),
-            _ => 0,
+        let proof = match &data {
+            Cached::NoData(p) | Cached::NxDomain(p) => p.as_slice(),
+            Cached::Records(_) => &[],
         };
+        let ttl = proof
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                _ => None,
+            })
+            .unwrap_or(0);
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .put_negative(name, record_type, data, ttl, now);
+            .put_negative(name, record_type, data, security, ttl, now);
     }
 
     /// A fresh cache answer for one name and type (no CNAME following; the caller does).
@@ -213,16 +322,24 @@ impl Recursor {
                 .filter(|h| !h.stale)?,
             None => return None,
         };
-        Some(match hit.data {
-            Cached::Records(records) => match records.first().map(|r| (r, &r.data)) {
-                Some((record, RData::CNAME(target))) if record_type != RecordType::CNAME => {
-                    Found::Alias(record.clone(), target.0.clone())
+        let security = hit.security;
+        let data = match hit.data {
+            Cached::Records(records) => {
+                let alias = data_only(&records).find_map(|r| match &r.data {
+                    RData::CNAME(target) if record_type != RecordType::CNAME => {
+                        Some(target.0.clone())
+                    }
+                    _ => None,
+                });
+                match alias {
+                    Some(target) => Data::Alias(target, records),
+                    None => Data::Records(records),
                 }
-                _ => Found::Records(records),
-            },
-            Cached::NoData(soa) => Found::NoData(soa),
-            Cached::NxDomain(soa) => Found::NxDomain(soa),
-        })
+            }
+            Cached::NoData(proof) => Data::NoData(proof),
+            Cached::NxDomain(proof) => Data::NxDomain(proof),
+        };
+        Some(Found { data, security })
     }
 
     /// The deepest zone above `name` whose servers are cached, with their names and known
@@ -331,8 +448,12 @@ impl Recursor {
     ) -> Result<Vec<IpAddr>, Failure> {
         let mut name = name.clone();
         for _ in 0..=MAX_CNAME_CHAIN {
-            match self.lookup(&name, record_type, deadline, depth).await? {
-                Found::Records(records) => {
+            match self
+                .lookup(&name, record_type, deadline, depth, true)
+                .await?
+                .data
+            {
+                Data::Records(records) => {
                     return Ok(records
                         .iter()
                         .filter_map(|r| match &r.data {
@@ -342,8 +463,8 @@ impl Recursor {
                         })
                         .collect())
                 }
-                Found::Alias(_, target) => name = target,
-                Found::NoData(_) | Found::NxDomain(_) => return Ok(Vec::new()),
+                Data::Alias(target, _) => name = target,
+                Data::NoData(_) | Data::NxDomain(_) => return Ok(Vec::new()),
             }
         }
         Ok(Vec::new())
@@ -445,6 +566,8 @@ impl Recursor {
         query.add_query(Query::query(name.clone(), record_type));
         let mut edns = Edns::new();
         edns.set_max_payload(PAYLOAD);
+        // DO: the authorities' RRSIGs and NSEC records, for validation.
+        edns.set_dnssec_ok(self.config.dnssec);
         query.set_edns(edns);
         let bytes = query.to_vec().unwrap_or_default();
         let timeout = ATTEMPT_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
@@ -534,4 +657,13 @@ fn cached_addresses(cache: &mut super::Cache, name: &Name, now: Instant) -> Vec<
         }
     }
     ips
+}
+
+/// The zone that signed an RRset: its RRSIG's signer when that lies between `zone` (the zone
+/// asked) and the owner, for a server that hosts a parent and its child; else `zone`.
+fn signed_zone(zone: &Name, records: &[Record], owner: &Name, record_type: RecordType) -> Name {
+    match super::dnssec::signer(records, owner, record_type) {
+        Some(signer) if zone.zone_of(&signer) && signer.zone_of(owner) => signer,
+        _ => zone.clone(),
+    }
 }
