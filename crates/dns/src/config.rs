@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 pub use serval_core::cidr::Cidr;
-pub use serval_core::config::{HumanDuration, Listen, Problems};
+pub use serval_core::config::{ByteSize, HumanDuration, Listen, Problems};
 
 use crate::zone::LocalZone;
 
@@ -27,6 +27,8 @@ pub struct DnsConfig {
     /// Answer from expired cache entries (TTL 30 s, EDE 3) when the authorities do not
     /// answer within 1.8 s (RFC 8767); kept up to a day past expiry.
     pub serve_stale: bool,
+    /// Most memory the cache holds (records as wire bytes plus a fixed cost per entry).
+    pub cache_size: ByteSize,
     /// Test switch: ask name servers on 127.0.0.0/8 and ::1 and keep loopback glue.
     pub allow_loopback_upstreams: bool,
     /// How long one forwarder gets to answer before the next is tried.
@@ -53,6 +55,7 @@ impl Default for DnsConfig {
             trust_anchors_file: String::new(),
             dnssec: true,
             serve_stale: true,
+            cache_size: ByteSize(64 << 20),
             allow_loopback_upstreams: false,
             forward_timeout: HumanDuration(std::time::Duration::from_secs(2)),
             query_log: false,
@@ -115,6 +118,9 @@ impl DnsConfig {
                 "dns.allow_loopback_upstreams",
                 "on: name servers on loopback are asked (a test switch; a referral to 127.0.0.1 could make Serval ask itself)",
             );
+        }
+        if self.cache_size.0 < 1 << 20 {
+            problems.error("dns.cache_size", "must be at least 1MB");
         }
         if self.forward_timeout.0.is_zero() {
             problems.error("dns.forward_timeout", "must be more than 0 s");

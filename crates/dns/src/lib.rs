@@ -10,6 +10,8 @@
 //! core: a query's bytes and the client's address in, what to do out), `net` (the tokio driver
 //! for UDP, TCP and the forwarders), `service` (`bind`).
 
+mod admin;
+pub mod client;
 pub mod config;
 pub mod fuzzing;
 mod net;

@@ -117,11 +117,30 @@ impl Driver {
         }
     }
 
+    /// Queries answered (or dropped) so far, by outcome.
+    pub fn outcome_counts(&self) -> Vec<(&'static str, u64)> {
+        self.outcomes
+            .iter()
+            .map(|(name, c)| (*name, c.get()))
+            .collect()
+    }
+
     fn count(&self, outcome: &str) {
         // Handles made once: no label allocation per query.
         if let Some((_, counter)) = self.outcomes.iter().find(|(name, _)| *name == outcome) {
             counter.inc();
         }
+    }
+
+    /// The reply from the recursor's fresh cache, when recursion is on and it holds one.
+    fn cached_reply(&self, query: &Message, transport: Transport) -> Option<Vec<u8>> {
+        let recursor = self
+            .recursor
+            .as_ref()
+            .filter(|_| self.forwarders.is_empty())?;
+        let question = query.queries.first()?;
+        let resolution = recursor.answer_cached(question.name(), question.query_type())?;
+        Some(recursed(query, &resolution, transport))
     }
 
     /// [`Driver::forward`] within the limit of questions in flight.
@@ -215,6 +234,12 @@ pub async fn serve_udp(
                 let _ = socket.send_to(&reply, client).await;
             }
             Outcome::Resolve(query) => {
+                // A cache hit is answered here, like a local name: no task, no wait.
+                if let Some(reply) = driver.cached_reply(&query, Transport::Udp) {
+                    driver.record(packet, client, Transport::Udp, started, &reply);
+                    let _ = socket.send_to(&reply, client).await;
+                    continue;
+                }
                 let packet = packet.to_vec();
                 let (socket, driver) = (socket.clone(), driver.clone());
                 tasks.spawn(async move {

@@ -38,6 +38,7 @@ pub enum DnsError {
 }
 
 struct Running {
+    panel: Arc<crate::admin::DnsPanel>,
     addrs: Vec<SocketAddr>,
     started_at: SystemTime,
     driver: Arc<Driver>,
@@ -57,6 +58,9 @@ impl RunningService for Running {
     fn connections(&self) -> u64 {
         let open = crate::net::tcp_connections_open(&self.driver);
         u64::try_from(open).unwrap_or(0)
+    }
+    fn admin_panel(&self) -> Option<Arc<dyn serval_core::service::AdminPanel>> {
+        Some(self.panel.clone())
     }
     fn load_summary(&self) -> String {
         format!("{} TCP clients", self.connections())
@@ -100,12 +104,51 @@ pub async fn bind(
         path => crate::recursor::dnssec::Anchors::read(std::path::Path::new(path))
             .map_err(DnsError::Anchors)?,
     };
+    let registry = ctx.metrics.sub_registry_with_prefix("dns");
+    let recursor_metrics = crate::recursor::RecursorMetrics::default();
+    registry.register(
+        "cache_hits",
+        "Questions answered from the fresh cache",
+        recursor_metrics.cache_hits.clone(),
+    );
+    registry.register(
+        "cache_misses",
+        "Questions that needed a walk (or a stale answer)",
+        recursor_metrics.cache_misses.clone(),
+    );
+    registry.register(
+        "stale_answers",
+        "Answers served stale (RFC 8767, EDE 3) because the authorities did not answer in time",
+        recursor_metrics.stale_answers.clone(),
+    );
+    registry.register(
+        "servfails",
+        "SERVFAIL answers by Extended DNS Error",
+        recursor_metrics.servfails.clone(),
+    );
+    registry.register(
+        "validation",
+        "Recursive answers by DNSSEC result",
+        recursor_metrics.validation.clone(),
+    );
+    let gauges = Gauges::default();
+    registry.register(
+        "cache_entries",
+        "RRsets and negative answers cached (stale ones included)",
+        gauges.entries.clone(),
+    );
+    registry.register("cache_bytes", "Bytes the cache holds", gauges.bytes.clone());
+    registry.register(
+        "root_primed_timestamp_seconds",
+        "When the root servers last answered priming (0: not yet)",
+        gauges.primed_at.clone(),
+    );
     let recursor = if forwarders.is_empty() {
         let hints = match config.root_hints_file.as_str() {
             "" => crate::recursor::roots::compiled_hints(),
             path => crate::recursor::roots::read_hints(std::path::Path::new(path))?,
         };
-        Some(Arc::new(Recursor::new(
+        let mut recursor = Recursor::new(
             Arc::new(Network),
             RecursorConfig {
                 data_dir: ctx.data_dir.clone(),
@@ -115,8 +158,11 @@ pub async fn bind(
                 port: 53,
                 dnssec: config.dnssec,
                 anchors: anchors.clone(),
+                cache_bytes: usize::try_from(config.cache_size.0).unwrap_or(usize::MAX),
             },
-        )))
+        );
+        recursor.metrics = recursor_metrics;
+        Some(Arc::new(recursor))
     } else {
         None
     };
@@ -164,12 +210,27 @@ pub async fn bind(
             ctx.shutdown.clone(),
         ));
     }
-    if let Some(recursor) = recursor {
-        tasks.spawn(keep_primed(recursor, ctx.shutdown.clone()));
+    if let Some(recursor) = &recursor {
+        tasks.spawn(keep_primed(
+            recursor.clone(),
+            gauges.clone(),
+            ctx.shutdown.clone(),
+        ));
+        tasks.spawn(update_gauges(
+            recursor.clone(),
+            gauges,
+            ctx.shutdown.clone(),
+        ));
     }
+    let started_at = SystemTime::now();
     Ok(Arc::new(Running {
+        panel: Arc::new(crate::admin::DnsPanel {
+            driver: driver.clone(),
+            recursor: recursor.clone(),
+            started_at,
+        }),
         addrs,
-        started_at: SystemTime::now(),
+        started_at,
         driver,
         tasks: Mutex::new(Some(tasks)),
     }))
@@ -177,12 +238,47 @@ pub async fn bind(
 
 /// Primes at start and every [`PRIME_EVERY`]; after a failure, again within a minute. Every
 /// outcome is logged: "all roots unreachable" must never be silent.
-async fn keep_primed(recursor: Arc<Recursor>, shutdown: tokio_util::sync::CancellationToken) {
+/// Cache and priming state for `/metrics`, refreshed every few seconds.
+#[derive(Default, Clone)]
+struct Gauges {
+    entries: prometheus_client::metrics::gauge::Gauge,
+    bytes: prometheus_client::metrics::gauge::Gauge,
+    primed_at: prometheus_client::metrics::gauge::Gauge,
+}
+
+async fn update_gauges(
+    recursor: Arc<Recursor>,
+    gauges: Gauges,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let (entries, bytes) = recursor.cache_size();
+        gauges
+            .entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        gauges.bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+async fn keep_primed(
+    recursor: Arc<Recursor>,
+    gauges: Gauges,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let mut failures = 0u32;
     loop {
         let wait = match recursor.prime().await {
             Ok(servers) => {
                 failures = 0;
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                gauges.primed_at.set(i64::try_from(now).unwrap_or(0));
                 let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
                 tracing::info!(target: "serval_dns::recursor", servers = names.len(),
                     first = names.first().copied().unwrap_or(""), "primed: the root name servers answered");
@@ -190,6 +286,11 @@ async fn keep_primed(recursor: Arc<Recursor>, shutdown: tokio_util::sync::Cancel
             }
             Err(failure) => {
                 failures += 1;
+                recursor
+                    .priming
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_error = Some((SystemTime::now(), failure.reason.clone()));
                 tracing::warn!(target: "serval_dns::recursor", reason = %failure.reason,
                     "priming failed: no root name server answered; walks start from the kept or compiled-in root servers");
                 std::time::Duration::from_secs(5 * u64::from(failures.min(12)))

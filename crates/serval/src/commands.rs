@@ -255,7 +255,13 @@ pub fn group(config_path: Option<&Path>, cmd: GroupCmd) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(config_path: Option<&Path>, raw_json: bool) -> anyhow::Result<ExitCode> {
+/// Calls the running server's admin API at `path` (GET, or POST with `body`) with the bearer
+/// token from data_dir; its JSON answer.
+pub fn admin_api(
+    config_path: Option<&Path>,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
     let loaded = load_for_store(config_path)?;
     let admin = &loaded.config.admin;
     let Some(addr) = admin.listen.addrs().first().copied() else {
@@ -279,29 +285,40 @@ pub fn status(config_path: Option<&Path>, raw_json: bool) -> anyhow::Result<Exit
             std::net::SocketAddr::new(host, addr.port())
         )
     });
-    let url = format!("{base}/api/v1/status");
+    let url = format!("{base}/api/v1{path}");
     let token = datadir::read_token(&loaded.data_dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let doc: serde_json::Value = runtime.block_on(async {
+    runtime.block_on(async {
         let client = reqwest::Client::builder()
             // The admin site may use the self-signed certificate; the bearer token, not the
             // certificate, proves who we talk to on this machine.
             .danger_accept_invalid_certs(host.is_loopback())
             .timeout(std::time::Duration::from_secs(5))
             .build()?;
-        let response = client
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .with_context(|| format!("no server answers at {url} (is `serval serve` running?)"))?;
-        if !response.status().is_success() {
-            bail!("{url} answered {}", response.status());
+        let request = match &body {
+            Some(body) => client.post(&url).json(body),
+            None => client.get(&url),
+        };
+        let response =
+            request.bearer_auth(&token).send().await.with_context(|| {
+                format!("no server answers at {url} (is `serval serve` running?)")
+            })?;
+        let status = response.status();
+        let doc: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "{url} answered {status}: {}",
+                doc["error"].as_str().unwrap_or("")
+            );
         }
-        Ok::<_, anyhow::Error>(response.json().await?)
-    })?;
+        Ok::<_, anyhow::Error>(doc)
+    })
+}
+
+pub fn status(config_path: Option<&Path>, raw_json: bool) -> anyhow::Result<ExitCode> {
+    let doc = admin_api(config_path, "/status", None)?;
     if raw_json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
@@ -614,5 +631,46 @@ pub fn store_migrate(
          To use it, set in [store]: engine = \"postgres\", url = \"{target}\" and restart.",
         store_path.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serval dns query NAME [TYPE]`.
+pub fn dns_query(
+    config_path: Option<&Path>,
+    name: &str,
+    record_type: &str,
+    server: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load_for_store(config_path)?;
+    let dns = &loaded.config.dns;
+    let Some(mut addr) = server.or_else(|| dns.listen.addrs().first().copied()) else {
+        bail!("dns.listen is empty: there is no resolver to ask");
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let report = serval_dns::client::query(addr, name, record_type).map_err(anyhow::Error::msg)?;
+    println!("{} {}", report.code, report.verdict);
+    if let Some(ede) = &report.ede {
+        println!("EDE {ede}");
+    }
+    for record in &report.records {
+        println!("{record}");
+    }
+    Ok(if report.verdict == "bogus" {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `serval dns flush [NAME]`, through the running server's admin API.
+pub fn dns_flush(config_path: Option<&Path>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let body = serde_json::json!({ "action": "flush", "name": name.unwrap_or("") });
+    let doc = admin_api(config_path, "/services/dns/action", Some(body))?;
+    println!("{}", doc["message"].as_str().unwrap_or("flushed"));
     Ok(ExitCode::SUCCESS)
 }

@@ -74,6 +74,9 @@ enum Command {
     /// Web administration: import an Apache configuration.
     #[command(subcommand)]
     Web(WebCommand),
+    /// DNS: ask the running resolver, flush its cache.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Benchmarks that start the server under test and print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -101,6 +104,22 @@ enum StoreCommand {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum DnsCommand {
+    /// Ask the running resolver (its first `[dns] listen` address) and print the answer and
+    /// `secure`, `insecure` or `bogus`, with the Extended DNS Error when there is one.
+    Query {
+        name: String,
+        #[arg(default_value = "A")]
+        record_type: String,
+        /// Ask this address instead (e.g. when `listen` has port 0).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+    },
+    /// Drop cached and stale answers: all of them, or NAME's.
+    Flush { name: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +275,14 @@ fn main() -> ExitCode {
         }
         Command::Calendar(cmd) => calendar_cli::run(cli.config.as_deref(), cmd),
         Command::Web(WebCommand::ImportApache { dir }) => import_apache(&dir),
+        Command::Dns(DnsCommand::Query {
+            name,
+            record_type,
+            server,
+        }) => commands::dns_query(cli.config.as_deref(), &name, &record_type, server),
+        Command::Dns(DnsCommand::Flush { name }) => {
+            commands::dns_flush(cli.config.as_deref(), name.as_deref())
+        }
         Command::Store(StoreCommand::Migrate { to, password_file }) => {
             commands::store_migrate(cli.config.as_deref(), &to, password_file.as_deref())
         }

@@ -503,6 +503,34 @@ fn validates_signed_zones_proves_denials_and_refuses_bogus_data() {
     );
     assert_eq!(answers(&insecure), ["www.other.test. 3600 IN A 192.0.2.81"]);
 
+    // `serval dns query` says which.
+    let server = format!("127.0.0.1:{port}");
+    for (name, verdict) in [
+        ("www.example.test", "secure"),
+        ("www.other.test", "insecure"),
+        ("www.bogus.test", "bogus"),
+    ] {
+        let out = t.run(&["dns", "query", name, "A", "--server", &server], "");
+        let first = out.stdout.lines().next().unwrap_or_default().to_owned();
+        assert!(first.ends_with(verdict), "{name}: {out:?}");
+        if verdict == "bogus" {
+            assert!(out.stdout.contains("EDE 6 (DNSSEC Bogus)"), "{out:?}");
+            assert_eq!(out.code, Some(2));
+        } else {
+            assert!(out.stdout.contains(" IN A 192.0.2."), "{out:?}");
+        }
+    }
+    // The admin page's DNS panel and `serval dns flush`.
+    let flushed = t.run(&["dns", "flush", "www.example.test"], "");
+    assert!(
+        flushed
+            .stdout
+            .contains("entries of www.example.test. dropped"),
+        "{flushed:?}"
+    );
+    let all = t.run(&["dns", "flush"], "");
+    assert!(all.stdout.contains("Cache flushed"), "{all:?}");
+
     // A record changed after signing: SERVFAIL with EDE 6, unless the client checks itself.
     let bogus = ask(&port, &["www.bogus.test", "A", "+dnssec"]);
     assert!(

@@ -21,6 +21,10 @@ pub(super) fn router() -> Router<AdminState> {
         .route("/users/{name}", delete(delete_user))
         .route("/groups", get(list_groups))
         .route("/services/{name}", get(service_json))
+        .route(
+            "/services/{name}/action",
+            axum::routing::post(service_action),
+        )
 }
 
 /// Why an API call was refused.
@@ -283,6 +287,43 @@ async fn service_json(
         "connections": service.connections(),
         "detail": detail,
     })))
+}
+
+/// Runs a service page's action, as its form would: the JSON object's fields are the form's.
+async fn service_action(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(fields): Json<serde_json::Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let who = authorize(&state, peer.ip(), &headers, true).await?;
+    let service = state
+        .service(&name)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no service named `{name}`")))?;
+    let panel = service.admin_panel().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("service `{name}` has no actions"),
+        )
+    })?;
+    let form: Vec<(String, String)> = fields
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect();
+    match panel.handle_action(&form) {
+        Ok(message) => {
+            tracing::info!(service = %name, user = %who, %message, "admin action");
+            Ok(Json(json!({ "message": message })))
+        }
+        Err(error) => Err(ApiError(StatusCode::BAD_REQUEST, error)),
+    }
 }
 
 fn internal(e: super::AdminError) -> ApiError {

@@ -98,6 +98,21 @@ impl Cache {
         self.bytes = 0;
     }
 
+    /// Drops every entry of `name` (all types, and its NXDOMAIN); how many.
+    pub fn remove_name(&mut self, name: &Name) -> usize {
+        let name = name.to_lowercase();
+        let keys: Vec<Key> = self
+            .entries
+            .keys()
+            .filter(|k| k.name == name)
+            .cloned()
+            .collect();
+        for key in &keys {
+            self.remove(key);
+        }
+        keys.len()
+    }
+
     /// Caches an RRset (all records of one name and type, as one server gave them) unchecked.
     pub fn put_records(&mut self, records: Vec<Record>, now: Instant) {
         let Some(first) = records.first() else {

@@ -10,9 +10,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 pub enum Reply {
     /// The RRset asked for, with its RRSIGs.
     Answer(Vec<Record>),
-    /// The name is an alias: its CNAME record and the CNAME's RRSIGs.
+    /// The name is an alias: its target, and the CNAME record with its RRSIGs.
     Alias {
-        cname: Record,
         target: Name,
         signed: Vec<Record>,
     },
@@ -81,7 +80,6 @@ pub fn classify(zone: &Name, name: &Name, record_type: RecordType, reply: &Messa
                     .cloned()
                     .collect();
                 return Reply::Alias {
-                    cname: cname.clone(),
                     target: target.0.clone(),
                     signed,
                 };

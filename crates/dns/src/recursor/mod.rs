@@ -90,6 +90,45 @@ impl Resolution {
     }
 }
 
+/// Counters the recursor keeps (registered under `dns_` by the service; unregistered in tests).
+#[derive(Default, Clone)]
+pub struct RecursorMetrics {
+    pub cache_hits: prometheus_client::metrics::counter::Counter,
+    pub cache_misses: prometheus_client::metrics::counter::Counter,
+    pub stale_answers: prometheus_client::metrics::counter::Counter,
+    /// SERVFAILs by Extended DNS Error ("22 No Reachable Authority", ...).
+    /// The same counts, readable for the admin page.
+    pub servfail_reasons: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
+    pub servfails: prometheus_client::metrics::family::Family<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    /// Answers by DNSSEC result (secure, insecure, bogus).
+    pub validation: prometheus_client::metrics::family::Family<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >,
+}
+
+/// The name RFC 8914 gives an EDE code, for metrics and the admin page.
+pub fn ede_name(code: u16) -> &'static str {
+    match code {
+        0 => "Other",
+        1 => "Unsupported DNSKEY Algorithm",
+        2 => "Unsupported DS Digest Type",
+        3 => "Stale Answer",
+        6 => "DNSSEC Bogus",
+        7 => "Signature Expired",
+        8 => "Signature Not Yet Valid",
+        9 => "DNSKEY Missing",
+        10 => "RRSIGs Missing",
+        12 => "NSEC Missing",
+        22 => "No Reachable Authority",
+        23 => "Network Error",
+        _ => "Other",
+    }
+}
+
 pub struct RecursorConfig {
     /// Where the primed root set is kept.
     pub data_dir: PathBuf,
@@ -104,6 +143,8 @@ pub struct RecursorConfig {
     pub dnssec: bool,
     /// The root's trust anchors.
     pub anchors: Anchors,
+    /// Cache size in bytes.
+    pub cache_bytes: usize,
 }
 
 /// What is known about one name server's address: smoothed round trip and recent timeouts.
@@ -112,6 +153,13 @@ struct ServerState {
     srtt: Duration,
     timeouts: u32,
     down_until: Option<Instant>,
+}
+
+/// Priming's state: when it last worked, and the last failure since.
+#[derive(Debug, Clone, Default)]
+pub struct PrimingStatus {
+    pub succeeded_at: Option<SystemTime>,
+    pub last_error: Option<(SystemTime, String)>,
 }
 
 type Pending = Shared<BoxFuture<'static, Result<Resolution, Failure>>>;
@@ -125,9 +173,11 @@ pub struct Recursor {
     roots: RwLock<Vec<RootServer>>,
     /// Questions being resolved now, so a burst of clients asking one name makes one walk.
     in_flight: Mutex<HashMap<(Name, RecordType), Pending>>,
-    last_primed: Mutex<Option<Instant>>,
+    /// What the last priming attempts said, for the admin page.
+    pub priming: Mutex<PrimingStatus>,
     /// Validated keys of zones, and until when they are kept.
     keys: Mutex<HashMap<Name, (ZoneKeys, Instant)>>,
+    pub metrics: RecursorMetrics,
 }
 
 impl Recursor {
@@ -148,14 +198,42 @@ impl Recursor {
         };
         Recursor {
             upstream,
-            cache: Mutex::new(Cache::new(CACHE_BYTES, max_stale)),
+            cache: Mutex::new(Cache::new(config.cache_bytes, max_stale)),
             servers: Mutex::new(HashMap::new()),
             roots: RwLock::new(start),
             in_flight: Mutex::new(HashMap::new()),
-            last_primed: Mutex::new(None),
+            priming: Mutex::new(PrimingStatus::default()),
             keys: Mutex::new(HashMap::new()),
+            metrics: RecursorMetrics::default(),
             config,
         }
+    }
+
+    pub fn dnssec_enabled(&self) -> bool {
+        self.config.dnssec
+    }
+
+    /// Key tags of the root trust anchors.
+    pub fn anchor_tags(&self) -> Vec<u16> {
+        let anchors = &self.config.anchors;
+        let mut tags: Vec<u16> = anchors.ds.iter().map(|d| d.key_tag()).collect();
+        tags.extend(
+            anchors
+                .keys
+                .iter()
+                .filter_map(|k| k.calculate_key_tag().ok()),
+        );
+        tags
+    }
+
+    /// What the last check of the root's keys against the anchors said, if one was made.
+    pub fn root_trust(&self) -> Option<String> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(&Name::root()).map(|(k, _)| match k {
+            ZoneKeys::Secure(keys) => format!("secure ({} keys)", keys.len()),
+            ZoneKeys::Insecure => "insecure".into(),
+            ZoneKeys::Bogus(code, reason) => format!("bogus: {reason} (EDE {code})"),
+        })
     }
 
     /// The root servers a walk would start from now.
@@ -169,28 +247,96 @@ impl Recursor {
         (cache.len(), cache.bytes())
     }
 
-    pub fn flush(&self) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    /// Drops every cached and stale entry, or those of `name` only; then validated keys too.
+    /// The count of entries dropped.
+    pub fn flush(&self, name: Option<&Name>) -> usize {
+        let dropped = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            match name {
+                Some(name) => cache.remove_name(name),
+                None => {
+                    let n = cache.len();
+                    cache.clear();
+                    n
+                }
+            }
+        };
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        match name {
+            Some(name) => {
+                keys.remove(&name.to_lowercase());
+            }
+            None => keys.clear(),
+        }
+        dropped
+    }
+
+    /// The answer from the fresh cache alone, without waiting: the UDP loop answers hits
+    /// itself and gives only misses a task.
+    pub fn answer_cached(&self, name: &Name, record_type: RecordType) -> Option<Resolution> {
+        match self.cached_chain(name, record_type, Instant::now(), false) {
+            Some((fresh, false)) => {
+                self.count(&fresh, false);
+                self.metrics.cache_hits.inc();
+                Some(fresh)
+            }
+            _ => None,
+        }
+    }
+
+    fn count(&self, resolution: &Resolution, stale: bool) {
+        if stale {
+            self.metrics.stale_answers.inc();
+        }
+        let result = match &resolution.security {
+            Security::Secure => "secure",
+            Security::Insecure => "insecure",
+            Security::Bogus { .. } => "bogus",
+            Security::Unchecked => return,
+        };
+        self.metrics
+            .validation
+            .get_or_create(&vec![("result".into(), result.into())])
+            .inc();
+        let failure = match (&resolution.security, &resolution.ede) {
+            (Security::Bogus { ede, .. }, _) => Some(*ede),
+            (_, Some((ede, _))) if resolution.code == ResponseCode::ServFail => Some(*ede),
+            _ => None,
+        };
+        if let Some(code) = failure {
+            let reason = format!("{code} {}", ede_name(code));
+            self.metrics
+                .servfails
+                .get_or_create(&vec![("reason".into(), reason.clone())])
+                .inc();
+            *self
+                .metrics
+                .servfail_reasons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(reason)
+                .or_default() += 1;
+        }
     }
 
     /// The answer to a client's question: from the cache, else by walking from the root;
     /// when the walk fails or is slow and an expired answer is kept, that one (EDE 3).
     pub async fn answer(self: &Arc<Self>, name: &Name, record_type: RecordType) -> Resolution {
-        let now = Instant::now();
-        if let Some((fresh, false)) = self.cached_chain(name, record_type, now, false) {
+        if let Some(fresh) = self.answer_cached(name, record_type) {
             return fresh;
         }
+        self.metrics.cache_misses.inc();
+        let now = Instant::now();
         let stale = if self.config.serve_stale {
             self.cached_chain(name, record_type, now, true)
         } else {
             None
         };
         let walk = self.resolve_shared(name, record_type);
-        match stale {
-            None => walk.await.unwrap_or_else(Resolution::failed),
+        let (answer, was_stale) = match stale {
+            None => (walk.await.unwrap_or_else(Resolution::failed), false),
             Some((mut stale, _)) => match tokio::time::timeout(STALE_CLIENT_TIMEOUT, walk).await {
-                Ok(Ok(fresh)) => fresh,
+                Ok(Ok(fresh)) => (fresh, false),
                 outcome => {
                     let why = match outcome {
                         Ok(Err(failure)) => failure.reason,
@@ -201,10 +347,12 @@ impl Recursor {
                     };
                     tracing::info!(target: "serval_dns::recursor", %name, %record_type, %why, "serving a stale answer");
                     stale.ede = Some((ede::STALE_ANSWER, format!("stale answer: {why}")));
-                    stale
+                    (stale, true)
                 }
             },
-        }
+        };
+        self.count(&answer, was_stale);
+        answer
     }
 
     /// One walk per question at a time, shared by every client asking it; it runs to its end
@@ -376,7 +524,10 @@ impl Recursor {
             }
         }
         *self.roots.write().unwrap_or_else(|p| p.into_inner()) = servers.clone();
-        *self.last_primed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.priming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .succeeded_at = Some(SystemTime::now());
         let primed_at = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -181,6 +181,7 @@ fn recursor(world: World, data_dir: &std::path::Path) -> (Arc<World>, Arc<Recurs
             port: 53,
             dnssec: false,
             anchors: super::dnssec::Anchors::compiled(),
+            cache_bytes: super::CACHE_BYTES,
         },
     );
     (world, Arc::new(recursor))
@@ -295,6 +296,7 @@ async fn priming_is_kept_and_preferred_at_the_next_start() {
             port: 53,
             dnssec: false,
             anchors: super::dnssec::Anchors::compiled(),
+            cache_bytes: super::CACHE_BYTES,
         },
     );
     assert_eq!(restarted.root_servers()[0].addresses, vec![ip(1)]);

@@ -8,7 +8,7 @@ use hickory_proto::dnssec::rdata::DS;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::dnssec::{self, ede, Denial, Security};
-use super::walk::Data;
+use super::walk::Content;
 use super::{Failure, Recursor};
 
 /// How long a zone's validated keys are kept before they are fetched and checked again.
@@ -175,7 +175,7 @@ impl Recursor {
                 .await
             {
                 Ok(found) => match found.data {
-                    Data::Records(records) => records,
+                    Content::Records(records) => records,
                     _ => {
                         return ZoneKeys::Bogus(
                             ede::DNSKEY_MISSING,
@@ -207,11 +207,11 @@ impl Recursor {
         match (&ds_found.data, &ds_found.security) {
             (_, Security::Bogus { ede, reason }) => return ZoneKeys::Bogus(*ede, reason.clone()),
             (_, Security::Insecure | Security::Unchecked) => return ZoneKeys::Insecure,
-            (Data::Records(_), Security::Secure) => {}
+            (Content::Records(_), Security::Secure) => {}
             // A signed proof that the parent holds no DS: an unsigned delegation.
             (_, Security::Secure) => return ZoneKeys::Insecure,
         }
-        let Data::Records(records) = &ds_found.data else {
+        let Content::Records(records) = &ds_found.data else {
             return ZoneKeys::Insecure;
         };
         let ds_set: Vec<DS> = records
@@ -229,7 +229,7 @@ impl Recursor {
             .await
         {
             Ok(Found {
-                data: Data::Records(records),
+                data: Content::Records(records),
                 ..
             }) => records,
             Ok(_) => {

@@ -34,11 +34,11 @@ const PAYLOAD: u16 = 1232;
 
 /// One name and type, looked up, with what validation said of it.
 pub(super) struct Found {
-    pub data: Data,
+    pub data: Content,
     pub security: Security,
 }
 
-pub(super) enum Data {
+pub(super) enum Content {
     /// The RRset with its RRSIGs.
     Records(Vec<Record>),
     /// An alias: its target, and the CNAME with its RRSIGs.
@@ -77,7 +77,7 @@ impl Recursor {
             let found = self.lookup(&name, record_type, deadline, 0, true).await?;
             security = security.and(found.security);
             match found.data {
-                Data::Records(records) => {
+                Content::Records(records) => {
                     answers.extend(records);
                     return Ok(resolution(
                         ResponseCode::NoError,
@@ -86,14 +86,14 @@ impl Recursor {
                         security,
                     ));
                 }
-                Data::Alias(target, signed) => {
+                Content::Alias(target, signed) => {
                     answers.extend(signed);
                     name = target;
                 }
-                Data::NoData(proof) => {
+                Content::NoData(proof) => {
                     return Ok(resolution(ResponseCode::NoError, answers, proof, security))
                 }
-                Data::NxDomain(proof) => {
+                Content::NxDomain(proof) => {
                     return Ok(resolution(ResponseCode::NXDomain, answers, proof, security))
                 }
             }
@@ -188,7 +188,7 @@ impl Recursor {
                             .unwrap_or_else(|p| p.into_inner())
                             .put_rrset(name, record_type, records.clone(), security.clone(), now);
                         return Ok(Found {
-                            data: Data::Records(records),
+                            data: Content::Records(records),
                             security,
                         });
                     }
@@ -218,7 +218,7 @@ impl Recursor {
                                 now,
                             );
                         return Ok(Found {
-                            data: Data::Alias(target, signed),
+                            data: Content::Alias(target, signed),
                             security,
                         });
                     }
@@ -247,7 +247,7 @@ impl Recursor {
                             now,
                         );
                         return Ok(Found {
-                            data: Data::NoData(proof),
+                            data: Content::NoData(proof),
                             security,
                         });
                     }
@@ -269,7 +269,7 @@ impl Recursor {
                             now,
                         );
                         return Ok(Found {
-                            data: Data::NxDomain(proof),
+                            data: Content::NxDomain(proof),
                             security,
                         });
                     }
@@ -332,12 +332,12 @@ impl Recursor {
                     _ => None,
                 });
                 match alias {
-                    Some(target) => Data::Alias(target, records),
-                    None => Data::Records(records),
+                    Some(target) => Content::Alias(target, records),
+                    None => Content::Records(records),
                 }
             }
-            Cached::NoData(proof) => Data::NoData(proof),
-            Cached::NxDomain(proof) => Data::NxDomain(proof),
+            Cached::NoData(proof) => Content::NoData(proof),
+            Cached::NxDomain(proof) => Content::NxDomain(proof),
         };
         Some(Found { data, security })
     }
@@ -453,7 +453,7 @@ impl Recursor {
                 .await?
                 .data
             {
-                Data::Records(records) => {
+                Content::Records(records) => {
                     return Ok(records
                         .iter()
                         .filter_map(|r| match &r.data {
@@ -463,8 +463,8 @@ impl Recursor {
                         })
                         .collect())
                 }
-                Data::Alias(target, _) => name = target,
-                Data::NoData(_) | Data::NxDomain(_) => return Ok(Vec::new()),
+                Content::Alias(target, _) => name = target,
+                Content::NoData(_) | Content::NxDomain(_) => return Ok(Vec::new()),
             }
         }
         Ok(Vec::new())
