@@ -76,6 +76,27 @@ impl RunningService for Running {
     }
 }
 
+/// Socket buffers of the UDP listeners. A burst of queries (a storm of random names, or
+/// every laptop waking at once) queues here while the loop works; the kernel's default
+/// (~208 KiB, a few hundred packets) drops the rest. Capped by net.core.rmem_max.
+const UDP_BUFFER: usize = 4 << 20;
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Binds UDP and TCP on every `listen` address and starts answering.
 pub async fn bind(
     ctx: StartContext<'_>,
@@ -179,13 +200,11 @@ pub async fn bind(
     let tasks = TaskTracker::new();
     let mut addrs = Vec::new();
     for &addr in config.listen.addrs() {
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| DnsError::Bind {
-                addr,
-                transport: "UDP",
-                source,
-            })?;
+        let udp = bind_udp(addr).map_err(|source| DnsError::Bind {
+            addr,
+            transport: "UDP",
+            source,
+        })?;
         // Port 0 in the config: TCP takes the port UDP got, so both share one address.
         let bound = udp.local_addr().unwrap_or(addr);
         let tcp = TcpListener::bind(bound)

@@ -19,7 +19,9 @@ fn network() -> String {
     )
 }
 
-/// One nsd serving `zones` (name, zone file text) on `address`:53.
+/// One nsd serving `zones` (name, zone file text) on `address`:53. Response rate limiting
+/// is off: every query of the tests comes from one address, which nsd's default of 200
+/// answers/s per /24 would throttle (the storm test measures Serval, not nsd's RRL).
 struct Nsd {
     child: Child,
     dir: PathBuf,
@@ -38,7 +40,7 @@ impl Nsd {
             "server:\n  ip-address: {address}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
              zonesdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  database: \"\"\n  \
              pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
-             server-count: 1\n  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n\
+             server-count: 1\n  rrl-ratelimit: 0\n  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n\
              remote-control:\n  control-enable: no\n",
             d = dir.display()
         );
@@ -238,16 +240,23 @@ fn internet(dir: &Path) -> Internet {
 
 /// Serval with DNS on, its root hints pointing into the fake Internet.
 fn serval(t: &TestDir, net: &Internet, hints_address: &str) -> (Server, String) {
+    serval_with_hints(t, net, &[hints_address.to_owned()])
+}
+
+/// As [`serval`], with one hinted root server per address.
+fn serval_with_hints(t: &TestDir, net: &Internet, hints: &[String]) -> (Server, String) {
     std::fs::write(
         t.dir.path().join("anchors"),
         format!("$TTL 3600\n{}", net.anchor),
     )
     .unwrap();
-    std::fs::write(
-        t.dir.path().join("hints"),
-        format!(".  3600000  NS  a.root.test.\na.root.test.  3600000  A  {hints_address}\n"),
-    )
-    .unwrap();
+    let mut text = String::new();
+    for (i, address) in hints.iter().enumerate() {
+        text.push_str(&format!(
+            ".  3600000  NS  h{i}.root.test.\nh{i}.root.test.  3600000  A  {address}\n"
+        ));
+    }
+    std::fs::write(t.dir.path().join("hints"), text).unwrap();
     let config = std::fs::read_to_string(t.config()).unwrap();
     if !config.contains("[dns]") {
         std::fs::write(
@@ -572,4 +581,183 @@ fn an_outdated_trust_anchor_is_named_in_every_failure() {
         "{out}"
     );
     assert!(out.contains("trust anchor"), "{out}");
+}
+
+/// A UDP socket on ADDRESS:53 that reads nothing: a name server that died silently.
+fn silent_server(address: &str) -> std::net::UdpSocket {
+    std::net::UdpSocket::bind(format!("{address}:53")).unwrap()
+}
+
+/// A query for NAME A with ID id, built by hand: the storm below needs no DNS library.
+fn raw_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+#[test]
+fn priming_gets_past_twelve_silent_hints_and_storms_and_garbage_do_not_stop_it() {
+    let t = TestDir::new("");
+    let net = internet(t.dir.path());
+    // 12 hinted root servers that never answer, and the live one last.
+    let silent: Vec<_> = (20..32)
+        .map(|i| silent_server(&format!("{}.{i}", net.net)))
+        .collect();
+    let mut hints: Vec<String> = (20..32).map(|i| format!("{}.{i}", net.net)).collect();
+    hints.push(format!("{}.1", net.net));
+    let started = Instant::now();
+    let (mut server, port) = serval_with_hints(&t, &net, &hints);
+    let first = ask(&port, &["www.example.test", "A"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5) + server.ready_after,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        answers(&first),
+        ["www.example.test. 3600 IN A 192.0.2.80"],
+        "{first}"
+    );
+    server.wait_for_log("primed", Duration::from_secs(10));
+    drop(silent);
+
+    // Garbage, a response, a truncated header, two questions: FORMERR or nothing, and the
+    // server goes on answering.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let mut two_questions = raw_query(7, "www.example.test");
+    two_questions[5] = 2;
+    two_questions.extend_from_slice(&raw_query(7, "www.example.test")[12..]);
+    for packet in [
+        vec![0xde, 0xad, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff, 0xff],
+        two_questions,
+    ] {
+        socket.send_to(&packet, &target).unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = socket
+            .recv_from(&mut buf)
+            .expect("an answer to a malformed query");
+        assert!(
+            n >= 12 && buf[2] & 0x80 != 0 && buf[3] & 0x0f == 1,
+            "FORMERR expected: {:?}",
+            &buf[..n]
+        );
+    }
+    for packet in [vec![1, 2, 3], {
+        let mut r = raw_query(9, "www.example.test");
+        r[2] |= 0x80;
+        r
+    }] {
+        socket.send_to(&packet, &target).unwrap();
+        let mut buf = [0u8; 512];
+        assert!(
+            socket.recv_from(&mut buf).is_err(),
+            "no answer to {packet:?}"
+        );
+    }
+
+    // An NXDOMAIN storm: 2000 random names at once; at least 98% answered within 10 s. A
+    // reader thread takes the answers as they come, so the test's own socket buffer never
+    // drops them.
+    let storm = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    storm
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let reader = storm.try_clone().unwrap();
+    let started = Instant::now();
+    let collect = std::thread::spawn(move || {
+        let mut answered = std::collections::HashSet::new();
+        let mut codes = std::collections::BTreeMap::new();
+        let mut buf = [0u8; 1500];
+        while started.elapsed() < Duration::from_secs(10) && answered.len() < 2000 {
+            if let Ok((n, _)) = reader.recv_from(&mut buf) {
+                if n >= 12 {
+                    *codes.entry(buf[3] & 0x0f).or_insert(0) += 1;
+                    if buf[3] & 0x0f == 3 {
+                        answered.insert(u16::from_be_bytes([buf[0], buf[1]]));
+                    }
+                }
+            }
+        }
+        (answered.len(), codes)
+    });
+    for id in 0..2000u16 {
+        let name = format!("r{}x{id}.example.test", rand::random::<u32>());
+        storm.send_to(&raw_query(id, &name), &target).unwrap();
+        if id % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let (answered, codes) = collect.join().unwrap();
+    assert!(
+        answered >= 1960,
+        "{answered} of 2000 NXDOMAIN within 10 s; answers by rcode: {codes:?}; {}",
+        reqwest::blocking::get(format!("{}/metrics", server.admin_url))
+            .unwrap()
+            .text()
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("dns_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let healthy = ask(&port, &["www.other.test", "A"]);
+    assert_eq!(
+        answers(&healthy),
+        ["www.other.test. 3600 IN A 192.0.2.81"],
+        "{healthy}"
+    );
+
+    // dnspython, over UDP and TCP, with DO: the answer validates (AD).
+    let script = format!(
+        "import dns.message, dns.query, dns.flags\n\
+         q = dns.message.make_query('www.example.test', 'A', want_dnssec=True)\n\
+         for send in (dns.query.udp, dns.query.tcp):\n\
+         \x20   r = send(q, '127.0.0.1', port={port}, timeout=10)\n\
+         \x20   assert r.rcode() == 0 and r.flags & dns.flags.AD, r\n\
+         \x20   print(r.answer[0].to_text())\n"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dnspython (pip package dnspython): {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("IN A 192.0.2.80").count(), 2, "{stdout}");
+
+    // The metrics count what happened.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.admin_url))
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("dns_cache_hits_total") >= 1.0, "{metrics}");
+    assert!(
+        value("dns_queries_total{outcome=\"NXDOMAIN\"}") >= 1960.0,
+        "{metrics}"
+    );
+    assert!(
+        value("dns_root_primed_timestamp_seconds") > 0.0,
+        "{metrics}"
+    );
 }

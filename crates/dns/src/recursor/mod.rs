@@ -177,6 +177,8 @@ pub struct Recursor {
     pub priming: Mutex<PrimingStatus>,
     /// Validated keys of zones, and until when they are kept.
     keys: Mutex<HashMap<Name, (ZoneKeys, Instant)>>,
+    /// RRsets (with their RRSIGs) whose signatures were checked (see `Recursor::verify`).
+    verified: Mutex<std::collections::HashSet<Vec<u8>>>,
     pub metrics: RecursorMetrics,
 }
 
@@ -204,6 +206,7 @@ impl Recursor {
             in_flight: Mutex::new(HashMap::new()),
             priming: Mutex::new(PrimingStatus::default()),
             keys: Mutex::new(HashMap::new()),
+            verified: Mutex::new(std::collections::HashSet::new()),
             metrics: RecursorMetrics::default(),
             config,
         }

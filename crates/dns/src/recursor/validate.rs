@@ -41,7 +41,68 @@ pub fn unix_now() -> u32 {
         .unwrap_or(0)
 }
 
+/// Most RRsets whose signatures are remembered as checked.
+const MAX_VERIFIED: usize = 50_000;
+
 impl Recursor {
+    /// [`dnssec::verify_rrset`], remembering RRsets already checked: an NXDOMAIN storm of
+    /// random names meets the same few NSEC3 records again and again, and each check is a
+    /// public-key operation. The memory is keyed by the RRset's and its RRSIGs' bytes, so
+    /// different data never matches; the signatures' validity window is checked each time.
+    pub(super) fn verify(
+        &self,
+        records: &[Record],
+        owner: &Name,
+        record_type: RecordType,
+        zone: &Name,
+        keys: &[hickory_proto::dnssec::rdata::DNSKEY],
+        now: u32,
+    ) -> Result<(), (u16, String)> {
+        use hickory_proto::serialize::binary::BinEncodable as _;
+        let mut parts: Vec<Vec<u8>> = records
+            .iter()
+            .filter(|r| r.name.to_lowercase() == owner.to_lowercase())
+            .filter(|r| {
+                r.record_type() == record_type
+                    || dnssec::rrsig(r).is_some_and(|s| s.input().type_covered == record_type)
+            })
+            .filter_map(|r| {
+                let mut r = r.clone();
+                r.ttl = 0;
+                r.to_bytes().ok()
+            })
+            .collect();
+        parts.sort();
+        let mut key = zone.to_lowercase().to_ascii().into_bytes();
+        for part in parts {
+            key.extend_from_slice(&part);
+        }
+        let in_window = dnssec::signatures(records, owner, record_type)
+            .iter()
+            .any(|sig| {
+                let input = sig.input();
+                input.signer_name.to_lowercase() == zone.to_lowercase()
+                    && (now.wrapping_sub(input.sig_inception.get()) as i32) >= 0
+                    && (input.sig_expiration.get().wrapping_sub(now) as i32) >= 0
+            });
+        if in_window
+            && self
+                .verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&key)
+        {
+            return Ok(());
+        }
+        dnssec::verify_rrset(records, owner, record_type, zone, keys, now)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(key);
+        Ok(())
+    }
+
     /// The security of an RRset of `zone`.
     pub(super) async fn secure_rrset(
         &self,
@@ -57,7 +118,7 @@ impl Recursor {
         }
         match self.zone_keys(zone, deadline, depth).await {
             ZoneKeys::Secure(keys) => {
-                match dnssec::verify_rrset(records, owner, record_type, zone, &keys, unix_now()) {
+                match self.verify(records, owner, record_type, zone, &keys, unix_now()) {
                     Ok(()) => Security::Secure,
                     Err((code, reason)) => Security::bogus(code, reason),
                 }
@@ -104,9 +165,7 @@ impl Recursor {
             );
         }
         for (owner, kind) in &owners {
-            if let Err((code, reason)) =
-                dnssec::verify_rrset(proof, owner, *kind, &zone, &keys, now)
-            {
+            if let Err((code, reason)) = self.verify(proof, owner, *kind, &zone, &keys, now) {
                 return Security::bogus(code, reason);
             }
         }
