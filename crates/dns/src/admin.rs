@@ -64,6 +64,7 @@ impl DnsPanel {
             doc["dnssec"] = serde_json::json!({
                 "enabled": r.dnssec_enabled(),
                 "anchors": r.anchor_tags(),
+                "rfc5011": r.trust_summary(),
                 "root": r.root_trust(),
             });
             doc["priming"] = serde_json::json!({
@@ -116,9 +117,10 @@ impl serval_core::service::AdminPanel for DnsPanel {
         let root = d["root"].as_str().unwrap_or("not checked yet");
         let root_class = if root.starts_with("bogus") { "bad" } else { "" };
         html.push_str(&format!(
-            "<h3>DNSSEC</h3><p>Validation {} · root trust anchors: key tags {} · root keys: <span class=\"{root_class}\">{}</span></p>",
+            "<h3>DNSSEC</h3><p>Validation {} · configured root trust anchors: key tags {} · tracked (RFC 5011): {} · root keys: <span class=\"{root_class}\">{}</span></p>",
             if d["enabled"].as_bool() == Some(true) { "on" } else { "<strong>off</strong>" },
             escape(&d["anchors"].as_array().map(|a| a.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
+            escape(d["rfc5011"].as_str().unwrap_or("")),
             escape(root)
         ));
         let priming = recursor

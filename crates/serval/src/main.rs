@@ -2,6 +2,7 @@
 //! wiring; everything else lives in `serval-core` and the service crates.
 
 mod bench;
+mod bench_dns;
 mod bench_web;
 mod calendar_cli;
 mod commands;
@@ -190,6 +191,8 @@ enum BenchCommand {
     Calendar(bench::CalendarBenchArgs),
     /// Web: static file and PHP (php-fpm) req/s and latency; Serval and nginx.
     Web(bench_web::WebBenchArgs),
+    /// DNS: cold and cached resolution, q/s per core, latency, RSS; Serval and Unbound.
+    Dns(bench_dns::DnsBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -291,6 +294,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Calendar(args)) => bench::calendar(args),
         Command::Bench(BenchCommand::Web(args)) => bench_web::web(args),
+        Command::Bench(BenchCommand::Dns(args)) => bench_dns::dns(args),
     };
     match result {
         Ok(code) => code,

@@ -504,6 +504,13 @@ fn validates_signed_zones_proves_denials_and_refuses_bogus_data() {
         "{nx}"
     );
 
+    // RFC 5011 tracking keeps the root's KSK state in data_dir (the anchors file untouched).
+    let state = std::fs::read_to_string(t.data_dir().join("dns/trust-anchors.json")).unwrap();
+    assert!(state.contains("\"valid\""), "{state}");
+    assert!(std::fs::read_to_string(t.dir.path().join("anchors"))
+        .unwrap()
+        .contains("DS"));
+
     // An unsigned delegation (no DS, proven by test.'s NSEC): answered, not AD.
     let insecure = ask(&port, &["www.other.test", "A", "+dnssec"]);
     assert!(

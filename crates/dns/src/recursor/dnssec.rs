@@ -63,6 +63,8 @@ impl Security {
 pub struct Anchors {
     pub ds: Vec<DS>,
     pub keys: Vec<DNSKEY>,
+    /// Public keys (base64) revoked by the root (RFC 5011): never trusted.
+    pub revoked: Vec<String>,
 }
 
 impl Anchors {
@@ -76,6 +78,7 @@ impl Anchors {
         Anchors {
             ds: Vec::new(),
             keys,
+            revoked: Vec::new(),
         }
     }
 
@@ -120,6 +123,12 @@ impl Anchors {
 
     /// Whether `key` is trusted by these anchors.
     pub fn trusts(&self, key: &DNSKEY) -> bool {
+        if !self.revoked.is_empty() {
+            let public = data_encoding::BASE64.encode(key.public_key().public_bytes());
+            if self.revoked.contains(&public) {
+                return false;
+            }
+        }
         self.keys.iter().any(|k| same_key(k, key))
             || self
                 .ds

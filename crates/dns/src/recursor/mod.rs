@@ -8,6 +8,7 @@
 mod cache;
 mod classify;
 pub mod dnssec;
+pub mod rfc5011;
 pub mod roots;
 pub mod upstream;
 mod validate;
@@ -179,6 +180,8 @@ pub struct Recursor {
     keys: Mutex<HashMap<Name, (ZoneKeys, Instant)>>,
     /// RRsets (with their RRSIGs) whose signatures were checked (see `Recursor::verify`).
     verified: Mutex<std::collections::HashSet<Vec<u8>>>,
+    /// RFC 5011 state of the root's KSKs.
+    trust: Mutex<rfc5011::TrustState>,
     pub metrics: RecursorMetrics,
 }
 
@@ -207,6 +210,7 @@ impl Recursor {
             priming: Mutex::new(PrimingStatus::default()),
             keys: Mutex::new(HashMap::new()),
             verified: Mutex::new(std::collections::HashSet::new()),
+            trust: Mutex::new(rfc5011::TrustState::load(&config.data_dir)),
             metrics: RecursorMetrics::default(),
             config,
         }
@@ -237,6 +241,14 @@ impl Recursor {
             ZoneKeys::Insecure => "insecure".into(),
             ZoneKeys::Bogus(code, reason) => format!("bogus: {reason} (EDE {code})"),
         })
+    }
+
+    /// The RFC 5011 state of the root's KSKs, in one line.
+    pub fn trust_summary(&self) -> String {
+        self.trust
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .summary()
     }
 
     /// The root servers a walk would start from now.

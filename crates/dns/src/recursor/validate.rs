@@ -226,6 +226,24 @@ impl Recursor {
         })
     }
 
+    /// Feeds a validated root DNSKEY set to RFC 5011 tracking; logs and keeps any change.
+    fn track_root_keys(&self, records: &[Record], now: u32) {
+        let mut trust = self.trust.lock().unwrap_or_else(|p| p.into_inner());
+        let first = trust.checked_at == 0;
+        let changes = trust.observe(records, &self.config.anchors, now);
+        for change in &changes {
+            tracing::warn!(target: "serval_dns::dnssec", "{change}");
+        }
+        if first {
+            tracing::info!(target: "serval_dns::dnssec", keys = %trust.summary(), "root trust anchors");
+        }
+        if first || !changes.is_empty() {
+            if let Err(error) = trust.save(&self.config.data_dir) {
+                tracing::warn!(target: "serval_dns::dnssec", %error, "cannot keep the trust-anchor state in data_dir");
+            }
+        }
+    }
+
     async fn fetch_zone_keys(&self, zone: &Name, deadline: Instant, depth: usize) -> ZoneKeys {
         let now = unix_now();
         if zone.is_root() {
@@ -244,8 +262,16 @@ impl Recursor {
                 },
                 Err(failure) => return bogus_from(failure, "the root's DNSKEY records"),
             };
-            return match dnssec::root_keys(&records, &self.config.anchors, now) {
-                Ok(keys) => ZoneKeys::Secure(keys),
+            let anchors = self
+                .trust
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .effective(&self.config.anchors);
+            return match dnssec::root_keys(&records, &anchors, now) {
+                Ok(keys) => {
+                    self.track_root_keys(&records, now);
+                    ZoneKeys::Secure(keys)
+                }
                 Err((code, reason)) => ZoneKeys::Bogus(code, reason),
             };
         }
