@@ -1,14 +1,14 @@
 //! DNS service for Serval: the office's resolver with its local names (the job of OS X
 //! Server's BIND).
 //!
-//! Built so far: local zones answered authoritatively ([`zone`]), client ACLs, forwarding to
-//! configured resolvers, over UDP and TCP. Full recursion from the root with DNSSEC
-//! validation, priming and serve-stale (issue 15) comes next; until then the service is off by
-//! default.
+//! Full recursion from the root ([`recursor`]) with DNSSEC validation, priming, serve-stale
+//! and RFC 5011; local zones answered authoritatively ([`zone`]); client ACLs; forwarding when
+//! `forwarders` are set; over UDP and TCP.
 //!
 //! Code map: [`config`] (the `[dns]` table), [`zone`] (local zones), [`server`] (the sans-IO
-//! core: a query's bytes and the client's address in, what to do out), `net` (the tokio driver
-//! for UDP, TCP and the forwarders), `service` (`bind`).
+//! front: a query's bytes and the client's address in, what to do out), [`recursor`] (the
+//! walk, cache and validation), `net` (the tokio driver for UDP and TCP), `service` (`bind`),
+//! `admin` (the admin page's DNS panel), [`client`] (`serval dns query`).
 
 mod admin;
 pub mod client;
