@@ -14,6 +14,7 @@ mod admin;
 pub mod client;
 pub mod config;
 pub mod fuzzing;
+pub mod import_named;
 mod net;
 pub mod recursor;
 pub mod server;

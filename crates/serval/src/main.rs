@@ -121,6 +121,9 @@ enum DnsCommand {
     },
     /// Drop cached and stale answers: all of them, or NAME's.
     Flush { name: Option<String> },
+    /// Print a `[dns]` table from BIND's named.conf (forwarders, ACLs, primary zones with
+    /// their zone files) and list on stderr what could not be taken.
+    ImportNamed { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -283,6 +286,7 @@ fn main() -> ExitCode {
             record_type,
             server,
         }) => commands::dns_query(cli.config.as_deref(), &name, &record_type, server),
+        Command::Dns(DnsCommand::ImportNamed { file }) => import_named(&file),
         Command::Dns(DnsCommand::Flush { name }) => {
             commands::dns_flush(cli.config.as_deref(), name.as_deref())
         }
@@ -308,6 +312,36 @@ fn main() -> ExitCode {
 pub(crate) use {CalendarCommand as CalendarCmd, GroupCommand as GroupCmd, UserCommand as UserCmd};
 
 /// `serval web import-apache`: TOML on stdout, the report on stderr.
+fn import_named(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let import = match serval_dns::import_named::import(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("serval: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        dns: &'a serval_dns::DnsConfig,
+    }
+    println!(
+        "# Imported from {} by serval dns import-named: replace the [dns] table of serval.toml.",
+        file.display()
+    );
+    println!("{}", toml::to_string(&Doc { dns: &import.dns })?.trim_end());
+    for line in &import.skipped {
+        eprintln!("not imported: {line}");
+    }
+    eprintln!(
+        "imported {} forwarder(s), {} allowed network(s), {} zone(s) from {}",
+        import.dns.forwarders.len(),
+        import.dns.allow.len(),
+        import.dns.local_zones.len(),
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn import_apache(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let import = match serval_web::apache::import_dir(dir) {
         Ok(i) => i,

@@ -768,3 +768,44 @@ fn priming_gets_past_twelve_silent_hints_and_storms_and_garbage_do_not_stop_it()
         "{metrics}"
     );
 }
+
+#[test]
+fn import_named_prints_a_dns_table_that_check_accepts() {
+    let t = TestDir::new("");
+    let bind = t.dir.path().join("bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    std::fs::write(
+        bind.join("named.conf"),
+        "options {\n forwarders { 192.0.2.53; };\n allow-query { localhost; 192.168.1.0/24; };\n querylog yes;\n};\n\
+         zone \"office.test\" { type master; file \"db.office\"; };\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bind.join("db.office"),
+        "$TTL 600\n@ SOA ns hostmaster 1 1 1 1 1\n@ NS ns\nns A 192.168.1.2\nprinter A 192.168.1.50\n",
+    )
+    .unwrap();
+    let out = t.run(
+        &[
+            "dns",
+            "import-named",
+            bind.join("named.conf").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("printer 600 A 192.168.1.50"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("named.conf:4: option `querylog`"),
+        "{}",
+        out.stderr
+    );
+    let config = std::fs::read_to_string(t.config()).unwrap();
+    std::fs::write(t.config(), format!("{config}\n{}", out.stdout)).unwrap();
+    let check = t.run(&["check"], "");
+    assert_eq!(check.code, Some(0), "{check:?}");
+}
