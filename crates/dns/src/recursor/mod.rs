@@ -6,7 +6,7 @@
 //! and no failure reasons (see ../shared/reference/services.md, section 0).
 
 mod cache;
-mod classify;
+pub(crate) mod classify;
 pub mod dnssec;
 pub mod rfc5011;
 pub mod roots;
