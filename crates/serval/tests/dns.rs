@@ -767,6 +767,32 @@ fn priming_gets_past_twelve_silent_hints_and_storms_and_garbage_do_not_stop_it()
         value("dns_root_primed_timestamp_seconds") > 0.0,
         "{metrics}"
     );
+    // The admin API gives the DNS panel's figures.
+    let token = std::fs::read_to_string(t.data_dir().join("admin.token")).unwrap();
+    let doc: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/services/dns", server.admin_url))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let detail = &doc["detail"];
+    assert_eq!(detail["mode"], "recursion", "{doc}");
+    assert!(
+        detail["cache"]["entries"].as_u64().unwrap_or(0) > 1000,
+        "{doc}"
+    );
+    assert!(
+        detail["priming"]["succeeded_at"].as_u64().is_some(),
+        "{doc}"
+    );
+    assert!(
+        detail["dnssec"]["root"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("secure"),
+        "{doc}"
+    );
 }
 
 #[test]
