@@ -181,7 +181,7 @@ fn internet(dir: &Path) -> Internet {
         "example.test.",
         &format!(
             "$ORIGIN example.test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.3\nns.elsewhere A {net}.3\n\
-             www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
+             www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\nlegacy DNAME example.test.\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
         ),
         "ED25519",
         true,
@@ -486,6 +486,21 @@ fn validates_signed_zones_proves_denials_and_refuses_bogus_data() {
     assert!(flags(&ad_only).contains("ad"), "{ad_only}");
     let chain = ask(&port, &["alias.example.test", "A", "+dnssec"]);
     assert!(flags(&chain).contains("ad"), "{chain}");
+    // A DNAME: the server's synthesized (unsigned) CNAME is vouched for by the signed DNAME.
+    let dname = ask(&port, &["www.legacy.example.test", "A", "+dnssec"]);
+    assert!(flags(&dname).contains("ad"), "{dname}");
+    assert!(
+        answers(&dname)
+            .iter()
+            .any(|l| l.contains("DNAME example.test.")),
+        "{dname}"
+    );
+    assert!(
+        answers(&dname)
+            .iter()
+            .any(|l| l.ends_with("IN A 192.0.2.80")),
+        "{dname}"
+    );
 
     // Denials: NSEC3 in example.test., NSEC in test.
     let nx3 = ask(&port, &["nope.example.test", "A", "+dnssec"]);

@@ -13,6 +13,9 @@ pub enum Reply {
     /// The name is an alias: its target, and the CNAME record with its RRSIGs.
     Alias {
         target: Name,
+        /// The RRset whose signature vouches for the alias: the CNAME itself, or the DNAME a
+        /// server synthesized it from (RFC 6672: the CNAME then comes unsigned).
+        signed_by: (Name, RecordType),
         signed: Vec<Record>,
     },
     /// A child zone's servers: the NS RRset and the glue addresses found for them.
@@ -69,18 +72,33 @@ pub fn classify(zone: &Name, name: &Name, record_type: RecordType, reply: &Messa
         });
         if let Some(cname) = alias {
             if let RData::CNAME(target) = &cname.data {
+                let dname = reply.answers.iter().find(|r| {
+                    r.record_type() == RecordType::DNAME
+                        && r.name.zone_of(name)
+                        && r.name.num_labels() < name.num_labels()
+                        && zone.zone_of(&r.name)
+                });
+                let signed_by = match dname {
+                    Some(d) => (d.name.to_lowercase(), RecordType::DNAME),
+                    None => (name.to_lowercase(), RecordType::CNAME),
+                };
                 let signed = reply
                     .answers
                     .iter()
                     .filter(|r| {
-                        same(r, name)
+                        (same(r, name)
                             && (r.record_type() == RecordType::CNAME
-                                || covers(r, RecordType::CNAME))
+                                || covers(r, RecordType::CNAME)))
+                            || (same(r, &signed_by.0)
+                                && signed_by.1 == RecordType::DNAME
+                                && (r.record_type() == RecordType::DNAME
+                                    || covers(r, RecordType::DNAME)))
                     })
                     .cloned()
                     .collect();
                 return Reply::Alias {
                     target: target.0.clone(),
+                    signed_by,
                     signed,
                 };
             }

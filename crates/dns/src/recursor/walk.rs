@@ -192,18 +192,15 @@ impl Recursor {
                             security,
                         });
                     }
-                    Reply::Alias { target, signed, .. } if full => {
+                    Reply::Alias {
+                        target,
+                        signed,
+                        signed_by: (owner, kind),
+                    } if full => {
                         let security = if validate {
-                            let signer = signed_zone(&zone, &signed, name, RecordType::CNAME);
-                            self.secure_rrset(
-                                &signer,
-                                &signed,
-                                name,
-                                RecordType::CNAME,
-                                deadline,
-                                depth,
-                            )
-                            .await
+                            let signer = signed_zone(&zone, &signed, &owner, kind);
+                            self.secure_rrset(&signer, &signed, &owner, kind, deadline, depth)
+                                .await
                         } else {
                             Security::Unchecked
                         };
@@ -638,6 +635,11 @@ impl Recursor {
             down_until: None,
         });
         state.timeouts = state.timeouts.saturating_add(1);
+        if state.timeouts == 1 {
+            // Once per outage: the next answer from it resets the count.
+            tracing::warn!(target: "serval_dns::recursor", server = %ip,
+                "name server stopped answering; asked last for a few seconds, then tried again");
+        }
         let backoff = Duration::from_millis(500) * 2u32.saturating_pow(state.timeouts.min(8));
         state.down_until = Some(Instant::now() + backoff.min(MAX_DOWN));
     }
