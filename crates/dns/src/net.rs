@@ -140,7 +140,7 @@ impl Driver {
             .filter(|_| self.forwarders.is_empty())?;
         let question = query.queries.first()?;
         let resolution = recursor.answer_cached(question.name(), question.query_type())?;
-        Some(recursed(query, &resolution, transport))
+        Some(recursed(query, resolution, transport))
     }
 
     /// [`Driver::forward`] within the limit of questions in flight.
@@ -161,7 +161,7 @@ impl Driver {
                         record_type = %question.query_type(), ede = code, %reason, "SERVFAIL");
                 }
             }
-            return recursed(query, &resolution, transport);
+            return recursed(query, resolution, transport);
         }
         for &forwarder in &self.forwarders {
             match ask(forwarder, query, self.forward_timeout).await {

@@ -66,6 +66,16 @@ impl Responder {
             Ok(m) => m,
             Err(_) => return Outcome::Reply(format_error(packet)),
         };
+        // The common case first, without building a reply it would not use.
+        let to_resolve = self.forwarding
+            && query.edns.as_ref().is_none_or(|e| e.version() == 0)
+            && query.metadata.op_code == OpCode::Query
+            && query.queries.len() == 1
+            && cidr_allows(&self.allow, client)
+            && zone_for(&self.zones, query.queries[0].name()).is_none();
+        if to_resolve {
+            return Outcome::Resolve(Box::new(query));
+        }
         let limit = udp_limit(&query, transport);
         let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
         reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -158,7 +168,7 @@ pub fn relay(query: &Message, upstream: &[u8], transport: Transport) -> Option<V
 /// records go only to clients that set DO (RFC 4035 3.2.1).
 pub fn recursed(
     query: &Message,
-    resolution: &crate::recursor::Resolution,
+    resolution: crate::recursor::Resolution,
     transport: Transport,
 ) -> Vec<u8> {
     use crate::recursor::dnssec::Security;
@@ -186,18 +196,26 @@ pub fn recursed(
     reply.metadata.authentic_data = resolution.security == Security::Secure
         && (dnssec_ok || query.metadata.authentic_data)
         && !query.metadata.checking_disabled;
-    let shown = |r: &&hickory_proto::rr::Record| {
+    let shown = |r: &hickory_proto::rr::Record| {
         dnssec_ok
             || !matches!(
                 r.record_type(),
                 RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
             )
     };
-    reply.add_answers(resolution.answers.iter().filter(shown).cloned());
-    reply.add_authorities(resolution.authorities.iter().filter(shown).cloned());
     if let Some((code, text)) = &resolution.ede {
         add_ede(&mut reply, *code, text);
     }
+    reply.answers = resolution
+        .answers
+        .into_iter()
+        .filter(|r| shown(r))
+        .collect();
+    reply.authorities = resolution
+        .authorities
+        .into_iter()
+        .filter(|r| shown(r))
+        .collect();
     encode(reply, udp_limit(query, transport))
 }
 

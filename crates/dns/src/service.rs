@@ -126,7 +126,7 @@ pub async fn bind(
             .map_err(DnsError::Anchors)?,
     };
     let registry = ctx.metrics.sub_registry_with_prefix("dns");
-    let recursor_metrics = crate::recursor::RecursorMetrics::default();
+    let recursor_metrics = crate::recursor::RecursorMetrics::default().prepare();
     registry.register(
         "cache_hits",
         "Questions answered from the fresh cache",

@@ -109,6 +109,22 @@ pub struct RecursorMetrics {
         Vec<(String, String)>,
         prometheus_client::metrics::counter::Counter,
     >,
+    /// `validation`'s secure, insecure and bogus counters, made once (no label strings per
+    /// query); see [`RecursorMetrics::prepare`].
+    validation_by_result: [prometheus_client::metrics::counter::Counter; 3],
+}
+
+impl RecursorMetrics {
+    /// Creates the labelled counters used per query.
+    pub fn prepare(mut self) -> RecursorMetrics {
+        let get = |result: &str| {
+            self.validation
+                .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+                .clone()
+        };
+        self.validation_by_result = [get("secure"), get("insecure"), get("bogus")];
+        self
+    }
 }
 
 /// The name RFC 8914 gives an EDE code, for metrics and the admin page.
@@ -304,15 +320,14 @@ impl Recursor {
             self.metrics.stale_answers.inc();
         }
         let result = match &resolution.security {
-            Security::Secure => "secure",
-            Security::Insecure => "insecure",
-            Security::Bogus { .. } => "bogus",
-            Security::Unchecked => return,
+            Security::Secure => Some(0),
+            Security::Insecure => Some(1),
+            Security::Bogus { .. } => Some(2),
+            Security::Unchecked => None,
         };
-        self.metrics
-            .validation
-            .get_or_create(&vec![("result".into(), result.into())])
-            .inc();
+        if let Some(i) = result {
+            self.metrics.validation_by_result[i].inc();
+        }
         let failure = match (&resolution.security, &resolution.ede) {
             (Security::Bogus { ede, .. }, _) => Some(*ede),
             (_, Some((ede, _))) if resolution.code == ResponseCode::ServFail => Some(*ede),

@@ -71,7 +71,10 @@ pub async fn ask(
     let socket = UdpSocket::bind(local).await.map_err(network)?;
     socket.connect(server).await.map_err(network)?;
     socket.send(&query).await.map_err(network)?;
-    let mut buf = vec![0u8; 65535];
+    // We offer 1232 bytes (EDNS); a larger datagram is cut short, fails to parse, and the
+    // server counts as failed. A 64 KiB buffer per question in flight would cost megabytes
+    // in a burst, which the allocator keeps.
+    let mut buf = vec![0u8; 4096];
     let reply = loop {
         let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
             .await
