@@ -175,7 +175,12 @@ impl Cache {
             return;
         }
         self.remove(&key);
-        let bytes = 64 + key_bytes(&key) + data_bytes(&data);
+        // The entry, its key (twice: the map and the eviction order) and the data.
+        let bytes = std::mem::size_of::<Entry>()
+            + 2 * std::mem::size_of::<Key>()
+            + 64
+            + key_bytes(&key)
+            + data_bytes(&data);
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.order.insert(sequence, key.clone());
@@ -289,7 +294,11 @@ fn key_bytes(key: &Key) -> usize {
 }
 
 fn data_bytes(data: &Cached) -> usize {
-    let record = |r: &Record| r.to_bytes().map(|b| b.len()).unwrap_or(64);
+    // The record as held in memory (hickory's struct) plus its data on the heap, which is
+    // about its wire size: the bound is on memory, not on what the records would weigh on
+    // the wire.
+    let record =
+        |r: &Record| std::mem::size_of::<Record>() + r.to_bytes().map(|b| b.len()).unwrap_or(64);
     match data {
         Cached::Records(records) => records.iter().map(record).sum(),
         Cached::NoData(records) | Cached::NxDomain(records) => records.iter().map(record).sum(),

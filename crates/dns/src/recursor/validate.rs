@@ -59,6 +59,18 @@ impl Recursor {
         now: u32,
     ) -> Result<(), (u16, String)> {
         use hickory_proto::serialize::binary::BinEncodable as _;
+        // Worth remembering only what recurs across questions: denial proofs and keys. An
+        // answer's RRset is checked once and then cached with its result.
+        if !matches!(
+            record_type,
+            RecordType::NSEC
+                | RecordType::NSEC3
+                | RecordType::DNSKEY
+                | RecordType::DS
+                | RecordType::SOA
+        ) {
+            return dnssec::verify_rrset(records, owner, record_type, zone, keys, now);
+        }
         let mut parts: Vec<Vec<u8>> = records
             .iter()
             .filter(|r| r.name.to_lowercase() == owner.to_lowercase())
