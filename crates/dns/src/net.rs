@@ -300,5 +300,6 @@ pub async fn serve_tcp(
 
 /// TCP client connections open now.
 pub fn tcp_connections_open(driver: &Driver) -> usize {
-    MAX_TCP_CONNECTIONS - driver.tcp_slots.available_permits()
+    // The accept loop holds one slot while it waits for the next client.
+    (MAX_TCP_CONNECTIONS - driver.tcp_slots.available_permits()).saturating_sub(1)
 }

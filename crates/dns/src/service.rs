@@ -311,7 +311,7 @@ async fn keep_primed(
                     .unwrap_or_else(|p| p.into_inner())
                     .last_error = Some((SystemTime::now(), failure.reason.clone()));
                 tracing::warn!(target: "serval_dns::recursor", reason = %failure.reason,
-                    "priming failed: no root name server answered; walks start from the kept or compiled-in root servers");
+                    "priming failed; walks start from the kept or compiled-in root servers");
                 std::time::Duration::from_secs(5 * u64::from(failures.min(12)))
             }
         };
