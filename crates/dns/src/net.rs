@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -207,47 +207,52 @@ async fn ask(forwarder: SocketAddr, query: &Message, timeout: Duration) -> Resul
         })
 }
 
-pub async fn serve_udp(
-    socket: Arc<UdpSocket>,
+/// One UDP receive loop on its own OS thread, blocking in `recv_from`: local answers and cache
+/// hits go out from here without touching the async runtime (a reactor wake-up per packet
+/// cost more than answering it); only a question that must wait on other servers becomes a
+/// task on `runtime`. Several such loops share one address through SO_REUSEPORT.
+pub fn serve_udp(
+    socket: Arc<std::net::UdpSocket>,
     driver: Arc<Driver>,
+    runtime: tokio::runtime::Handle,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) {
+    // Wakes the loop to notice a shutdown.
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = vec![0u8; 65535];
-    loop {
-        let (n, client) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                // ICMP errors from earlier sends surface here on some systems: keep serving.
-                Err(_) => continue,
-            },
+    while !shutdown.is_cancelled() {
+        let (n, client) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            // Timeouts, and ICMP errors from earlier sends on some systems: keep serving.
+            Err(_) => continue,
         };
-        // Local answers and refusals go out from this loop; only a forwarded question, which
-        // waits on another server, gets a task of its own.
         let started = Instant::now();
         let packet = &buf[..n];
         match driver.responder.handle(packet, client.ip(), Transport::Udp) {
             Outcome::Drop => driver.count("dropped"),
             Outcome::Reply(reply) => {
                 driver.record(packet, client, Transport::Udp, started, &reply);
-                let _ = socket.send_to(&reply, client).await;
+                let _ = socket.send_to(&reply, client);
             }
             Outcome::Resolve(query) => {
-                // A cache hit is answered here, like a local name: no task, no wait.
                 if let Some(reply) = driver.cached_reply(&query, Transport::Udp) {
                     driver.record(packet, client, Transport::Udp, started, &reply);
-                    let _ = socket.send_to(&reply, client).await;
+                    let _ = socket.send_to(&reply, client);
                     continue;
                 }
                 let packet = packet.to_vec();
                 let (socket, driver) = (socket.clone(), driver.clone());
-                tasks.spawn(async move {
-                    if let Some(reply) = driver.forward_limited(&query, Transport::Udp).await {
-                        driver.record(&packet, client, Transport::Udp, started, &reply);
-                        let _ = socket.send_to(&reply, client).await;
-                    }
-                });
+                tasks.spawn_on(
+                    async move {
+                        if let Some(reply) = driver.forward_limited(&query, Transport::Udp).await {
+                            driver.record(&packet, client, Transport::Udp, started, &reply);
+                            // A UDP send does not wait on the peer; blocking here is brief.
+                            let _ = socket.send_to(&reply, client);
+                        }
+                    },
+                    &runtime,
+                );
             }
         }
     }

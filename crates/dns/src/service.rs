@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serval_core::service::{RunningService, StartContext};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{parse_forwarder, DnsConfig};
@@ -81,7 +81,7 @@ impl RunningService for Running {
 /// (~208 KiB, a few hundred packets) drops the rest. Capped by net.core.rmem_max.
 const UDP_BUFFER: usize = 4 << 20;
 
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -90,11 +90,20 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    // One socket per receive thread on the same address; the kernel spreads clients over them.
+    socket.set_reuse_port(true)?;
     let _ = socket.set_recv_buffer_size(UDP_BUFFER);
     let _ = socket.set_send_buffer_size(UDP_BUFFER);
     socket.bind(&addr.into())?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
+}
+
+/// UDP receive threads per address: one per core, up to 4.
+fn udp_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// Binds UDP and TCP on every `listen` address and starts answering.
@@ -216,12 +225,22 @@ pub async fn bind(
             })?;
         addrs.push(bound);
         tracing::info!(target: "serval_dns", %bound, "DNS listening (UDP and TCP)");
-        tasks.spawn(serve_udp(
-            Arc::new(udp),
-            driver.clone(),
-            tasks.clone(),
-            ctx.shutdown.clone(),
-        ));
+        let mut sockets = vec![udp];
+        for _ in 1..udp_threads() {
+            sockets.push(bind_udp(bound).map_err(|source| DnsError::Bind {
+                addr: bound,
+                transport: "UDP",
+                source,
+            })?);
+        }
+        for socket in sockets {
+            let (driver, tasks_for_loop, shutdown) =
+                (driver.clone(), tasks.clone(), ctx.shutdown.clone());
+            let runtime = tokio::runtime::Handle::current();
+            tasks.spawn_blocking(move || {
+                serve_udp(Arc::new(socket), driver, runtime, tasks_for_loop, shutdown)
+            });
+        }
         tasks.spawn(serve_tcp(
             tcp,
             driver.clone(),
