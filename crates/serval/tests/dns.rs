@@ -181,7 +181,7 @@ fn internet(dir: &Path) -> Internet {
         "example.test.",
         &format!(
             "$ORIGIN example.test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.3\nns.elsewhere A {net}.3\n\
-             www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\nlegacy DNAME example.test.\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
+             www A 192.0.2.80\nshort 2 A 192.0.2.82\nalias CNAME www\nlegacy DNAME example.test.\n*.wild A 192.0.2.99\n@ MX 10 mail\nmail A 192.0.2.25\n{big}"
         ),
         "ED25519",
         true,
@@ -493,6 +493,15 @@ fn validates_signed_zones_proves_denials_and_refuses_bogus_data() {
     assert!(flags(&ad_only).contains("ad"), "{ad_only}");
     let chain = ask(&port, &["alias.example.test", "A", "+dnssec"]);
     assert!(flags(&chain).contains("ad"), "{chain}");
+    // A wildcard answer, with the NSEC3 proof that the name itself does not exist.
+    let wild = ask(&port, &["any.wild.example.test", "A", "+dnssec"]);
+    assert!(flags(&wild).contains("ad"), "{wild}");
+    assert!(
+        answers(&wild)
+            .iter()
+            .any(|l| l.ends_with("IN A 192.0.2.99")),
+        "{wild}"
+    );
     // A DNAME: the server's synthesized (unsigned) CNAME is vouched for by the signed DNAME.
     let dname = ask(&port, &["www.legacy.example.test", "A", "+dnssec"]);
     assert!(flags(&dname).contains("ad"), "{dname}");

@@ -411,6 +411,46 @@ pub fn proves_nodata(
     Err(format!("no NSEC3 matches {name}"))
 }
 
+/// The wildcard an answer was expanded from, if it was: its RRSIG counts fewer labels than
+/// the owner has (RFC 4035 5.3.2); the label count of the wildcard's parent.
+pub fn wildcard_labels(records: &[Record], owner: &Name, record_type: RecordType) -> Option<u8> {
+    signatures(records, owner, record_type)
+        .iter()
+        .map(|sig| sig.input().num_labels)
+        .find(|labels| *labels < owner.num_labels())
+}
+
+/// Proof that a wildcard answer was due: no closer name exists (RFC 4035 5.3.4, RFC 5155 8.8):
+/// an NSEC covering `name`, or an NSEC3 covering the next closer name.
+pub fn proves_wildcard_expansion(
+    authority: &[Record],
+    zone: &Name,
+    name: &Name,
+    labels: u8,
+) -> Result<(), String> {
+    let name = name.to_lowercase();
+    let nsec_covered = authority.iter().any(|r| {
+        nsec(r).is_some_and(|n| {
+            nsec_covers(
+                &r.name.to_lowercase(),
+                &n.next_domain_name().to_lowercase(),
+                &name,
+            )
+        })
+    });
+    if nsec_covered {
+        return Ok(());
+    }
+    let nsec3s = nsec3_set(authority, zone)?;
+    let next_closer = name.trim_to(usize::from(labels) + 1);
+    if nsec3_covering(&nsec3s, &next_closer)?.is_some() {
+        return Ok(());
+    }
+    Err(format!(
+        "a wildcard answer for {name} without proof that the name itself does not exist"
+    ))
+}
+
 /// Proof that `name` does not exist (NXDOMAIN): no such name, and no wildcard to expand.
 pub fn proves_nxdomain(authority: &[Record], zone: &Name, name: &Name) -> Result<Denial, String> {
     let name = name.to_lowercase();

@@ -139,6 +139,41 @@ impl Recursor {
         }
     }
 
+    /// The security of a wildcard answer's proof that no closer name exists.
+    pub(super) async fn secure_wildcard(
+        &self,
+        zone: &Name,
+        authority: &[Record],
+        name: &Name,
+        labels: u8,
+        deadline: Instant,
+        depth: usize,
+    ) -> Security {
+        let keys = match self.zone_keys(zone, deadline, depth).await {
+            ZoneKeys::Secure(keys) => keys,
+            other => return other.security(),
+        };
+        let now = unix_now();
+        let proof: Vec<Record> = authority
+            .iter()
+            .filter(|r| zone.zone_of(&r.name))
+            .cloned()
+            .collect();
+        let mut owners: Vec<(Name, RecordType)> = dnssec::denial_records(&proof)
+            .map(|r| (r.name.to_lowercase(), r.record_type()))
+            .collect();
+        owners.dedup();
+        for (owner, kind) in &owners {
+            if let Err((code, reason)) = self.verify(&proof, owner, *kind, zone, &keys, now) {
+                return Security::bogus(code, reason);
+            }
+        }
+        match dnssec::proves_wildcard_expansion(&proof, zone, name, labels) {
+            Ok(()) => Security::Secure,
+            Err(reason) => Security::bogus(ede::NSEC_MISSING, reason),
+        }
+    }
+
     /// The security of a negative answer of `zone`: its NSEC/NSEC3 records signed, and proving
     /// what they must.
     #[allow(clippy::too_many_arguments)]

@@ -180,8 +180,23 @@ impl Recursor {
                             self.zone_keys(name, deadline, depth).await.security()
                         } else {
                             let signer = signed_zone(&zone, &records, name, record_type);
-                            self.secure_rrset(&signer, &records, name, record_type, deadline, depth)
-                                .await
+                            let security = self
+                                .secure_rrset(&signer, &records, name, record_type, deadline, depth)
+                                .await;
+                            match super::dnssec::wildcard_labels(&records, name, record_type) {
+                                Some(labels) if security == Security::Secure => {
+                                    self.secure_wildcard(
+                                        &signer,
+                                        &reply.authorities,
+                                        name,
+                                        labels,
+                                        deadline,
+                                        depth,
+                                    )
+                                    .await
+                                }
+                                _ => security,
+                            }
                         };
                         self.cache
                             .lock()
