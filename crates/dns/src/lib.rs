@@ -19,6 +19,7 @@ mod net;
 pub mod recursor;
 pub mod server;
 mod service;
+pub mod testing;
 pub mod zone;
 
 pub use config::DnsConfig;

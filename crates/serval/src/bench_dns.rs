@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use crate::bench::free_port;
+use serval_dns::testing::{ask_rcode, query_bytes, sign, Nsd};
 
 #[derive(clap::Args, Debug)]
 pub struct DnsBenchArgs {
@@ -66,105 +67,6 @@ fn need(program: &str, package: &str) -> anyhow::Result<()> {
         bail!("{program} is needed: install the Debian package {package}");
     }
     Ok(())
-}
-
-/// Signs `text` for `origin` with a new key; the signed zone and the DS line.
-fn sign(dir: &Path, origin: &str, text: &str, algorithm: &str) -> anyhow::Result<(String, String)> {
-    let dir = dir.join(format!("keys-{origin}"));
-    std::fs::create_dir_all(&dir)?;
-    let keygen = Command::new("ldns-keygen")
-        .args(["-a", algorithm, "-k", origin])
-        .current_dir(&dir)
-        .output()?;
-    if !keygen.status.success() {
-        bail!(
-            "ldns-keygen failed: {}",
-            String::from_utf8_lossy(&keygen.stderr)
-        );
-    }
-    let key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
-    std::fs::write(dir.join("zone"), text)?;
-    let signed = Command::new("ldns-signzone")
-        .args(["-o", origin, "zone", &key])
-        .current_dir(&dir)
-        .output()?;
-    if !signed.status.success() {
-        bail!(
-            "ldns-signzone failed: {}",
-            String::from_utf8_lossy(&signed.stderr)
-        );
-    }
-    Ok((
-        std::fs::read_to_string(dir.join("zone.signed"))?,
-        std::fs::read_to_string(dir.join(format!("{key}.ds")))?,
-    ))
-}
-
-fn start_nsd(dir: &Path, address: &str, zone: &str, text: &str) -> anyhow::Result<Proc> {
-    let dir = dir.join(format!("nsd-{address}"));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("zone"), text)?;
-    let d = dir.display();
-    std::fs::write(
-        dir.join("nsd.conf"),
-        format!(
-            "server:\n  ip-address: {address}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  \
-             zonelistfile: \"{d}/zone.list\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
-             xfrdir: \"{d}\"\n  server-count: 1\n  rrl-ratelimit: 0\n  logfile: \"{d}/nsd.log\"\n\
-             remote-control:\n  control-enable: no\nzone:\n  name: \"{zone}\"\n  zonefile: \"zone\"\n"
-        ),
-    )?;
-    let child = Command::new("nsd")
-        .arg("-d")
-        .arg("-c")
-        .arg(dir.join("nsd.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start nsd")?;
-    let proc = Proc(child);
-    let server: SocketAddr = format!("{address}:53").parse()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ask(server, zone, 6, Duration::from_millis(300)).is_none() {
-        if Instant::now() > deadline {
-            bail!("nsd on {address} did not answer within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(proc)
-}
-
-/// A query built by hand (recursion desired), for NAME and type number `qtype`.
-fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&[0, 1]);
-    q
-}
-
-/// One question; the rcode of the answer, or None on timeout.
-fn ask(server: SocketAddr, name: &str, qtype: u16, timeout: Duration) -> Option<u8> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    socket.set_read_timeout(Some(timeout)).ok()?;
-    let id: u16 = rand::random();
-    socket.send_to(&query(id, name, qtype), server).ok()?;
-    let mut buf = [0u8; 4096];
-    loop {
-        let (n, _) = socket.recv_from(&mut buf).ok()?;
-        if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-            return Some(buf[3] & 0x0f);
-        }
-    }
 }
 
 struct Resolver {
@@ -246,7 +148,7 @@ fn start_unbound(dir: &Path, hints: &Path, anchor: &Path) -> anyhow::Result<Reso
 
 fn wait_answering(r: &Resolver) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ask(r.addr, "www.bench.", 1, Duration::from_secs(2)) != Some(0) {
+    while ask_rcode(r.addr, "www.bench.", 1, Duration::from_secs(2)) != Some(0) {
         if Instant::now() > deadline {
             bail!("{} did not answer www.bench. within 30 s", r.name);
         }
@@ -371,7 +273,7 @@ fn fixed_rate(
             start.elapsed().as_micros() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        let _ = socket.send(&query(i as u16, &names[i % names.len()], 1));
+        let _ = socket.send(&query_bytes(i as u16, &names[i % names.len()], 1));
     }
     let mut rtts = collect
         .join()
@@ -420,7 +322,7 @@ fn measure(
     let mut cold = Vec::new();
     for i in 0..200 {
         let started = Instant::now();
-        let code = ask(r.addr, &format!("c{i}.bench."), 1, Duration::from_secs(10));
+        let code = ask_rcode(r.addr, &format!("c{i}.bench."), 1, Duration::from_secs(10));
         if code.is_some() {
             cold.push(started.elapsed().as_secs_f64() * 1000.0);
         }
@@ -434,7 +336,7 @@ fn measure(
     // Cached: 1000 names, asked once, then over and over.
     let hot: Vec<String> = (0..1000).map(|i| format!("n{i}.bench.")).collect();
     for name in &hot {
-        ask(r.addr, name, 1, Duration::from_secs(5));
+        ask_rcode(r.addr, name, 1, Duration::from_secs(5));
     }
     let hot_file = dir.join("hot.txt");
     write_names(&hot_file, hot.iter().cloned())?;
@@ -503,14 +405,18 @@ pub fn dns(args: DnsBenchArgs) -> anyhow::Result<ExitCode> {
     for i in 0..200 {
         zone.push_str(&format!("c{i} A 192.0.2.2\n"));
     }
-    let (zone, zone_ds) = sign(dir, "bench.", &zone, "ED25519")?;
+    let (zone, zone_ds) =
+        sign(dir, "bench.", &zone, "ED25519", false).map_err(anyhow::Error::msg)?;
     let root = format!(
         "$TTL 86400\n. SOA a.root.bench. h.root.bench. 1 3600 600 86400 300\n. NS a.root-servers.bench.\n\
          a.root-servers.bench. A {net}.1\nbench. NS ns.bench.\nns.bench. A {net}.2\n{zone_ds}"
     );
-    let (root, root_ds) = sign(dir, ".", &root, "ECDSAP256SHA256")?;
-    let _root_server = start_nsd(dir, &format!("{net}.1"), ".", &root)?;
-    let _bench_server = start_nsd(dir, &format!("{net}.2"), "bench.", &zone)?;
+    let (root, root_ds) =
+        sign(dir, ".", &root, "ECDSAP256SHA256", false).map_err(anyhow::Error::msg)?;
+    let _root_server =
+        Nsd::start(dir, &format!("{net}.1"), &[(".", root)]).map_err(anyhow::Error::msg)?;
+    let _bench_server =
+        Nsd::start(dir, &format!("{net}.2"), &[("bench.", zone)]).map_err(anyhow::Error::msg)?;
     let hints: PathBuf = dir.join("root.hints");
     std::fs::write(
         &hints,

@@ -4,11 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{field, Server, TestDir};
+use serval_dns::testing::{self, Nsd};
 
 /// 127.A.B.0/24 for one test's fake Internet, random so tests and runs never share one.
 fn network() -> String {
@@ -19,102 +20,9 @@ fn network() -> String {
     )
 }
 
-/// One nsd serving `zones` (name, zone file text) on `address`:53. Response rate limiting
-/// is off: every query of the tests comes from one address, which nsd's default of 200
-/// answers/s per /24 would throttle (the storm test measures Serval, not nsd's RRL).
-struct Nsd {
-    child: Child,
-    dir: PathBuf,
-    address: String,
-}
-
-impl Nsd {
-    fn start(dir: &Path, address: &str, zones: &[(&str, String)]) -> Nsd {
-        assert!(
-            unsafe { libc::geteuid() } == 0,
-            "the DNS tests run nsd on port 53 of loopback addresses: run them as root"
-        );
-        let dir = dir.join(format!("nsd-{address}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut conf = format!(
-            "server:\n  ip-address: {address}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
-             zonesdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  database: \"\"\n  \
-             pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
-             server-count: 1\n  rrl-ratelimit: 0\n  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n\
-             remote-control:\n  control-enable: no\n",
-            d = dir.display()
-        );
-        for (i, (name, text)) in zones.iter().enumerate() {
-            std::fs::write(dir.join(format!("z{i}.zone")), text).unwrap();
-            conf.push_str(&format!(
-                "zone:\n  name: \"{name}\"\n  zonefile: \"z{i}.zone\"\n"
-            ));
-        }
-        std::fs::write(dir.join("nsd.conf"), conf).unwrap();
-        let child = Command::new("nsd")
-            .arg("-d")
-            .arg("-c")
-            .arg(dir.join("nsd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nsd is needed for the DNS tests (Debian package nsd)");
-        let nsd = Nsd {
-            child,
-            dir,
-            address: address.to_owned(),
-        };
-        nsd.wait_answering(zones[0].0);
-        nsd
-    }
-
-    fn wait_answering(&self, zone: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let out = dig(&[
-                &format!("@{}", self.address),
-                zone,
-                "SOA",
-                "+norec",
-                "+time=1",
-                "+tries=1",
-            ]);
-            if out.contains("status: NOERROR") {
-                return;
-            }
-            let log = std::fs::read_to_string(self.dir.join("nsd.log")).unwrap_or_default();
-            assert!(
-                Instant::now() < deadline,
-                "nsd on {} did not answer:\n{log}\n{out}",
-                self.address
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self, first_zone: &str) {
-        self.stop();
-        self.child = Command::new("nsd")
-            .arg("-d")
-            .arg("-c")
-            .arg(self.dir.join("nsd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.wait_answering(first_zone);
-    }
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// One nsd serving `zones` on `address`:53 (see `serval_dns::testing::Nsd`).
+fn nsd(dir: &Path, address: &str, zones: &[(&str, String)]) -> Nsd {
+    Nsd::start(dir, address, zones).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn dig(args: &[&str]) -> String {
@@ -127,33 +35,9 @@ fn dig(args: &[&str]) -> String {
 
 const SOA: &str = "SOA ns hostmaster 1 3600 600 86400 60";
 
-/// Signs `text` (zone `origin`) with a new key of `algorithm` in `dir` with ldns-signzone,
-/// NSEC3 when asked; the signed zone and the DS line for its parent.
+/// A zone signed with a new key (see `serval_dns::testing::sign`): signed text and DS line.
 fn sign(dir: &Path, origin: &str, text: &str, algorithm: &str, nsec3: bool) -> (String, String) {
-    let dir = dir.join(format!("keys-{origin}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let keygen = Command::new("ldns-keygen")
-        .args(["-a", algorithm, "-k", origin])
-        .current_dir(&dir)
-        .output()
-        .expect("ldns-keygen is needed for the DNS tests (Debian package ldnsutils)");
-    assert!(keygen.status.success(), "{keygen:?}");
-    let key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
-    std::fs::write(dir.join("zone"), text).unwrap();
-    let mut args = vec!["-o", origin];
-    if nsec3 {
-        args.extend(["-n", "-t", "0"]);
-    }
-    args.extend(["zone", key.as_str()]);
-    let signed = Command::new("ldns-signzone")
-        .args(&args)
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(signed.status.success(), "{signed:?}");
-    let zone = std::fs::read_to_string(dir.join("zone.signed")).unwrap();
-    let ds = std::fs::read_to_string(dir.join(format!("{key}.ds"))).unwrap();
-    (zone, ds)
+    testing::sign(dir, origin, text, algorithm, nsec3).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The fake Internet: root on .1, test. on .2, example.test., other.test. and bogus.test. on
@@ -222,9 +106,9 @@ fn internet(dir: &Path) -> Internet {
         false,
     );
     Internet {
-        _root: Nsd::start(dir, &format!("{net}.1"), &[(".", root)]),
-        _tld: Nsd::start(dir, &format!("{net}.2"), &[("test.", tld)]),
-        leaf: Nsd::start(
+        _root: nsd(dir, &format!("{net}.1"), &[(".", root)]),
+        _tld: nsd(dir, &format!("{net}.2"), &[("test.", tld)]),
+        leaf: nsd(
             dir,
             &format!("{net}.3"),
             &[
@@ -447,7 +331,7 @@ fn a_dead_authority_gets_stale_answers_and_recovery_needs_no_restart() {
     }
     // The authority comes back: fresh answers again within seconds, no restart.
     drop(silent);
-    net.leaf.restart("example.test.");
+    net.leaf.restart().unwrap_or_else(|e| panic!("{e}"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = ask(&port, &["short.example.test", "A"]);
@@ -637,16 +521,9 @@ fn silent_server(address: &str) -> std::net::UdpSocket {
     }
 }
 
-/// A query for NAME A with ID id, built by hand: the storm below needs no DNS library.
+/// A query for NAME A, built by hand.
 fn raw_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
+    testing::query_bytes(id, name, 1)
 }
 
 #[test]

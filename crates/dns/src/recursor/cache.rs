@@ -221,15 +221,15 @@ impl Cache {
             name: name.clone(),
             record_type: Some(record_type),
         };
-        let missing = Key {
-            name,
-            record_type: None,
-        };
         let typed_hit = self.hit(&typed, now);
         if typed_hit.as_ref().is_some_and(|h| !h.stale) {
             // Fresh data wins over an NXDOMAIN of the name (as below): one lookup, not two.
             return typed_hit;
         }
+        let missing = Key {
+            name,
+            record_type: None,
+        };
         let missing_hit = self.hit(&missing, now);
         match (typed_hit, missing_hit) {
             // The fresher of the two wins: a name may have been created or removed since.
