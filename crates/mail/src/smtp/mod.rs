@@ -1,0 +1,4 @@
+//! SMTP: the server session (sans-IO), the DATA reader, and the client used for relaying.
+
+pub mod data;
+pub mod session;
