@@ -1,8 +1,20 @@
 //! Mail service for Serval: the office's relay, submission server and local mailboxes (the
 //! job of OS X Server's Postfix).
+//!
+//! Code map: [`config`] (the `[mail]` table), [`smtp`] (the sans-IO server session, the DATA
+//! reader, the outbound client), [`envelope`] (what travels with a message), [`message`]
+//! (Received, Message-ID, Date, Bcc), [`queue`] (the durable spool and the delivery loop),
+//! [`deliver`] (Maildir, smarthost, MX), [`dsn`] (RFC 3464 reports), [`dkim`], [`users`]
+//! (who is local).
 
 pub mod config;
+pub mod deliver;
+pub mod dkim;
+pub mod dsn;
 pub mod envelope;
+pub mod message;
+pub mod queue;
 pub mod smtp;
+pub mod users;
 
 pub use config::MailConfig;

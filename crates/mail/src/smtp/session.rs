@@ -63,6 +63,8 @@ pub enum RecipientClass {
     UnknownLocal,
     /// Another domain: needs relay permission.
     Remote,
+    /// The directory could not be asked (the client should try again later).
+    Unavailable,
 }
 
 /// The directory as the session sees it.
@@ -551,6 +553,14 @@ impl Session {
                     550,
                     "5.1.1",
                     &format!("<{address}>: Recipient address rejected: no such user here"),
+                );
+                return false;
+            }
+            RecipientClass::Unavailable => {
+                self.reply(
+                    451,
+                    "4.3.0",
+                    "The user directory is unavailable; try again later",
                 );
                 return false;
             }

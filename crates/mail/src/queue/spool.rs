@@ -1,0 +1,227 @@
+//! The queue on disk: one file per message, durable before the client hears 250.
+//!
+//! `.queue/ID.msg` holds (dot names: user names, which name the Maildirs beside it, never
+//! start with a dot) the envelope as one JSON line, then the message. It is written to
+//! `tmp/`, fsync'd, renamed into `queue/` and the directory fsync'd, so after `kill -9` a
+//! message is either wholly there or was never acknowledged. Delivery progress lives in
+//! `queue/ID.state` (attempts, next try, each recipient's outcome), replaced atomically the
+//! same way, so a recipient delivered before a crash is not delivered again after it.
+//! A message leaves the queue by unlinking both files.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Envelope;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RecipientStatus {
+    #[default]
+    Pending,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RecipientState {
+    pub status: RecipientStatus,
+    /// The last reply or error for this recipient ("550 5.1.1 <x>: no such user").
+    pub reply: Option<String>,
+    /// Enhanced status code for the DSN ("5.1.1", "4.4.1").
+    pub dsn_status: Option<String>,
+    /// Where the last attempt went ("relay.example.com:587", "local").
+    pub hop: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DeliveryState {
+    pub attempts: u32,
+    /// Unix seconds of the next attempt (0: now).
+    pub next_try: u64,
+    pub last_attempt: u64,
+    pub last_error: Option<String>,
+    pub recipients: Vec<RecipientState>,
+}
+
+/// Directories of the queue under `data_dir/mail`.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    pub queue: PathBuf,
+    pub tmp: PathBuf,
+    /// Maildirs: `mailboxes/USER/{new,cur,tmp}`.
+    pub mailboxes: PathBuf,
+}
+
+impl Spool {
+    pub fn open(mail_dir: &Path) -> io::Result<Spool> {
+        let spool = Spool {
+            queue: mail_dir.join(".queue"),
+            tmp: mail_dir.join(".tmp"),
+            mailboxes: mail_dir.to_path_buf(),
+        };
+        fs::create_dir_all(&spool.queue)?;
+        fs::create_dir_all(&spool.tmp)?;
+        Ok(spool)
+    }
+
+    fn message_path(&self, id: &str) -> PathBuf {
+        self.queue.join(format!("{id}.msg"))
+    }
+
+    fn state_path(&self, id: &str) -> PathBuf {
+        self.queue.join(format!("{id}.state"))
+    }
+
+    /// Writes a new message durably.
+    pub fn write(&self, id: &str, envelope: &Envelope, message: &[u8]) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec(envelope)?;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(message);
+        self.write_durably(&self.message_path(id), &bytes)
+    }
+
+    pub fn write_state(&self, id: &str, state: &DeliveryState) -> io::Result<()> {
+        self.write_durably(&self.state_path(id), &serde_json::to_vec(state)?)
+    }
+
+    fn write_durably(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let name = path.file_name().unwrap_or_default();
+        let tmp = self.tmp.join(name);
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(&self.queue)
+    }
+
+    /// Reads a queued message: its envelope and the message bytes.
+    pub fn read(&self, id: &str) -> io::Result<(Envelope, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        File::open(self.message_path(id))?.read_to_end(&mut bytes)?;
+        parse_message_file(&bytes)
+    }
+
+    pub fn read_state(&self, id: &str) -> io::Result<Option<DeliveryState>> {
+        match fs::read(self.state_path(id)) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a message that is done (delivered, bounced or deleted).
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        match fs::remove_file(self.state_path(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs::remove_file(self.message_path(id))?;
+        sync_dir(&self.queue)
+    }
+
+    /// IDs of every queued message, oldest name first. Leftovers in `tmp/` were never
+    /// acknowledged and are removed.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.queue)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(id) = name.strip_suffix(".msg") {
+                if is_queue_id(id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub fn clean_tmp(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Size in bytes of a queued message file.
+    pub fn size(&self, id: &str) -> u64 {
+        fs::metadata(self.message_path(id))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+}
+
+pub fn parse_message_file(bytes: &[u8]) -> io::Result<(Envelope, Vec<u8>)> {
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no envelope line"))?;
+    let envelope: Envelope = serde_json::from_slice(&bytes[..nl])?;
+    Ok((envelope, bytes[nl + 1..].to_vec()))
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A new queue ID: time-ordered (microseconds) plus randomness, 16 upper-case hex digits.
+pub fn new_queue_id(now_micros: u64) -> String {
+    let random: u32 = rand::random::<u32>() & 0xF_FFFF;
+    format!("{:011X}{:05X}", now_micros & 0xFFF_FFFF_FFFF, random)
+}
+
+/// Whether `id` has the queue ID form (so a CLI argument can never name another file).
+pub fn is_queue_id(id: &str) -> bool {
+    id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Origin, Ret};
+
+    #[test]
+    fn write_read_state_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let env = Envelope {
+            sender: "".into(),
+            recipients: vec![],
+            ret: Ret::Full,
+            envid: None,
+            smtputf8: false,
+            origin: Origin::default(),
+            received_at: 5,
+        };
+        let id = new_queue_id(1_765_000_000_000_000);
+        assert!(is_queue_id(&id), "{id}");
+        assert!(!is_queue_id("../../etc/passwd"));
+        spool
+            .write(&id, &env, b"Subject: x\r\n\r\n{json}\n")
+            .unwrap();
+        assert_eq!(spool.list().unwrap(), vec![id.clone()]);
+        let (e, m) = spool.read(&id).unwrap();
+        assert_eq!(e, env);
+        assert_eq!(m, b"Subject: x\r\n\r\n{json}\n");
+        assert_eq!(spool.read_state(&id).unwrap(), None);
+        let state = DeliveryState {
+            attempts: 2,
+            ..Default::default()
+        };
+        spool.write_state(&id, &state).unwrap();
+        assert_eq!(spool.read_state(&id).unwrap(), Some(state));
+        spool.remove(&id).unwrap();
+        assert!(spool.list().unwrap().is_empty());
+        assert_eq!(fs::read_dir(&spool.tmp).unwrap().count(), 0);
+    }
+}
