@@ -36,7 +36,8 @@ pub struct MailConfig {
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
-            enabled: true,
+            // Off until the CLI (queue, sendmail, test-relay) and the interop suite land.
+            enabled: false,
             hostname: String::new(),
             listen: Listen::one("127.0.0.1:2525"),
             submission_listen: Listen::one("127.0.0.1:5587"),
@@ -46,8 +47,8 @@ impl Default for MailConfig {
                 .collect(),
             local_domains: Vec::new(),
             postmaster: "admin".into(),
-            // Postfix's message_size_limit default (10240000).
-            max_message_size: ByteSize(10_240_000),
+            // About Postfix's message_size_limit default (10240000).
+            max_message_size: ByteSize(10 << 20),
             // Postfix's smtpd_recipient_limit.
             max_recipients: 1000,
             max_connections: 200,
@@ -100,8 +101,8 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             retry_initial: HumanDuration(std::time::Duration::from_secs(60)),
-            // Postfix's maximal_backoff_time.
-            retry_max: HumanDuration(std::time::Duration::from_secs(4000)),
+            // About Postfix's maximal_backoff_time (4000 s).
+            retry_max: HumanDuration(std::time::Duration::from_secs(3600)),
             max_age: HumanDuration(std::time::Duration::from_secs(5 * 86400)),
             concurrency: 16,
         }

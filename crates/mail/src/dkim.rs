@@ -102,7 +102,7 @@ impl Signer {
         let Some((_, domain)) = crate::envelope::split_address(sender) else {
             return message.to_vec();
         };
-        if !self.domains.iter().any(|d| *d == domain) {
+        if !self.domains.contains(&domain) {
             return message.to_vec();
         }
         let Some(signer) = self.signer(&domain) else {

@@ -7,14 +7,18 @@
 //! [`deliver`] (Maildir, smarthost, MX), [`dsn`] (RFC 3464 reports), [`dkim`], [`users`]
 //! (who is local).
 
+mod admin;
 pub mod config;
 pub mod deliver;
 pub mod dkim;
 pub mod dsn;
 pub mod envelope;
 pub mod message;
+mod net;
 pub mod queue;
+mod service;
 pub mod smtp;
 pub mod users;
 
 pub use config::MailConfig;
+pub use service::{bind, route, MailError};

@@ -12,7 +12,7 @@ use serval_core::config::{
 };
 
 /// Services this binary knows, in start order.
-pub const SERVICES: &[&str] = &["stream", "calendar", "web", "dns"];
+pub const SERVICES: &[&str] = &["stream", "calendar", "web", "dns", "mail"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +28,7 @@ pub struct Config {
     pub calendar: serval_calendar::CalendarConfig,
     pub web: serval_web::WebConfig,
     pub dns: serval_dns::DnsConfig,
+    pub mail: serval_mail::MailConfig,
 }
 
 impl Default for Config {
@@ -43,6 +44,7 @@ impl Default for Config {
             calendar: serval_calendar::CalendarConfig::default(),
             web: serval_web::WebConfig::default(),
             dns: serval_dns::DnsConfig::default(),
+            mail: serval_mail::MailConfig::default(),
         }
     }
 }
@@ -137,6 +139,15 @@ pub fn validate(config: &Config, data_dir: &Path) -> Problems {
     config.calendar.validate(&mut problems);
     validate_web(config, data_dir, &mut problems);
     config.dns.validate(&mut problems);
+    config.mail.validate(data_dir, &mut problems);
+    if config.mail.enabled {
+        for (key, listen) in [
+            ("mail.listen", &config.mail.listen),
+            ("mail.submission_listen", &config.mail.submission_listen),
+        ] {
+            serval_core::config::check_privileged_ports(key, listen, &mut problems);
+        }
+    }
     if config.dns.enabled {
         serval_core::config::check_privileged_ports(
             "dns.listen",
@@ -257,6 +268,13 @@ fn check_listen_conflicts(config: &Config, problems: &mut Problems) {
     // DNS listens on UDP too, but its TCP port is what can clash with the others.
     if config.dns.enabled {
         tables.push(("dns.listen", config.dns.listen.0.clone()));
+    }
+    if config.mail.enabled {
+        tables.push(("mail.listen", config.mail.listen.0.clone()));
+        tables.push((
+            "mail.submission_listen",
+            config.mail.submission_listen.0.clone(),
+        ));
     }
     for (key, addrs) in &tables {
         for addr in addrs {

@@ -58,6 +58,12 @@ pub async fn bind_all(
             .context("the DNS service cannot start")?;
         services.push(dns);
     }
+    if config.mail.enabled {
+        let mail = serval_mail::bind(shared.context(registry), config.mail.clone())
+            .await
+            .context("the mail service cannot start")?;
+        services.push(mail);
+    }
     Ok(services)
 }
 
@@ -98,6 +104,9 @@ pub fn changed_tables(running: &Config, new: &Config) -> Vec<&'static str> {
     }
     if running.dns != new.dns {
         changed.push("[dns]");
+    }
+    if running.mail != new.mail {
+        changed.push("[mail]");
     }
     changed
 }

@@ -762,6 +762,11 @@ impl Queue {
         tokio::task::block_in_place(|| self.enqueue(envelope, &bytes))
     }
 
+    /// The user whose Maildir gets postmaster mail.
+    pub fn postmaster(&self) -> &str {
+        &self.users.postmaster
+    }
+
     /// Every message in the queue, oldest first.
     pub fn list(&self) -> Vec<QueuedMessage> {
         let inner = self.lock();

@@ -322,9 +322,7 @@ impl Session {
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::AuthPlain => return self.auth_plain(trim_crlf(line)),
             Mode::AuthLoginUser => {
-                let Some(user) = self.sasl_line(trim_crlf(line)) else {
-                    return None;
-                };
+                let user = self.sasl_line(trim_crlf(line))?;
                 self.mode = Mode::AuthLoginPassword {
                     user: String::from_utf8_lossy(&user).into_owned(),
                 };
