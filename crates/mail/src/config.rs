@@ -374,6 +374,7 @@ mod tests {
     fn missing_password_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let c = MailConfig {
+            enabled: true,
             relay: RelayConfig {
                 host: "smtp.example.com:587".into(),
                 user: "u".into(),
