@@ -43,6 +43,7 @@ const SERVICES: &[&str] = &[
     "serval-calendar",
     "serval-web",
     "serval-dns",
+    "serval-mail",
 ];
 
 #[test]
