@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use mail_auth::common::crypto::{Ed25519Key, Sha256};
+use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{DkimSigner, Done};
 
@@ -121,10 +121,6 @@ impl Signer {
         }
     }
 }
-
-/// The hasher mail-auth pairs with Ed25519 (named so the import is used on every build).
-#[allow(dead_code)]
-type KeyHasher = Sha256;
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;

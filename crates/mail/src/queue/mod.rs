@@ -240,6 +240,7 @@ impl Queue {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         let mut last_rescan = now();
+        let mut last_gauge = 0;
         loop {
             let t = now();
             if t >= last_rescan + 30 {
@@ -255,7 +256,12 @@ impl Queue {
                     queue.wake.notify_one();
                 });
             }
-            self.update_age_gauge(t);
+            // A scan of every entry: once a second, not on every wake (each accepted message
+            // wakes the loop, and 10,000 deferred messages may sit in the index).
+            if t != last_gauge {
+                last_gauge = t;
+                self.update_age_gauge(t);
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
