@@ -5,7 +5,8 @@
 //! reader, the outbound client), [`envelope`] (what travels with a message), [`message`]
 //! (Received, Message-ID, Date, Bcc), [`queue`] (the durable spool and the delivery loop),
 //! [`deliver`] (Maildir, smarthost, MX), [`dsn`] (RFC 3464 reports), [`dkim`], [`users`]
-//! (who is local).
+//! (who is local), and the command-line tools' cores: [`sendmail`], [`relay_test`],
+//! [`import_postfix`].
 
 mod admin;
 pub mod config;
@@ -13,9 +14,12 @@ pub mod deliver;
 pub mod dkim;
 pub mod dsn;
 pub mod envelope;
+pub mod import_postfix;
 pub mod message;
 mod net;
 pub mod queue;
+pub mod relay_test;
+pub mod sendmail;
 mod service;
 pub mod smtp;
 pub mod users;

@@ -92,7 +92,7 @@ fn check_postgres(loaded: &Loaded) -> Result<(), String> {
 }
 
 /// Loads the config for a command that needs the store; config errors stop it.
-fn load_for_store(config_path: Option<&Path>) -> anyhow::Result<Loaded> {
+pub(crate) fn load_checked(config_path: Option<&Path>) -> anyhow::Result<Loaded> {
     let loaded = config::load(config_path);
     if loaded.problems.has_errors() {
         config::report(&loaded, &mut std::io::stderr());
@@ -112,7 +112,7 @@ pub(crate) fn open_engine(loaded: &Loaded) -> anyhow::Result<serval_core::store:
     .context("cannot open the store")
 }
 
-fn open_directory(loaded: &Loaded) -> anyhow::Result<Directory> {
+pub(crate) fn open_directory(loaded: &Loaded) -> anyhow::Result<Directory> {
     Ok(Directory::on(
         open_engine(loaded)?,
         &loaded.config.directory,
@@ -145,7 +145,7 @@ fn read_password(from_stdin: bool, what: &str) -> anyhow::Result<String> {
 }
 
 pub fn user(config_path: Option<&Path>, cmd: UserCmd) -> anyhow::Result<ExitCode> {
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     let directory = open_directory(&loaded)?;
     match cmd {
         UserCmd::Add {
@@ -218,7 +218,7 @@ pub fn user(config_path: Option<&Path>, cmd: UserCmd) -> anyhow::Result<ExitCode
 }
 
 pub fn group(config_path: Option<&Path>, cmd: GroupCmd) -> anyhow::Result<ExitCode> {
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     let directory = open_directory(&loaded)?;
     match cmd {
         GroupCmd::Add { name } => {
@@ -257,18 +257,9 @@ pub fn group(config_path: Option<&Path>, cmd: GroupCmd) -> anyhow::Result<ExitCo
 
 /// Calls the running server's admin API at `path` (GET, or POST with `body`) with the bearer
 /// token from data_dir; its JSON answer.
-pub fn admin_api(
-    config_path: Option<&Path>,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> anyhow::Result<serde_json::Value> {
-    let loaded = load_for_store(config_path)?;
-    let admin = &loaded.config.admin;
-    let Some(addr) = admin.listen.addrs().first().copied() else {
-        bail!("admin.listen is empty: the server has no admin API to ask");
-    };
-    // A wildcard listener is reachable on loopback.
-    let host = match addr.ip() {
+/// A wildcard listener is reachable on loopback.
+pub(crate) fn loopback_for(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    let ip = match addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
             std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
         }
@@ -277,6 +268,20 @@ pub fn admin_api(
         }
         ip => ip,
     };
+    std::net::SocketAddr::new(ip, addr.port())
+}
+
+pub fn admin_api(
+    config_path: Option<&Path>,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let loaded = load_checked(config_path)?;
+    let admin = &loaded.config.admin;
+    let Some(addr) = admin.listen.addrs().first().copied() else {
+        bail!("admin.listen is empty: the server has no admin API to ask");
+    };
+    let host = loopback_for(addr).ip();
     // The running server records its real address (port 0 resolved); fall back to the config.
     let base = datadir::read_admin_url(&loaded.data_dir).unwrap_or_else(|| {
         format!(
@@ -408,7 +413,7 @@ fn run_pg_tool(loaded: &Loaded, tool: &str, args: &[&std::ffi::OsStr]) -> anyhow
 }
 
 pub fn backup(config_path: Option<&Path>, dest: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     if dest.exists() {
         bail!("{} already exists; choose a new file name", dest.display());
     }
@@ -459,7 +464,7 @@ pub fn backup(config_path: Option<&Path>, dest: &Path) -> anyhow::Result<ExitCod
 }
 
 pub fn restore(config_path: Option<&Path>, backup_file: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     if !backup_file.is_file() {
         bail!("{} does not exist", backup_file.display());
     }
@@ -505,7 +510,7 @@ pub fn import_qtusers(
     users: &Path,
     groups: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     let directory = open_directory(&loaded)?;
     let report = serval_stream::access::qtusers::import_qtusers(&directory, users, groups)
         .with_context(|| format!("cannot import {}", users.display()))?;
@@ -542,7 +547,7 @@ pub fn store_migrate(
     password_file: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     use serval_core::store::{copy, postgres, PgSettings, PgStore};
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     let store_path = datadir::store_path(&loaded.data_dir);
     if !store_path.is_file() {
         bail!(
@@ -641,7 +646,7 @@ pub fn dns_query(
     record_type: &str,
     server: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = load_for_store(config_path)?;
+    let loaded = load_checked(config_path)?;
     let dns = &loaded.config.dns;
     let Some(mut addr) = server.or_else(|| dns.listen.addrs().first().copied()) else {
         bail!("dns.listen is empty: there is no resolver to ask");

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod config_docs;
 mod datadir;
+mod mail_cli;
 mod serve;
 mod services;
 
@@ -78,6 +79,12 @@ enum Command {
     /// DNS: ask the running resolver, flush its cache.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Mail: the queue, flush, delete, bounce, the smarthost probe, the Postfix import.
+    #[command(subcommand)]
+    Mail(mail_cli::MailCommand),
+    /// sendmail(1) for hooks and cron: the message on standard input, recipients as
+    /// arguments or with -t from its To, Cc and Bcc.
+    Sendmail(mail_cli::SendmailArgs),
     /// Benchmarks that start the server under test and print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -290,6 +297,8 @@ fn main() -> ExitCode {
         Command::Dns(DnsCommand::Flush { name }) => {
             commands::dns_flush(cli.config.as_deref(), name.as_deref())
         }
+        Command::Mail(cmd) => mail_cli::run(cli.config.as_deref(), cmd),
+        Command::Sendmail(args) => mail_cli::sendmail(cli.config.as_deref(), args),
         Command::Store(StoreCommand::Migrate { to, password_file }) => {
             commands::store_migrate(cli.config.as_deref(), &to, password_file.as_deref())
         }

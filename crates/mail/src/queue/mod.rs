@@ -152,7 +152,7 @@ impl Queue {
             if self.lock().entries.contains_key(&id) {
                 continue;
             }
-            let (envelope, _) = match self.spool.read(&id) {
+            let (envelope, message) = match self.spool.read(&id) {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(target: "serval_mail::queue", %id, error = %e, "unreadable queue file left in place");
@@ -165,7 +165,7 @@ impl Queue {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let size = self.spool.size(&id);
+            let size = message.len() as u64;
             self.index(&id, &envelope, state, size);
             added += 1;
         }

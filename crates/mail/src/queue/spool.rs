@@ -123,6 +123,47 @@ impl Spool {
         sync_dir(&self.queue)
     }
 
+    /// The queue as read from disk (no server running), oldest first.
+    pub fn snapshot(&self) -> Vec<super::QueuedMessage> {
+        let mut out = Vec::new();
+        for id in self.list().unwrap_or_default() {
+            let Ok((envelope, message)) = self.read(&id) else {
+                continue;
+            };
+            let state = self.read_state(&id).ok().flatten().unwrap_or_default();
+            let recipients: Vec<String> = envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect();
+            let pending = recipients
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    state
+                        .recipients
+                        .get(*i)
+                        .is_none_or(|s| s.status == RecipientStatus::Pending)
+                })
+                .map(|(_, r)| r.clone())
+                .collect();
+            out.push(super::QueuedMessage {
+                size: message.len() as u64,
+                id,
+                sender: envelope.sender,
+                recipients,
+                pending,
+                received_at: envelope.received_at,
+                attempts: state.attempts,
+                next_try: state.next_try,
+                last_error: state.last_error,
+                in_flight: false,
+            });
+        }
+        out.sort_by_key(|m| (m.received_at, m.id.clone()));
+        out
+    }
+
     /// IDs of every queued message, oldest name first. Leftovers in `tmp/` were never
     /// acknowledged and are removed.
     pub fn list(&self) -> io::Result<Vec<String>> {
@@ -148,13 +189,6 @@ impl Spool {
             removed += 1;
         }
         Ok(removed)
-    }
-
-    /// Size in bytes of a queued message file.
-    pub fn size(&self, id: &str) -> u64 {
-        fs::metadata(self.message_path(id))
-            .map(|m| m.len())
-            .unwrap_or(0)
     }
 }
 
