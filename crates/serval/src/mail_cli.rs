@@ -28,6 +28,9 @@ pub enum MailCommand {
     /// Open a session to the smarthost as a delivery would (CONNECT, STARTTLS, AUTH), send a
     /// MAIL FROM probe and RSET; exit 1 naming the step that failed and the server's reply.
     TestRelay,
+    /// Print the DKIM TXT records to publish, in zone-file form (the key is generated into
+    /// the data directory when `[mail.dkim] enabled` and there is none yet).
+    DkimRecords,
     /// Print a [mail] table from Postfix's main.cf (and the smarthost's sasl_passwd line);
     /// list on stderr what could not be taken.
     ImportPostfix {
@@ -75,6 +78,7 @@ pub fn run(config_path: Option<&Path>, command: MailCommand) -> anyhow::Result<E
         MailCommand::Delete { id } => delete(config_path, &id),
         MailCommand::Bounce { id } => action(config_path, "bounce", &id),
         MailCommand::TestRelay => test_relay(config_path),
+        MailCommand::DkimRecords => dkim_records(config_path),
         MailCommand::ImportPostfix { dir, password_file } => {
             import_postfix(config_path, &dir, password_file)
         }
@@ -247,6 +251,31 @@ fn test_relay(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn dkim_records(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let loaded = load_checked(config_path)?;
+    let mail = &loaded.config.mail;
+    if !mail.dkim.enabled {
+        bail!("DKIM signing is off: set [mail.dkim] enabled = true (and local_domains)");
+    }
+    let signer = serval_mail::dkim::Signer::load_or_create(
+        &serval_mail::config::mail_dir(&loaded.data_dir).join(".dkim"),
+        &mail.dkim.selector,
+        mail.local_domains
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let records = signer.records();
+    if records.is_empty() {
+        bail!("mail.local_domains is empty: there is no domain to sign for");
+    }
+    for (name, value) in records {
+        println!("{name}. IN TXT \"{value}\"");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import_postfix(
