@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod dkim;
 pub mod dsn;
 pub mod envelope;
+pub mod fuzzing;
 pub mod import_postfix;
 pub mod message;
 mod net;

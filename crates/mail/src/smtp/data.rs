@@ -4,7 +4,9 @@
 //! rule is a security boundary: only `CRLF . CRLF` ends a message. A bare LF never does
 //! (SMTP smuggling: `\n.\n`, `\n.\r\n` and `\r\n.\n` are data), and lines ending in a bare
 //! LF are stored with CRLF, so the next hop (which gets the message dot-stuffed) sees no
-//! end-of-data either. Postfix calls this `smtpd_forbid_bare_newline = normalize`.
+//! end-of-data either. Postfix calls this `smtpd_forbid_bare_newline = normalize`. A bare
+//! CR inside a line becomes CRLF as well: some receivers end lines at a CR, and `\r.\r`
+//! must reach them dot-stuffed, never as an end of data.
 
 /// Longest line RFC 5322 allows, without its CRLF.
 pub const MAX_LINE: usize = 998;
@@ -117,7 +119,12 @@ impl DataReader {
                 self.problem = Some(DataProblem::TooBig { limit: self.limit });
                 self.message = Vec::new();
             } else {
-                self.message.extend_from_slice(line);
+                for (i, part) in line.split(|&b| b == b'\r').enumerate() {
+                    if i > 0 {
+                        self.message.extend_from_slice(b"\r\n");
+                    }
+                    self.message.extend_from_slice(part);
+                }
                 self.message.extend_from_slice(b"\r\n");
             }
         }
@@ -259,6 +266,21 @@ mod tests {
             r.feed(&[b'y'; 4096]);
         }
         assert!(r.line.len() <= MAX_LINE + 2);
+    }
+
+    #[test]
+    fn bare_cr_becomes_a_line_end() {
+        let mut reader = DataReader::new(1000);
+        let input = b"a\r.\rb\r\n.\r\n";
+        assert_eq!(
+            reader.feed(input),
+            DataOutcome::Done {
+                consumed: input.len()
+            }
+        );
+        let message = reader.finish().unwrap();
+        assert_eq!(message, b"a\r\n.\r\nb\r\n");
+        assert_eq!(dot_stuff(&message), b"a\r\n..\r\nb\r\n.\r\n");
     }
 
     #[test]
