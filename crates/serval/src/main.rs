@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_dns;
+mod bench_mail;
 mod bench_web;
 mod calendar_cli;
 mod commands;
@@ -203,6 +204,9 @@ enum BenchCommand {
     Web(bench_web::WebBenchArgs),
     /// DNS: cold and cached resolution, q/s per core, latency, RSS; Serval and Unbound.
     Dns(bench_dns::DnsBenchArgs),
+    /// Mail: msg/s accepted and relayed, accept latency, CPU, RSS, over an empty and a
+    /// deferred queue; Serval and Postfix.
+    Mail(bench_mail::MailBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -308,6 +312,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Calendar(args)) => bench::calendar(args),
         Command::Bench(BenchCommand::Web(args)) => bench_web::web(args),
         Command::Bench(BenchCommand::Dns(args)) => bench_dns::dns(args),
+        Command::Bench(BenchCommand::Mail(args)) => bench_mail::mail(args),
     };
     match result {
         Ok(code) => code,
