@@ -697,7 +697,8 @@ pub fn mail(mut args: MailBenchArgs) -> anyhow::Result<ExitCode> {
         print!("{:>12}", r.name);
     }
     println!();
-    let rows: [(&str, fn(&Report) -> f64); 13] = [
+    type Row = (&'static str, fn(&Report) -> f64);
+    let rows: [Row; 13] = [
         ("accepted msg/s (empty queue)", |r| r.empty.accepted_per_s),
         ("  accept latency p50 ms", |r| r.empty.p50_ms),
         ("  accept latency p99 ms", |r| r.empty.p99_ms),
