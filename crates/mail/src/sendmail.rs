@@ -219,11 +219,7 @@ pub fn drop_into_queue(
     };
     let spool = crate::queue::spool::Spool::open(mail_dir)
         .map_err(|e| (format!("{}: {e}", mail_dir.display()), EX_CANTCREAT))?;
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    let id = crate::queue::spool::new_queue_id(micros);
+    let id = crate::queue::spool::new_queue_id(crate::queue::now_micros());
     let prepared = crate::message::prepare(message, &envelope, &id, hostname, now);
     spool
         .write(&id, &envelope, &prepared)

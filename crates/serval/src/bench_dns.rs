@@ -37,7 +37,7 @@ pub struct DnsBenchArgs {
 }
 
 /// A process stopped on drop (SIGTERM, then SIGKILL).
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {

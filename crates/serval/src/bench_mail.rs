@@ -14,7 +14,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use crate::bench::{free_port, wait_for_port};
+use crate::bench_dns::Proc;
 
 #[derive(clap::Args, Debug)]
 pub struct MailBenchArgs {
@@ -43,25 +44,6 @@ pub struct MailBenchArgs {
     /// Skip Postfix.
     #[arg(long)]
     no_postfix: bool,
-}
-
-/// A process stopped on drop (SIGTERM, then SIGKILL).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill with the pid of a child we own.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The SMTP sink: counts messages taken and RCPTs deferred.
