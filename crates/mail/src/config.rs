@@ -36,8 +36,7 @@ pub struct MailConfig {
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
-            // Off until the CLI (queue, sendmail, test-relay) and the interop suite land.
-            enabled: false,
+            enabled: true,
             hostname: String::new(),
             listen: Listen::one("127.0.0.1:2525"),
             submission_listen: Listen::one("127.0.0.1:5587"),

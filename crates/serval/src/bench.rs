@@ -88,7 +88,7 @@ fn start_serval(postgres_url: Option<&str>, add_user: bool) -> anyhow::Result<(P
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n{store}[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[stream]\nenabled = false\n[web]\nenabled = false\n[calendar]\nlisten = \"127.0.0.1:{port}\"\n"
+            "data_dir = \"data\"\n{store}[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[stream]\nenabled = false\n[web]\nenabled = false\n[mail]\nenabled = false\n[calendar]\nlisten = \"127.0.0.1:{port}\"\n"
         ),
     )?;
     let exe = std::env::current_exe()?;

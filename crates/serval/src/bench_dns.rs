@@ -84,7 +84,7 @@ fn start_serval(dir: &Path, hints: &Path, anchor: &Path) -> anyhow::Result<Resol
         &config,
         format!(
             "data_dir = {data:?}\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n[calendar]\nenabled = false\n\
-             [web]\nenabled = false\n[dns]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n\
+             [web]\nenabled = false\n[mail]\nenabled = false\n[dns]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n\
              root_hints_file = {hints:?}\ntrust_anchors_file = {anchor:?}\nallow_loopback_upstreams = true\n",
             data = data.display().to_string(),
             hints = hints.display().to_string(),

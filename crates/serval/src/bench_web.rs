@@ -389,7 +389,7 @@ fn start_serval(
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n[calendar]\nenabled = false\n\
+            "data_dir = {data:?}\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n[calendar]\nenabled = false\n[mail]\nenabled = false\n\
              [web]\nlisten = \"127.0.0.1:{port}\"\n[[web.site]]\nhost = \"bench.test\"\nroot = {root:?}\nphp = \"unix:{sock}\"\n{site_extra}",
             data = data.display().to_string(),
             root = root.display().to_string(),

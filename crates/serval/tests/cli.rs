@@ -244,7 +244,7 @@ fn serve_names_a_port_in_use() {
     let t = TestDir::new("");
     std::fs::write(
         t.config(),
-        format!("data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n[stream]\nenabled = false\n"),
+        format!("data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n[stream]\nenabled = false\n[mail]\nenabled = false\n"),
     )
     .unwrap();
     let out = t.run(&["serve"], "");

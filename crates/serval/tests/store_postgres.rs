@@ -21,7 +21,7 @@ fn node(pg_url: &str) -> TestDir {
     let config = format!(
         "data_dir = \"data\"\n[store]\nengine = \"postgres\"\nurl = \"{pg_url}\"\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n\
-         [calendar]\nlisten = \"127.0.0.1:0\"\n[web]\nenabled = false\n"
+         [calendar]\nlisten = \"127.0.0.1:0\"\n[web]\nenabled = false\n[mail]\nenabled = false\n"
     );
     std::fs::write(dir.config(), config).unwrap();
     dir
@@ -164,7 +164,7 @@ fn a_sqlite_store_migrates_into_postgres_and_is_served_from_it() {
     let sqlite = TestDir::new("");
     std::fs::write(
         sqlite.config(),
-        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n[calendar]\nlisten = \"127.0.0.1:0\"\n[web]\nenabled = false\n",
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n[calendar]\nlisten = \"127.0.0.1:0\"\n[web]\nenabled = false\n[mail]\nenabled = false\n",
     )
     .unwrap();
     sqlite.add_user("ann", PASSWORD, true);

@@ -116,7 +116,7 @@ pub fn start_serval(
     // Serval runs on its shipped limits (max_bandwidth, per-address caps): 1,000 sessions from
     // one address must work on the defaults, so the benchmark measures what a user gets.
     let config = format!(
-        "data_dir = {data:?}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[calendar]\nenabled = false\n\n[web]\nenabled = false\n\n\
+        "data_dir = {data:?}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[calendar]\nenabled = false\n\n[web]\nenabled = false\n\n[mail]\nenabled = false\n\n\
          [stream]\nlisten = \"127.0.0.1:{port}\"\nmedia_dir = {media:?}\nrtp_ports = \"{rtp_first}-{rtp_last}\"\n",
         data = dir.path().join("data").display().to_string(),
         media = media_dir.display().to_string(),

@@ -20,9 +20,10 @@ impl TestDir {
     pub fn new(extra: &str) -> TestDir {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
-            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n{}\n{}\n{extra}\n",
+            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[stream]\nenabled = false\n{}\n{}\n{}\n{extra}\n",
             calendar_off(),
-            web_off()
+            web_off(),
+            mail_off(extra)
         );
         std::fs::write(dir.path().join("serval.toml"), config).unwrap();
         TestDir { dir }
@@ -84,6 +85,16 @@ fn calendar_off() -> &'static str {
         "[calendar]\nenabled = false"
     } else {
         ""
+    }
+}
+
+/// The mail table disabled unless the test brings its own, so tests of other parts don't
+/// bind ports 2525 and 5587.
+fn mail_off(extra: &str) -> &'static str {
+    if extra.contains("[mail]") {
+        ""
+    } else {
+        "[mail]\nenabled = false"
     }
 }
 
