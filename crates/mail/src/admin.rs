@@ -163,7 +163,7 @@ impl serval_core::service::AdminPanel for MailPanel {
                 html.push_str("<p>Publish these TXT records, then mail from these domains is verifiably yours:</p><table><tr><th>Name</th><th>TXT</th></tr>");
                 for (name, value) in signer.records() {
                     html.push_str(&format!(
-                        "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                        "<tr><td><code>{}</code></td><td><code style=\"word-break:break-all\">{}</code></td></tr>",
                         escape(&name),
                         escape(&value)
                     ));

@@ -111,9 +111,16 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimConfig {
-    /// Sign mail leaving for other domains (keys generated into data_dir/mail/dkim).
+    /// Sign mail leaving for other domains (keys generated into data_dir/mail/.dkim).
     pub enabled: bool,
+    /// Selector of the Ed25519 key.
     pub selector: String,
+    /// Keys to sign with, one DKIM-Signature each.
+    pub algorithms: Vec<DkimAlgorithm>,
+    /// Selector of the RSA key; empty: SELECTOR-rsa.
+    pub rsa_selector: String,
+    /// An RSA private key to use instead of a generated one (PEM, PKCS#1 or PKCS#8).
+    pub rsa_key_file: PathBuf,
 }
 
 impl Default for DkimConfig {
@@ -121,8 +128,31 @@ impl Default for DkimConfig {
         DkimConfig {
             enabled: false,
             selector: "serval".into(),
+            algorithms: vec![DkimAlgorithm::Ed25519, DkimAlgorithm::Rsa],
+            rsa_selector: String::new(),
+            rsa_key_file: PathBuf::new(),
         }
     }
+}
+
+impl DkimConfig {
+    pub fn effective_rsa_selector(&self) -> String {
+        if self.rsa_selector.trim().is_empty() {
+            format!("{}-rsa", self.selector.trim())
+        } else {
+            self.rsa_selector.trim().to_string()
+        }
+    }
+}
+
+/// A DKIM signing algorithm.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    /// ed25519-sha256 (RFC 8463).
+    Ed25519,
+    /// rsa-sha256 with a 2048-bit key.
+    Rsa,
 }
 
 impl MailConfig {
@@ -207,11 +237,8 @@ impl MailConfig {
         if self.queue.concurrency == 0 {
             problems.error("mail.queue.concurrency", "must be at least 1");
         }
-        if self.dkim.enabled && !is_label(&self.dkim.selector) {
-            problems.error(
-                "mail.dkim.selector",
-                format!("`{}` is not a DNS label", self.dkim.selector),
-            );
+        if self.dkim.enabled {
+            self.dkim.validate(data_dir, problems);
         }
         self.relay.validate(data_dir, problems);
         for cidr in &self.mynetworks {
@@ -220,6 +247,52 @@ impl MailConfig {
                     "mail.mynetworks",
                     format!("{cidr} lets every address on the Internet relay (an open relay)"),
                 );
+            }
+        }
+    }
+}
+
+impl DkimConfig {
+    fn validate(&self, data_dir: &Path, problems: &mut Problems) {
+        let rsa = self.algorithms.contains(&DkimAlgorithm::Rsa);
+        if self.algorithms.is_empty() {
+            problems.error(
+                "mail.dkim.algorithms",
+                "empty: name \"ed25519\", \"rsa\" or both",
+            );
+        }
+        if self.algorithms.len() == 2 && self.algorithms[0] == self.algorithms[1] {
+            problems.error("mail.dkim.algorithms", "names the same algorithm twice");
+        }
+        if !is_label(&self.selector) {
+            problems.error(
+                "mail.dkim.selector",
+                format!("`{}` is not a DNS label", self.selector),
+            );
+        }
+        if rsa && !is_label(&self.effective_rsa_selector()) {
+            problems.error(
+                "mail.dkim.rsa_selector",
+                format!("`{}` is not a DNS label", self.effective_rsa_selector()),
+            );
+        }
+        if rsa
+            && self.algorithms.contains(&DkimAlgorithm::Ed25519)
+            && self.effective_rsa_selector() == self.selector.trim()
+        {
+            problems.error(
+                "mail.dkim.rsa_selector",
+                "the same as mail.dkim.selector: two keys cannot share one DNS name",
+            );
+        }
+        if rsa && !self.rsa_key_file.as_os_str().is_empty() {
+            let path = if self.rsa_key_file.is_absolute() {
+                self.rsa_key_file.clone()
+            } else {
+                data_dir.join(&self.rsa_key_file)
+            };
+            if let Err(e) = std::fs::metadata(&path) {
+                problems.error("mail.dkim.rsa_key_file", format!("{}: {e}", path.display()));
             }
         }
     }

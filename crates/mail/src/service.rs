@@ -124,7 +124,8 @@ pub async fn bind(
     let signer = if config.dkim.enabled {
         let signer = crate::dkim::Signer::load_or_create(
             &dir.join(".dkim"),
-            &config.dkim.selector,
+            &config.dkim,
+            &ctx.data_dir,
             config
                 .local_domains
                 .iter()

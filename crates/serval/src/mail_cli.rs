@@ -261,7 +261,8 @@ fn dkim_records(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let signer = serval_mail::dkim::Signer::load_or_create(
         &serval_mail::config::mail_dir(&loaded.data_dir).join(".dkim"),
-        &mail.dkim.selector,
+        &mail.dkim,
+        &loaded.data_dir,
         mail.local_domains
             .iter()
             .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
@@ -273,7 +274,7 @@ fn dkim_records(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         bail!("mail.local_domains is empty: there is no domain to sign for");
     }
     for (name, value) in records {
-        println!("{name}. IN TXT \"{value}\"");
+        println!("{}", serval_mail::dkim::zone_line(&name, &value));
     }
     Ok(ExitCode::SUCCESS)
 }

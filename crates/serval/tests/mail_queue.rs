@@ -418,12 +418,27 @@ fn dkim_signatures_verify_with_dkimpy() {
     let host = Smarthost::start(relay, &t.dir.path().join("relay-out"), &[]);
     let out = t.run(&["mail", "dkim-records"], "");
     assert_eq!(out.code, Some(0), "{out:?}");
-    let record = out.stdout.trim().to_string();
+    // Zone-file lines; the RSA value is split into quoted strings of at most 255 bytes.
+    let records: Vec<(String, String)> = out
+        .stdout
+        .lines()
+        .map(|line| {
+            let name = line.split_whitespace().next().unwrap().to_string();
+            let value: String = line.split('"').skip(1).step_by(2).collect();
+            (name, value)
+        })
+        .collect();
+    assert_eq!(records.len(), 2, "{}", out.stdout);
+    assert_eq!(records[0].0, "serval._domainkey.example.test.");
     assert!(
-        record.starts_with("serval._domainkey.example.test. IN TXT \"v=DKIM1; k=ed25519; p="),
-        "{record}"
+        records[0].1.starts_with("v=DKIM1; k=ed25519; p="),
+        "{records:?}"
     );
-    let txt = record.split('"').nth(1).unwrap().to_string();
+    assert_eq!(records[1].0, "serval-rsa._domainkey.example.test.");
+    assert!(
+        records[1].1.starts_with("v=DKIM1; k=rsa; p="),
+        "{records:?}"
+    );
     let mut server = t.serve();
     server.wait_for_log("service ready service=\"mail\"", Duration::from_secs(10));
     python(&format!(
@@ -436,18 +451,37 @@ s.sendmail('alice@example.test', ['carol@remote.test'], 'From: Alice <alice@exam
         || !host.messages().is_empty(),
     );
     let path = t.dir.path().join("relay-out/1.eml");
-    let verify = |txt: &str| {
+    // dkimpy checks the signature at index `n` (0: Ed25519, 1: RSA) against `keys`.
+    let verify = |n: usize, keys: &[(String, String)]| {
+        let table: Vec<String> = keys
+            .iter()
+            .map(|(name, value)| format!("{name:?}: {value:?}"))
+            .collect();
         python(&format!(
             "import dkim\nraw = open({path:?}, 'rb').read()\n\
 raw = b''.join(l for l in raw.splitlines(True) if not l.startswith(b'X-Envelope-') and not l.startswith(b'X-Auth-User'))\n\
-def dns(name, timeout=5):\n    assert name == b'serval._domainkey.example.test.', name\n    return {txt:?}.encode()\n\
-print('verified' if dkim.verify(raw, dnsfunc=dns) else 'FAILED')\n"
+keys = {{{}}}\n\
+def dns(name, timeout=5):\n    return keys[name.decode()].encode()\n\
+d = dkim.DKIM(raw)\n\
+print('verified' if d.verify(idx={n}, dnsfunc=dns) else 'FAILED', d.signature_fields.get(b'a').decode())\n",
+            table.join(", ")
         ))
     };
-    assert_eq!(verify(&txt).trim(), "verified");
-    // A different key must not verify: the check is real.
-    let other = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
-    assert_eq!(verify(other).trim(), "FAILED");
+    assert_eq!(verify(0, &records).trim(), "verified ed25519-sha256");
+    assert_eq!(verify(1, &records).trim(), "verified rsa-sha256");
+    // Different keys must not verify: the check is real.
+    let mut wrong = records.clone();
+    wrong[0].1 = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into();
+    // One character of the RSA modulus changed: still a well-formed key, not the signer's.
+    let at = wrong[1].1.find("p=").unwrap() + 100;
+    let flipped = if &wrong[1].1[at..at + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    wrong[1].1.replace_range(at..at + 1, flipped);
+    assert!(verify(0, &wrong).trim().starts_with("FAILED"));
+    assert!(verify(1, &wrong).trim().starts_with("FAILED"));
 }
 
 #[test]
