@@ -28,6 +28,12 @@ pub struct MailConfig {
     pub max_recipients: usize,
     /// Most SMTP sessions open at once over all listeners; more get 421.
     pub max_connections: usize,
+    /// DNS servers for MX, MTA-STS and address lookups ("host:port"); empty: /etc/resolv.conf.
+    pub nameservers: Vec<String>,
+    /// PEM CA certificates trusted besides the web PKI for verified TLS (smarthost, MTA-STS).
+    pub ca_file: PathBuf,
+    /// Honour MTA-STS policies (RFC 8461) when delivering direct to an MX.
+    pub mta_sts: bool,
     pub relay: RelayConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
@@ -51,6 +57,9 @@ impl Default for MailConfig {
             // Postfix's smtpd_recipient_limit.
             max_recipients: 1000,
             max_connections: 200,
+            nameservers: Vec::new(),
+            ca_file: PathBuf::new(),
+            mta_sts: true,
             relay: RelayConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
@@ -240,6 +249,16 @@ impl MailConfig {
         if self.dkim.enabled {
             self.dkim.validate(data_dir, problems);
         }
+        for (i, server) in self.nameservers.iter().enumerate() {
+            if let Err(e) = parse_nameserver(server) {
+                problems.error(format!("mail.nameservers[{i}]"), e);
+            }
+        }
+        if let Some(path) = self.ca_file_path(data_dir) {
+            if let Err(e) = crate::smtp::client::roots(Some(&path)) {
+                problems.error("mail.ca_file", e);
+            }
+        }
         self.relay.validate(data_dir, problems);
         for cidr in &self.mynetworks {
             if cidr.0.prefix_len() == 0 {
@@ -250,6 +269,29 @@ impl MailConfig {
             }
         }
     }
+}
+
+impl MailConfig {
+    pub fn ca_file_path(&self, data_dir: &Path) -> Option<PathBuf> {
+        if self.ca_file.as_os_str().is_empty() {
+            None
+        } else if self.ca_file.is_absolute() {
+            Some(self.ca_file.clone())
+        } else {
+            Some(data_dir.join(&self.ca_file))
+        }
+    }
+}
+
+/// "host:port" or a bare address (port 53) of a DNS server.
+pub fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("`{text}` is not an address like 192.0.2.53 or 127.0.0.1:5353"))
 }
 
 impl DkimConfig {

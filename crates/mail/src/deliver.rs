@@ -5,7 +5,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use crate::envelope::Envelope;
+use crate::mta_sts::{Lookup, Mode, MtaSts, Policy};
 use crate::smtp::client::{Connection, Failure, Hop, Reply, TlsPolicy};
 
 /// What happened to one recipient in one attempt.
@@ -116,11 +119,15 @@ pub enum Route {
         port: u16,
         tls: TlsPolicy,
         auth: Option<(String, String)>,
+        roots: Arc<rustls::RootCertStore>,
     },
-    /// Each domain's MX on port 25 (`port` is for tests).
+    /// Each domain's MX on port 25.
     Mx {
-        resolver: Option<std::sync::Arc<hickory_resolver::TokioResolver>>,
+        resolver: Option<Arc<hickory_resolver::TokioResolver>>,
         port: u16,
+        roots: Arc<rustls::RootCertStore>,
+        /// None when `[mail] mta_sts = false`.
+        mta_sts: Option<Arc<MtaSts>>,
     },
 }
 
@@ -147,17 +154,26 @@ pub async fn deliver_remote(
             port,
             tls,
             auth,
+            roots,
         } => {
             let hop = Hop {
                 host: host.clone(),
                 port: *port,
+                addresses: Vec::new(),
                 tls: *tls,
+                tls_required_by: "[mail.relay] tls".into(),
+                roots: roots.clone(),
                 auth: auth.clone(),
                 helo: helo.to_string(),
             };
             session(&hop, envelope, indexes, message).await
         }
-        Route::Mx { resolver, port } => {
+        Route::Mx {
+            resolver,
+            port,
+            roots,
+            mta_sts,
+        } => {
             let mut by_domain: Vec<(String, Vec<usize>)> = Vec::new();
             for &i in indexes {
                 let domain = crate::envelope::split_address(&envelope.recipients[i].address)
@@ -174,6 +190,8 @@ pub async fn deliver_remote(
                     deliver_mx(
                         resolver.as_deref(),
                         *port,
+                        roots,
+                        mta_sts.as_deref(),
                         helo,
                         &domain,
                         envelope,
@@ -188,9 +206,12 @@ pub async fn deliver_remote(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn deliver_mx(
     resolver: Option<&hickory_resolver::TokioResolver>,
     port: u16,
+    roots: &Arc<rustls::RootCertStore>,
+    mta_sts: Option<&MtaSts>,
     helo: &str,
     domain: &str,
     envelope: &Envelope,
@@ -222,16 +243,69 @@ async fn deliver_mx(
             })
         }
     };
+    let policy = match (mta_sts, resolver) {
+        (Some(mta_sts), Some(resolver)) => match mta_sts.lookup(resolver, domain).await {
+            Lookup::Found(p) if p.mode != Mode::None => Some(p),
+            _ => None,
+        },
+        _ => None,
+    };
+    let enforce = policy.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
+    let hosts = match &policy {
+        Some(policy) => match mx_allowed_by(policy, domain, hosts) {
+            Ok(hosts) => hosts,
+            Err(reason) => {
+                return all(Outcome::Temporary {
+                    hop: format!("MX of {domain}"),
+                    reason,
+                    status: "4.7.5".into(),
+                })
+            }
+        },
+        None => hosts,
+    };
     let mut last = Vec::new();
     for host in hosts {
+        let addresses = match resolver {
+            Some(resolver) => match crate::mta_sts::addresses(resolver, &host).await {
+                Ok(a) => a,
+                Err(reason) => {
+                    last = all(Outcome::Temporary {
+                        hop: format!("{host}:{port}"),
+                        reason,
+                        status: "4.4.4".into(),
+                    });
+                    continue;
+                }
+            },
+            None => Vec::new(),
+        };
         let hop = Hop {
             host: host.clone(),
             port,
-            tls: TlsPolicy::Opportunistic,
+            addresses,
+            tls: if enforce {
+                TlsPolicy::Required
+            } else {
+                TlsPolicy::Opportunistic
+            },
+            tls_required_by: format!("{domain}'s MTA-STS policy (mode enforce)"),
+            roots: roots.clone(),
             auth: None,
             helo: helo.to_string(),
         };
-        let results = session(&hop, envelope, indexes, message).await;
+        let mut results = session(&hop, envelope, indexes, message).await;
+        if enforce {
+            for (_, outcome) in &mut results {
+                if let Outcome::Temporary { reason, .. } = outcome {
+                    if reason.starts_with("STARTTLS") {
+                        reason.push_str(&format!(
+                            " ({domain}'s MTA-STS policy requires a certificate valid for {host})"
+                        ));
+                    }
+                }
+            }
+        }
         // Try the next MX only when this one could not be reached or refused temporarily
         // as a whole (RFC 5321 5.1).
         let all_temporary = results
@@ -243,6 +317,32 @@ async fn deliver_mx(
         last = results;
     }
     last
+}
+
+/// The MX hosts an MTA-STS policy lets mail go to. In "testing" mode all of them, with a
+/// WARN for each one that "enforce" would skip; in "enforce" mode only the matching ones,
+/// and an error naming both lists when none matches.
+fn mx_allowed_by(policy: &Policy, domain: &str, hosts: Vec<String>) -> Result<Vec<String>, String> {
+    let (allowed, refused): (Vec<String>, Vec<String>) =
+        hosts.iter().cloned().partition(|h| policy.allows(h));
+    if policy.mode != Mode::Enforce {
+        for host in &refused {
+            tracing::warn!(target: "serval_mail::mta_sts", domain, host, patterns = ?policy.mx, "MX host {host} of {domain} is not in its MTA-STS policy (mode testing: used anyway)");
+        }
+        return Ok(hosts);
+    }
+    for host in &refused {
+        tracing::warn!(target: "serval_mail::mta_sts", domain, host, patterns = ?policy.mx, "MX host {host} of {domain} is not in its MTA-STS policy: skipped");
+    }
+    if allowed.is_empty() {
+        return Err(format!(
+            "none of {domain}'s MX hosts ({}) matches its MTA-STS policy (mode enforce, mx: {}); \
+             deferred until the MX records or the policy change",
+            refused.join(", "),
+            policy.mx.join(", ")
+        ));
+    }
+    Ok(allowed)
 }
 
 enum MxError {

@@ -26,6 +26,7 @@ pub async fn run(config: &MailConfig, data_dir: &std::path::Path) -> Result<Rela
         port,
         tls,
         auth,
+        roots,
     } = crate::service::route(config, data_dir)?
     else {
         unreachable!("a set relay host gives a relay route")
@@ -34,7 +35,10 @@ pub async fn run(config: &MailConfig, data_dir: &std::path::Path) -> Result<Rela
     let hop = Hop {
         host: host.clone(),
         port,
+        addresses: Vec::new(),
         tls,
+        tls_required_by: "[mail.relay] tls".into(),
+        roots,
         auth: auth.clone(),
         helo: hostname.clone(),
     };

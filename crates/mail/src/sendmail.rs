@@ -108,7 +108,10 @@ pub async fn submit(
     let hop = Hop {
         host: addr.ip().to_string(),
         port: addr.port(),
+        addresses: vec![addr.ip()],
         tls: TlsPolicy::None,
+        tls_required_by: String::new(),
+        roots: std::sync::Arc::new(rustls::RootCertStore::empty()),
         auth: None,
         helo: helo.to_string(),
     };

@@ -78,15 +78,29 @@ impl RunningService for Running {
 
 /// The route for remote recipients from `[mail.relay]`.
 pub fn route(config: &MailConfig, data_dir: &std::path::Path) -> Result<Route, String> {
+    let roots = Arc::new(
+        crate::smtp::client::roots(config.ca_file_path(data_dir).as_deref())
+            .map_err(|e| format!("mail.ca_file: {e}"))?,
+    );
     if !config.relay.is_set() {
-        let resolver = hickory_resolver::TokioResolver::builder_tokio()
-            .and_then(|b| b.build())
+        let resolver = resolver(config)
             .map_err(|e| {
-                tracing::warn!(target: "serval_mail::queue", error = %e, "no system DNS resolver: mail to other domains stays queued");
+                tracing::warn!(target: "serval_mail::queue", error = %e, "no DNS resolver: mail to other domains stays queued");
             })
             .ok()
             .map(Arc::new);
-        return Ok(Route::Mx { resolver, port: 25 });
+        let mta_sts = config.mta_sts.then(|| {
+            Arc::new(crate::mta_sts::MtaSts::open(
+                mail_dir(data_dir).join("mta-sts.json"),
+                roots.clone(),
+            ))
+        });
+        return Ok(Route::Mx {
+            resolver,
+            port: 25,
+            roots,
+            mta_sts,
+        });
     }
     let (host, port) = config.relay.host_port()?;
     let auth = config
@@ -102,7 +116,32 @@ pub fn route(config: &MailConfig, data_dir: &std::path::Path) -> Result<Route, S
             RelayTls::Tls => TlsPolicy::Implicit,
         },
         auth,
+        roots,
     })
+}
+
+/// The resolver for MX, MTA-STS and address lookups: `nameservers`, else /etc/resolv.conf.
+fn resolver(config: &MailConfig) -> Result<hickory_resolver::TokioResolver, String> {
+    if config.nameservers.is_empty() {
+        return hickory_resolver::TokioResolver::builder_tokio()
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string());
+    }
+    let mut servers = Vec::new();
+    for text in &config.nameservers {
+        let addr = crate::config::parse_nameserver(text)?;
+        let mut server = hickory_resolver::config::NameServerConfig::udp_and_tcp(addr.ip());
+        for connection in &mut server.connections {
+            connection.port = addr.port();
+        }
+        servers.push(server);
+    }
+    hickory_resolver::TokioResolver::builder_with_config(
+        hickory_resolver::config::ResolverConfig::from_parts(None, Vec::new(), servers),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    )
+    .build()
+    .map_err(|e| e.to_string())
 }
 
 pub async fn bind(

@@ -123,7 +123,13 @@ pub struct Hop {
     /// Host name (for SNI and certificate checks) and port.
     pub host: String,
     pub port: u16,
+    /// Addresses to connect to; empty: `host` through the system's resolver.
+    pub addresses: Vec<std::net::IpAddr>,
     pub tls: TlsPolicy,
+    /// Why TLS is required, for the error when it cannot be had (`[mail.relay] tls`, a policy).
+    pub tls_required_by: String,
+    /// Roots a verified certificate must chain to.
+    pub roots: Arc<rustls::RootCertStore>,
     pub auth: Option<(String, String)>,
     /// Our EHLO name.
     pub helo: String,
@@ -143,16 +149,29 @@ impl Connection {
     /// Connects, reads the greeting, EHLO, STARTTLS (per policy) and AUTH.
     pub async fn open(hop: &Hop) -> Result<Connection, Failure> {
         let peer = format!("{}:{}", hop.host, hop.port);
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TcpStream::connect((hop.host.as_str(), hop.port)),
-        )
-        .await
-        .map_err(|_| Failure::io(Stage::Connect, format!("connect to {peer} timed out")))?
-        .map_err(|e| Failure::io(Stage::Connect, format!("connect to {peer}: {e}")))?;
+        let connect = async {
+            if hop.addresses.is_empty() {
+                return TcpStream::connect((hop.host.as_str(), hop.port)).await;
+            }
+            let mut last = None;
+            for ip in &hop.addresses {
+                match TcpStream::connect((*ip, hop.port)).await {
+                    Ok(tcp) => return Ok(tcp),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
+        };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| Failure::io(Stage::Connect, format!("connect to {peer} timed out")))?
+            .map_err(|e| Failure::io(Stage::Connect, format!("connect to {peer}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let (stream, tls): (Box<dyn Io>, bool) = if hop.tls == TlsPolicy::Implicit {
-            (Box::new(tls_connect(tcp, &hop.host, true).await?), true)
+            (
+                Box::new(tls_connect(tcp, &hop.host, Some(&hop.roots)).await?),
+                true,
+            )
         } else {
             (Box::new(tcp), false)
         };
@@ -174,14 +193,14 @@ impl Connection {
                     stage: Stage::StartTls,
                     reply: None,
                     message: format!(
-                        "{} does not offer STARTTLS and [mail.relay] tls = \"starttls\"",
-                        conn.peer
+                        "{} does not offer STARTTLS, which {} requires",
+                        conn.peer, hop.tls_required_by
                     ),
                     permanent: false,
                 })
             }
             TlsPolicy::Required | TlsPolicy::Opportunistic if !conn.tls && offered => {
-                let verify = hop.tls == TlsPolicy::Required;
+                let verify = (hop.tls == TlsPolicy::Required).then_some(&*hop.roots);
                 conn = conn.starttls(&hop.host, verify).await?;
                 conn.ehlo(&hop.helo).await?;
             }
@@ -224,7 +243,11 @@ impl Connection {
         Ok(())
     }
 
-    async fn starttls(mut self, host: &str, verify: bool) -> Result<Connection, Failure> {
+    async fn starttls(
+        mut self,
+        host: &str,
+        verify: Option<&rustls::RootCertStore>,
+    ) -> Result<Connection, Failure> {
         let reply = self.command(Stage::StartTls, "STARTTLS").await?;
         if reply.code != 220 {
             return Err(Failure::reply(Stage::StartTls, reply));
@@ -429,15 +452,14 @@ async fn read_reply<R: AsyncRead + Unpin>(stream: &mut BufReader<R>) -> std::io:
 async fn tls_connect<S>(
     stream: S,
     host: &str,
-    verify: bool,
+    verify: Option<&rustls::RootCertStore>,
 ) -> Result<tokio_rustls::client::TlsStream<S>, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = if verify {
-        verified_config()
-    } else {
-        unverified_config()
+    let config = match verify {
+        Some(roots) => verified_config(roots),
+        None => unverified_config(),
     };
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
         Failure::io(
@@ -459,9 +481,31 @@ where
     .map_err(|e| Failure::io(Stage::StartTls, format!("TLS handshake with {host}: {e}")))
 }
 
-fn verified_config() -> Arc<rustls::ClientConfig> {
+/// The web PKI roots plus the PEM certificates of `ca_file` (a private CA of the office's
+/// relay, or a test CA).
+pub fn roots(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer =
+                cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{}: no PEM certificate in it", path.display()));
+        }
+    }
+    Ok(roots)
+}
+
+pub fn verified_config(roots: &rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let roots = roots.clone();
     Arc::new(
         rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),

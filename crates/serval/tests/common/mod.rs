@@ -1,6 +1,8 @@
 //! Runs the real `serval` binary in a temporary directory for integration tests.
 #![allow(dead_code)]
 
+pub mod mail;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
