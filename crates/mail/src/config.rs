@@ -34,6 +34,8 @@ pub struct MailConfig {
     pub ca_file: PathBuf,
     /// Honour MTA-STS policies (RFC 8461) when delivering direct to an MX.
     pub mta_sts: bool,
+    /// Honour DANE TLSA records (RFC 7672) when delivering direct to an MX.
+    pub dane: bool,
     pub relay: RelayConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
@@ -60,6 +62,7 @@ impl Default for MailConfig {
             nameservers: Vec::new(),
             ca_file: PathBuf::new(),
             mta_sts: true,
+            dane: true,
             relay: RelayConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),

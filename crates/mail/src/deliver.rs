@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::envelope::Envelope;
-use crate::mta_sts::{Lookup, Mode, MtaSts, Policy};
 use crate::smtp::client::{Connection, Failure, Hop, Reply, TlsPolicy};
 
 /// What happened to one recipient in one attempt.
@@ -122,20 +121,14 @@ pub enum Route {
         roots: Arc<rustls::RootCertStore>,
     },
     /// Each domain's MX on port 25.
-    Mx {
-        resolver: Option<Arc<hickory_resolver::TokioResolver>>,
-        port: u16,
-        roots: Arc<rustls::RootCertStore>,
-        /// None when `[mail] mta_sts = false`.
-        mta_sts: Option<Arc<MtaSts>>,
-    },
+    Mx(Arc<crate::mx::MxRoute>),
 }
 
 impl Route {
     pub fn describe(&self) -> String {
         match self {
             Route::Relay { host, port, .. } => format!("{host}:{port}"),
-            Route::Mx { .. } => "MX".into(),
+            Route::Mx(_) => "MX".into(),
         }
     }
 }
@@ -160,7 +153,7 @@ pub async fn deliver_remote(
                 host: host.clone(),
                 port: *port,
                 addresses: Vec::new(),
-                tls: *tls,
+                tls: tls.clone(),
                 tls_required_by: "[mail.relay] tls".into(),
                 roots: roots.clone(),
                 auth: auth.clone(),
@@ -168,12 +161,7 @@ pub async fn deliver_remote(
             };
             session(&hop, envelope, indexes, message).await
         }
-        Route::Mx {
-            resolver,
-            port,
-            roots,
-            mta_sts,
-        } => {
+        Route::Mx(mx) => {
             let mut by_domain: Vec<(String, Vec<usize>)> = Vec::new();
             for &i in indexes {
                 let domain = crate::envelope::split_address(&envelope.recipients[i].address)
@@ -186,212 +174,15 @@ pub async fn deliver_remote(
             }
             let mut out = Vec::new();
             for (domain, list) in by_domain {
-                out.extend(
-                    deliver_mx(
-                        resolver.as_deref(),
-                        *port,
-                        roots,
-                        mta_sts.as_deref(),
-                        helo,
-                        &domain,
-                        envelope,
-                        &list,
-                        message,
-                    )
-                    .await,
-                );
+                out.extend(mx.deliver(helo, &domain, envelope, &list, message).await);
             }
             out
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn deliver_mx(
-    resolver: Option<&hickory_resolver::TokioResolver>,
-    port: u16,
-    roots: &Arc<rustls::RootCertStore>,
-    mta_sts: Option<&MtaSts>,
-    helo: &str,
-    domain: &str,
-    envelope: &Envelope,
-    indexes: &[usize],
-    message: &[u8],
-) -> Vec<(usize, Outcome)> {
-    let all = |o: Outcome| indexes.iter().map(|&i| (i, o.clone())).collect::<Vec<_>>();
-    let hosts = match mx_hosts(resolver, domain).await {
-        Ok(hosts) => hosts,
-        Err(MxError::NullMx) => {
-            return all(Outcome::Permanent {
-                hop: format!("MX of {domain}"),
-                reason: format!("{domain} accepts no mail (null MX, RFC 7505)"),
-                status: "5.1.10".into(),
-            })
-        }
-        Err(MxError::NoDomain) => {
-            return all(Outcome::Permanent {
-                hop: format!("MX of {domain}"),
-                reason: format!("the domain {domain} does not exist (NXDOMAIN)"),
-                status: "5.1.2".into(),
-            })
-        }
-        Err(MxError::Temporary(e)) => {
-            return all(Outcome::Temporary {
-                hop: format!("MX of {domain}"),
-                reason: format!("MX lookup of {domain} failed: {e}"),
-                status: "4.4.3".into(),
-            })
-        }
-    };
-    let policy = match (mta_sts, resolver) {
-        (Some(mta_sts), Some(resolver)) => match mta_sts.lookup(resolver, domain).await {
-            Lookup::Found(p) if p.mode != Mode::None => Some(p),
-            _ => None,
-        },
-        _ => None,
-    };
-    let enforce = policy.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
-    let hosts = match &policy {
-        Some(policy) => match mx_allowed_by(policy, domain, hosts) {
-            Ok(hosts) => hosts,
-            Err(reason) => {
-                return all(Outcome::Temporary {
-                    hop: format!("MX of {domain}"),
-                    reason,
-                    status: "4.7.5".into(),
-                })
-            }
-        },
-        None => hosts,
-    };
-    let mut last = Vec::new();
-    for host in hosts {
-        let addresses = match resolver {
-            Some(resolver) => match crate::mta_sts::addresses(resolver, &host).await {
-                Ok(a) => a,
-                Err(reason) => {
-                    last = all(Outcome::Temporary {
-                        hop: format!("{host}:{port}"),
-                        reason,
-                        status: "4.4.4".into(),
-                    });
-                    continue;
-                }
-            },
-            None => Vec::new(),
-        };
-        let hop = Hop {
-            host: host.clone(),
-            port,
-            addresses,
-            tls: if enforce {
-                TlsPolicy::Required
-            } else {
-                TlsPolicy::Opportunistic
-            },
-            tls_required_by: format!("{domain}'s MTA-STS policy (mode enforce)"),
-            roots: roots.clone(),
-            auth: None,
-            helo: helo.to_string(),
-        };
-        let mut results = session(&hop, envelope, indexes, message).await;
-        if enforce {
-            for (_, outcome) in &mut results {
-                if let Outcome::Temporary { reason, .. } = outcome {
-                    if reason.starts_with("STARTTLS") {
-                        reason.push_str(&format!(
-                            " ({domain}'s MTA-STS policy requires a certificate valid for {host})"
-                        ));
-                    }
-                }
-            }
-        }
-        // Try the next MX only when this one could not be reached or refused temporarily
-        // as a whole (RFC 5321 5.1).
-        let all_temporary = results
-            .iter()
-            .all(|(_, o)| matches!(o, Outcome::Temporary { .. }));
-        if !all_temporary {
-            return results;
-        }
-        last = results;
-    }
-    last
-}
-
-/// The MX hosts an MTA-STS policy lets mail go to. In "testing" mode all of them, with a
-/// WARN for each one that "enforce" would skip; in "enforce" mode only the matching ones,
-/// and an error naming both lists when none matches.
-fn mx_allowed_by(policy: &Policy, domain: &str, hosts: Vec<String>) -> Result<Vec<String>, String> {
-    let (allowed, refused): (Vec<String>, Vec<String>) =
-        hosts.iter().cloned().partition(|h| policy.allows(h));
-    if policy.mode != Mode::Enforce {
-        for host in &refused {
-            tracing::warn!(target: "serval_mail::mta_sts", domain, host, patterns = ?policy.mx, "MX host {host} of {domain} is not in its MTA-STS policy (mode testing: used anyway)");
-        }
-        return Ok(hosts);
-    }
-    for host in &refused {
-        tracing::warn!(target: "serval_mail::mta_sts", domain, host, patterns = ?policy.mx, "MX host {host} of {domain} is not in its MTA-STS policy: skipped");
-    }
-    if allowed.is_empty() {
-        return Err(format!(
-            "none of {domain}'s MX hosts ({}) matches its MTA-STS policy (mode enforce, mx: {}); \
-             deferred until the MX records or the policy change",
-            refused.join(", "),
-            policy.mx.join(", ")
-        ));
-    }
-    Ok(allowed)
-}
-
-enum MxError {
-    NullMx,
-    NoDomain,
-    Temporary(String),
-}
-
-async fn mx_hosts(
-    resolver: Option<&hickory_resolver::TokioResolver>,
-    domain: &str,
-) -> Result<Vec<String>, MxError> {
-    let Some(resolver) = resolver else {
-        return Err(MxError::Temporary(
-            "no DNS resolver (see /etc/resolv.conf)".into(),
-        ));
-    };
-    let fqdn = format!("{domain}.");
-    match resolver.mx_lookup(fqdn.as_str()).await {
-        Ok(lookup) => {
-            let mut mx: Vec<(u16, String)> = lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    hickory_resolver::proto::rr::RData::MX(mx) => Some((
-                        mx.preference,
-                        mx.exchange.to_ascii().trim_end_matches('.').to_string(),
-                    )),
-                    _ => None,
-                })
-                .collect();
-            mx.sort();
-            if mx.len() == 1 && mx[0].1.is_empty() {
-                return Err(MxError::NullMx);
-            }
-            if mx.is_empty() {
-                return Ok(vec![domain.to_string()]);
-            }
-            Ok(mx.into_iter().map(|(_, h)| h).collect())
-        }
-        Err(e) if e.is_nx_domain() => Err(MxError::NoDomain),
-        // No MX: the domain itself is the mail host (RFC 5321 5.1).
-        Err(e) if e.is_no_records_found() => Ok(vec![domain.to_string()]),
-        Err(e) => Err(MxError::Temporary(e.to_string())),
-    }
-}
-
 /// One SMTP session delivering `indexes` through `hop`.
-async fn session(
+pub(crate) async fn session(
     hop: &Hop,
     envelope: &Envelope,
     indexes: &[usize],

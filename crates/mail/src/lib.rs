@@ -4,12 +4,13 @@
 //! Code map: [`config`] (the `[mail]` table), [`smtp`] (the sans-IO server session, the DATA
 //! reader, the outbound client), [`envelope`] (what travels with a message), [`message`]
 //! (Received, Message-ID, Date, Bcc), [`queue`] (the durable spool and the delivery loop),
-//! [`deliver`] (Maildir, smarthost, MX), [`mta_sts`] (RFC 8461 policies), [`dsn`] (RFC 3464 reports), [`dkim`], [`users`]
+//! [`deliver`] (Maildir, smarthost), [`mx`] (direct MX delivery), [`mta_sts`] (RFC 8461 policies), [`dane`] (RFC 7672 TLSA checks), [`dsn`] (RFC 3464 reports), [`dkim`], [`users`]
 //! (who is local), and the command-line tools' cores: [`sendmail`], [`relay_test`],
 //! [`import_postfix`].
 
 mod admin;
 pub mod config;
+pub mod dane;
 pub mod deliver;
 pub mod dkim;
 pub mod dsn;
@@ -18,6 +19,7 @@ pub mod fuzzing;
 pub mod import_postfix;
 pub mod message;
 pub mod mta_sts;
+pub mod mx;
 mod net;
 pub mod queue;
 pub mod relay_test;

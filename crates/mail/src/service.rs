@@ -95,12 +95,29 @@ pub fn route(config: &MailConfig, data_dir: &std::path::Path) -> Result<Route, S
                 roots.clone(),
             ))
         });
-        return Ok(Route::Mx {
+        let dane = if config.dane {
+            let servers = config
+                .nameservers
+                .iter()
+                .map(|s| crate::config::parse_nameserver(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            match crate::dane::Dane::from_servers(&servers) {
+                Ok(dane) => Some(Arc::new(dane)),
+                Err(reason) => {
+                    tracing::info!(target: "serval_mail::dane", "DANE is off: {reason}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        return Ok(Route::Mx(Arc::new(crate::mx::MxRoute {
             resolver,
             port: 25,
             roots,
             mta_sts,
-        });
+            dane,
+        })));
     }
     let (host, port) = config.relay.host_port()?;
     let auth = config
@@ -263,8 +280,13 @@ pub async fn bind(
             "mail for other domains goes through the smarthost {host}:{port}{}",
             if auth.is_some() { " with AUTH" } else { " without AUTH" }
         ),
-        Route::Mx { .. } => {
-            tracing::info!(target: "serval_mail::queue", "mail for other domains goes direct to each domain's MX")
+        Route::Mx(mx) => {
+            tracing::info!(
+                target: "serval_mail::queue",
+                mta_sts = mx.mta_sts.is_some(),
+                dane = ?mx.dane.as_ref().map(|d| d.server()),
+                "mail for other domains goes direct to each domain's MX"
+            )
         }
     }
     let panel = Arc::new(crate::admin::MailPanel {

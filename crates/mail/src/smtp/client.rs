@@ -107,7 +107,7 @@ impl Failure {
 }
 
 /// TLS towards the next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsPolicy {
     /// Plain only.
     None,
@@ -117,6 +117,8 @@ pub enum TlsPolicy {
     Required,
     /// TLS from the first byte, verified.
     Implicit,
+    /// STARTTLS required and the certificate must match one of these DANE TLSA records.
+    Dane(Arc<Vec<crate::dane::Tlsa>>),
 }
 
 pub struct Hop {
@@ -169,7 +171,7 @@ impl Connection {
         let _ = tcp.set_nodelay(true);
         let (stream, tls): (Box<dyn Io>, bool) = if hop.tls == TlsPolicy::Implicit {
             (
-                Box::new(tls_connect(tcp, &hop.host, Some(&hop.roots)).await?),
+                Box::new(tls_connect(tcp, &hop.host, verified_config(&hop.roots)).await?),
                 true,
             )
         } else {
@@ -187,8 +189,8 @@ impl Connection {
         }
         conn.ehlo(&hop.helo).await?;
         let offered = conn.has("STARTTLS");
-        match hop.tls {
-            TlsPolicy::Required if !conn.tls && !offered => {
+        match &hop.tls {
+            TlsPolicy::Required | TlsPolicy::Dane(_) if !conn.tls && !offered => {
                 return Err(Failure {
                     stage: Stage::StartTls,
                     reply: None,
@@ -199,9 +201,15 @@ impl Connection {
                     permanent: false,
                 })
             }
-            TlsPolicy::Required | TlsPolicy::Opportunistic if !conn.tls && offered => {
-                let verify = (hop.tls == TlsPolicy::Required).then_some(&*hop.roots);
-                conn = conn.starttls(&hop.host, verify).await?;
+            TlsPolicy::Required | TlsPolicy::Opportunistic | TlsPolicy::Dane(_)
+                if !conn.tls && offered =>
+            {
+                let config = match &hop.tls {
+                    TlsPolicy::Required => verified_config(&hop.roots),
+                    TlsPolicy::Dane(records) => crate::dane::client_config(&hop.host, records),
+                    _ => unverified_config(),
+                };
+                conn = conn.starttls(&hop.host, config).await?;
                 conn.ehlo(&hop.helo).await?;
             }
             _ => {}
@@ -246,14 +254,14 @@ impl Connection {
     async fn starttls(
         mut self,
         host: &str,
-        verify: Option<&rustls::RootCertStore>,
+        config: Arc<rustls::ClientConfig>,
     ) -> Result<Connection, Failure> {
         let reply = self.command(Stage::StartTls, "STARTTLS").await?;
         if reply.code != 220 {
             return Err(Failure::reply(Stage::StartTls, reply));
         }
         let inner = self.stream.into_inner();
-        let tls = tls_connect(inner, host, verify).await?;
+        let tls = tls_connect(inner, host, config).await?;
         Ok(Connection {
             stream: BufReader::new(Box::new(tls)),
             extensions: Vec::new(),
@@ -452,15 +460,11 @@ async fn read_reply<R: AsyncRead + Unpin>(stream: &mut BufReader<R>) -> std::io:
 async fn tls_connect<S>(
     stream: S,
     host: &str,
-    verify: Option<&rustls::RootCertStore>,
+    config: Arc<rustls::ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<S>, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = match verify {
-        Some(roots) => verified_config(roots),
-        None => unverified_config(),
-    };
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
         Failure::io(
             Stage::StartTls,
