@@ -184,3 +184,71 @@ impl Drop for Nsd {
         self.stop();
     }
 }
+
+/// A DNSSEC-signed fake Internet on 127.A.B (`net`): the root on .1 (ECDSA P-256, the trust
+/// anchor), `test.` on .2 (RSA/SHA-256) and every leaf zone on .3, signed (Ed25519) or not
+/// as asked. For tests of what resolves through Serval's `[dns]` (DANE for mail, say).
+pub struct FakeInternet {
+    /// The root's DS, as a `trust_anchors_file` for `[dns]`.
+    pub anchors: String,
+    /// A `root_hints_file` for `[dns]`.
+    pub hints: String,
+    _servers: Vec<Nsd>,
+}
+
+/// One leaf zone of a [`FakeInternet`]: its origin under `test.` ("dane.test."), its records
+/// besides SOA and NS (zone-file lines, relative to the origin), whether it is signed.
+pub struct LeafZone<'a> {
+    pub origin: &'a str,
+    pub records: String,
+    pub signed: bool,
+}
+
+impl FakeInternet {
+    pub fn start(dir: &Path, net: &str, leaves: &[LeafZone]) -> Result<FakeInternet, String> {
+        const SOA: &str = "SOA ns hostmaster 1 3600 600 86400 60";
+        let mut tld = format!("$ORIGIN test.\n$TTL 3600\n@ {SOA}\n@ NS ns\nns A {net}.2\n");
+        let mut leaf_zones = Vec::new();
+        for leaf in leaves {
+            let label = leaf
+                .origin
+                .strip_suffix(".test.")
+                .ok_or_else(|| format!("{}: leaf zones are under test.", leaf.origin))?;
+            let text = format!(
+                "$ORIGIN {o}\n$TTL 60\n@ {SOA}\n@ NS ns\nns A {net}.3\n{}",
+                leaf.records,
+                o = leaf.origin
+            );
+            let text = if leaf.signed {
+                let (signed, ds) = sign(dir, leaf.origin, &text, "ED25519", false)?;
+                tld.push_str(&ds);
+                signed
+            } else {
+                text
+            };
+            tld.push_str(&format!("{label} NS ns.{label}\nns.{label} A {net}.3\n"));
+            leaf_zones.push((leaf.origin, text));
+        }
+        let (tld, tld_ds) = sign(dir, "test.", &tld, "RSASHA256", false)?;
+        let (root, root_ds) = sign(
+            dir,
+            ".",
+            &format!(
+                "$TTL 3600\n. SOA a.root.test. hostmaster.root.test. 1 3600 600 86400 60\n\
+                 . NS a.root.test.\na.root.test. A {net}.1\ntest. NS ns.test.\nns.test. A {net}.2\n{tld_ds}"
+            ),
+            "ECDSAP256SHA256",
+            false,
+        )?;
+        let servers = vec![
+            Nsd::start(dir, &format!("{net}.1"), &[(".", root)])?,
+            Nsd::start(dir, &format!("{net}.2"), &[("test.", tld)])?,
+            Nsd::start(dir, &format!("{net}.3"), &leaf_zones)?,
+        ];
+        Ok(FakeInternet {
+            anchors: format!("$TTL 3600\n{root_ds}"),
+            hints: format!(".  3600000  NS  a.root.test.\na.root.test.  3600000  A  {net}.1\n"),
+            _servers: servers,
+        })
+    }
+}

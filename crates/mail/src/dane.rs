@@ -125,7 +125,9 @@ impl Dane {
         if !address.metadata.authentic_data {
             return Ok(Secure::No);
         }
-        let reply = self.ask(&format!("_{port}._tcp.{host}"), RecordType::TLSA).await?;
+        let reply = self
+            .ask(&format!("_{port}._tcp.{host}"), RecordType::TLSA)
+            .await?;
         if !reply.metadata.authentic_data {
             return Ok(Secure::No);
         }
@@ -170,7 +172,9 @@ impl Dane {
             .map_err(|e| format!("{what}: {e}"))?;
         match reply.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => Ok(reply),
-            code => Err(format!("{what}: {code} (a DNSSEC failure or an unreachable zone)")),
+            code => Err(format!(
+                "{what}: {code} (a DNSSEC failure or an unreachable zone)"
+            )),
         }
     }
 }
@@ -281,7 +285,10 @@ impl rustls::client::danger::ServerCertVerifier for DaneVerifier {
             if ta_errors.is_empty() {
                 String::new()
             } else {
-                format!("; through the matching trust anchor: {}", ta_errors.join("; "))
+                format!(
+                    "; through the matching trust anchor: {}",
+                    ta_errors.join("; ")
+                )
             }
         )))
     }

@@ -286,4 +286,3 @@ async fn mx_hosts(
         Err(e) => Err(MxError::Temporary(e.to_string())),
     }
 }
-

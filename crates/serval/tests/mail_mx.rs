@@ -1,8 +1,9 @@
-//! Direct delivery to each domain's MX with MTA-STS (RFC 8461), against a fake Internet on
-//! loopback: Debian's nsd serving the domains' zones (MX, A, `_mta-sts` TXT) as the mail
-//! service's `nameservers`, aiosmtpd MX hosts on port 25 of their own addresses (one with
-//! STARTTLS and a certificate from a test CA, one without), and a python HTTPS server for
-//! the policies. Needs root (ports 25, 53 and 443).
+//! Direct delivery to each domain's MX with MTA-STS (RFC 8461) and DANE (RFC 7672), against
+//! a fake Internet on loopback: Debian's nsd serving the domains' zones (for MTA-STS, straight
+//! as the mail service's `nameservers`; for DANE, signed with ldnsutils under a fake root and
+//! resolved by Serval's own validating `[dns]`), aiosmtpd MX hosts on port 25 of their own
+//! addresses (with STARTTLS and certificates from rcgen, or without), and a python HTTPS
+//! server for the policies. Needs root (ports 25, 53 and 443).
 
 mod common;
 
@@ -287,5 +288,202 @@ fn mta_sts_policies_are_enforced_explained_and_cached() {
         plain_mx.messages().len(),
         1,
         "the cached policy kept plain.test's mail off the plain MX"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_udp_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn dane_tlsa_records_are_enforced_through_serval_dns_and_mismatches_named() {
+    use serval_dns::testing::{FakeInternet, LeafZone};
+    use sha2::Digest as _;
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test binds ports 25 and 53 of loopback addresses: run it as root"
+    );
+    let net = network();
+    let t = TestDir::new("");
+    let dir = t.dir.path();
+    // The DANE-EE MX: a self-signed certificate, named by the SHA-256 of its public key.
+    let ee_key = rcgen::KeyPair::generate().unwrap();
+    let ee = rcgen::CertificateParams::new(vec!["mx.dane.test".to_string()])
+        .unwrap()
+        .self_signed(&ee_key)
+        .unwrap();
+    std::fs::write(dir.join("ee.crt"), ee.pem()).unwrap();
+    std::fs::write(dir.join("ee.key"), ee_key.serialize_pem()).unwrap();
+    let ee_spki = hex(&sha2::Sha256::digest(ee_key.public_key_der()));
+    // The DANE-TA MX: a certificate for mx.ta.test from a private CA it sends along.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "office CA");
+    let ca = (ca_params.self_signed(&ca_key).unwrap(), ca_key);
+    issue(dir, "ta", &ca, &["mx.ta.test"]);
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(dir.join("ta.crt")).unwrap(),
+        ca.0.pem()
+    );
+    std::fs::write(dir.join("ta-chain.crt"), chain).unwrap();
+    let ca_digest = hex(&sha2::Sha256::digest(ca.0.der()));
+    let zeros = "00".repeat(32);
+    let leaf = |origin, records: String, signed| LeafZone {
+        origin,
+        records,
+        signed,
+    };
+    let _internet = FakeInternet::start(
+        dir,
+        &net,
+        &[
+            leaf(
+                "dane.test.",
+                format!("@ MX 10 mx\nmx A {net}.25\n_25._tcp.mx TLSA 3 1 1 {ee_spki}\n"),
+                true,
+            ),
+            leaf(
+                "danebad.test.",
+                format!("@ MX 10 mx\nmx A {net}.25\n_25._tcp.mx TLSA 3 1 1 {zeros}\n"),
+                true,
+            ),
+            leaf(
+                "ta.test.",
+                format!("@ MX 10 mx\nmx A {net}.28\n_25._tcp.mx TLSA 2 0 1 {ca_digest}\n"),
+                true,
+            ),
+            leaf(
+                "notls.test.",
+                format!("@ MX 10 mx\nmx A {net}.27\n_25._tcp.mx TLSA 3 1 1 {ee_spki}\n"),
+                true,
+            ),
+            // Unsigned: its TLSA record cannot be trusted and is ignored.
+            leaf(
+                "unsigned.test.",
+                format!("@ MX 10 mx\nmx A {net}.25\n_25._tcp.mx TLSA 3 1 1 {zeros}\n"),
+                false,
+            ),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = |cert: &str, key: &str| {
+        vec![
+            "--tls-cert".to_string(),
+            dir.join(cert).display().to_string(),
+            "--tls-key".to_string(),
+            dir.join(key).display().to_string(),
+        ]
+    };
+    let ee_args = tls("ee.crt", "ee.key");
+    let ta_args = tls("ta-chain.crt", "ta.key");
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let ee_mx = Smarthost::start_on(
+        &format!("{net}.25"),
+        25,
+        &dir.join("ee-mx"),
+        &refs(&ee_args),
+    );
+    let ta_mx = Smarthost::start_on(
+        &format!("{net}.28"),
+        25,
+        &dir.join("ta-mx"),
+        &refs(&ta_args),
+    );
+    let plain_mx = Smarthost::start_on(&format!("{net}.27"), 25, &dir.join("plain-mx"), &[]);
+
+    std::fs::write(dir.join("hints"), &_internet.hints).unwrap();
+    std::fs::write(dir.join("anchors"), &_internet.anchors).unwrap();
+    let dns = free_udp_port();
+    let (smtp, submission) = (free_port(), free_port());
+    std::fs::write(
+        t.config(),
+        format!(
+            "{}\n[dns]\nenabled = true\nlisten = \"127.0.0.1:{dns}\"\nroot_hints_file = \"hints\"\n\
+             trust_anchors_file = \"anchors\"\nallow_loopback_upstreams = true\n{}",
+            std::fs::read_to_string(t.config())
+                .unwrap()
+                .replace("[mail]\nenabled = false", ""),
+            mail_config(smtp, submission, "1h", &format!("nameservers = [\"127.0.0.1:{dns}\"]\n"))
+        ),
+    )
+    .unwrap();
+    let check = t.run(&["check"], "");
+    assert_eq!(check.code, Some(0), "{check:?}");
+    let mut server = t.serve();
+    server.wait_for_log("service ready service=\"mail\"", Duration::from_secs(10));
+    server.wait_for_log("DNS listening", Duration::from_secs(10));
+    for rcpt in [
+        "bob@dane.test",
+        "bob@ta.test",
+        "bob@unsigned.test",
+        "bob@danebad.test",
+        "bob@notls.test",
+    ] {
+        send(smtp, rcpt);
+    }
+
+    // DANE-EE and DANE-TA matches go out over TLS; the unsigned zone's bogus-looking record
+    // is not trusted, so its mail goes out opportunistically.
+    wait_until(
+        "two deliveries to the DANE-EE host",
+        Duration::from_secs(30),
+        || ee_mx.messages().len() == 2,
+    );
+    let got = ee_mx.messages().join("\n");
+    assert!(
+        got.contains("X-Envelope-To: <bob@dane.test>")
+            && got.contains("X-Envelope-To: <bob@unsigned.test>"),
+        "{got}"
+    );
+    assert!(!got.contains("X-TLS: no"), "{got}");
+    wait_until(
+        "the delivery to the DANE-TA host",
+        Duration::from_secs(30),
+        || ta_mx.messages().len() == 1,
+    );
+    assert!(
+        ta_mx.messages()[0].contains("X-Envelope-To: <bob@ta.test>")
+            && ta_mx.messages()[0].contains("X-TLS: yes")
+    );
+
+    // A certificate that matches no record, and a DANE host without STARTTLS: deferred,
+    // with the records and the reason.
+    let expect = [
+        ("bob@danebad.test", "the certificate of mx.danebad.test matches none of its DANE TLSA records (3 1 1 0000000000000000…)"),
+        ("bob@notls.test", "does not offer STARTTLS, which the DANE TLSA records of mx.notls.test requires"),
+    ];
+    for (rcpt, reason) in expect {
+        wait_until(
+            &format!("the deferral of {rcpt}"),
+            Duration::from_secs(30),
+            || queued_error(&t, rcpt).is_some_and(|e| e.contains(reason)),
+        );
+        server.wait_for_log(reason, Duration::from_secs(5));
+    }
+    assert!(
+        plain_mx.messages().is_empty(),
+        "nothing for a DANE host went out in plain text"
+    );
+    assert_eq!(
+        ee_mx.messages().len(),
+        2,
+        "danebad.test's mail did not reach the mismatched host"
     );
 }
