@@ -36,6 +36,7 @@ pub struct MailConfig {
     pub mta_sts: bool,
     /// Honour DANE TLSA records (RFC 7672) when delivering direct to an MX.
     pub dane: bool,
+    pub inbound: InboundConfig,
     pub relay: RelayConfig,
     pub queue: QueueConfig,
     pub dkim: DkimConfig,
@@ -63,9 +64,32 @@ impl Default for MailConfig {
             ca_file: PathBuf::new(),
             mta_sts: true,
             dane: true,
+            inbound: InboundConfig::default(),
             relay: RelayConfig::default(),
             queue: QueueConfig::default(),
             dkim: DkimConfig::default(),
+        }
+    }
+}
+
+/// `[mail.inbound]`: checks of mail from outside (not mynetworks, not logged in).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// SPF, DKIM and DMARC, recorded in an Authentication-Results header.
+    pub checks: bool,
+    /// 550 for a DMARC failure under p=reject; p=quarantine is marked.
+    pub enforce_dmarc: bool,
+    /// 550 for an SPF "fail" even without DMARC (breaks plain forwarding).
+    pub reject_spf_fail: bool,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            checks: true,
+            enforce_dmarc: true,
+            reject_spf_fail: false,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Code map: [`config`] (the `[mail]` table), [`smtp`] (the sans-IO server session, the DATA
 //! reader, the outbound client), [`envelope`] (what travels with a message), [`message`]
 //! (Received, Message-ID, Date, Bcc), [`queue`] (the durable spool and the delivery loop),
-//! [`deliver`] (Maildir, smarthost), [`mx`] (direct MX delivery), [`mta_sts`] (RFC 8461 policies), [`dane`] (RFC 7672 TLSA checks), [`dsn`] (RFC 3464 reports), [`dkim`], [`users`]
+//! [`deliver`] (Maildir, smarthost), [`mx`] (direct MX delivery), [`mta_sts`] (RFC 8461 policies), [`dane`] (RFC 7672 TLSA checks), [`dsn`] (RFC 3464 reports), [`dkim`], [`inbound`] (SPF, DKIM, DMARC of mail from outside), [`users`]
 //! (who is local), and the command-line tools' cores: [`sendmail`], [`relay_test`],
 //! [`import_postfix`].
 
@@ -17,6 +17,7 @@ pub mod dsn;
 pub mod envelope;
 pub mod fuzzing;
 pub mod import_postfix;
+pub mod inbound;
 pub mod message;
 pub mod mta_sts;
 pub mod mx;

@@ -31,6 +31,8 @@ pub struct Driver {
     pub queue: Arc<Queue>,
     pub sessions: tokio::sync::Semaphore,
     pub open: AtomicU64,
+    /// SPF, DKIM and DMARC of mail from outside; None when `[mail.inbound] checks = false`.
+    pub inbound: Option<Arc<crate::inbound::Checker>>,
 }
 
 enum Conn {
@@ -114,13 +116,14 @@ async fn session(
 ) {
     let started = Instant::now();
     let ip = plain_ip(peer.ip());
+    let trusted_network = driver.mynetworks.iter().any(|c| c.contains(ip));
     let config = SessionConfig {
         hostname: driver.hostname.clone(),
         listener: kind,
         max_message_size: driver.max_message_size,
         max_recipients: driver.max_recipients,
         tls_available: driver.tls.is_some(),
-        trusted_network: driver.mynetworks.iter().any(|c| c.contains(ip)),
+        trusted_network,
         loopback: ip.is_loopback(),
         peer_ip: ip.to_string(),
     };
@@ -189,6 +192,22 @@ async fn session(
                 session.auth_done(outcome);
             }
             Step::Enqueue { envelope, message } => {
+                let message = match &driver.inbound {
+                    Some(checker) if !trusted_network && envelope.origin.auth_user.is_none() => {
+                        match checker
+                            .check(ip, &envelope.origin.helo, &envelope.sender, message)
+                            .await
+                        {
+                            crate::inbound::Verdict::Accept { message } => message,
+                            crate::inbound::Verdict::Reject(code, status, text) => {
+                                tracing::info!(target: "serval_mail::inbound", %ip, sender = envelope.sender, "refused: {text}");
+                                session.refused_after_data(code, status, &text);
+                                continue;
+                            }
+                        }
+                    }
+                    _ => message,
+                };
                 let queue = driver.queue.clone();
                 let result =
                     tokio::task::spawn_blocking(move || queue.enqueue(*envelope, &message))

@@ -260,6 +260,21 @@ pub async fn bind(
         queue: queue.clone(),
         sessions: tokio::sync::Semaphore::new(config.max_connections),
         open: Default::default(),
+        inbound: if config.inbound.checks {
+            match resolver(&config) {
+                Ok(r) => Some(Arc::new(crate::inbound::Checker::new(
+                    r,
+                    &hostname,
+                    &config.inbound,
+                ))),
+                Err(e) => {
+                    tracing::warn!(target: "serval_mail::inbound", error = %e, "no DNS resolver: mail from outside is accepted unchecked (no SPF, DKIM, DMARC)");
+                    None
+                }
+            }
+        } else {
+            None
+        },
     });
     let tasks = TaskTracker::new();
     tasks.spawn(queue.clone().run(ctx.shutdown.clone()));

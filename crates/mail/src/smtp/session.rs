@@ -652,6 +652,12 @@ impl Session {
     }
 
     /// The queue's answer for the message of the last DATA.
+    /// The driver's checks refused the message after DATA (a DMARC policy, say).
+    pub fn refused_after_data(&mut self, code: u16, enhanced: &str, text: &str) {
+        self.mode = Mode::Command;
+        self.reply(code, enhanced, text);
+    }
+
     pub fn enqueued(&mut self, result: Result<String, String>) {
         self.mode = Mode::Command;
         match result {
