@@ -1,7 +1,9 @@
-//! Entry points for `cargo fuzz` (`fuzz/fuzz_targets/smtp_session.rs`, `smtp_data.rs`):
-//! bytes from anyone through the SMTP session (command parser, AUTH, DATA) and through the
-//! DATA reader. None may panic, replies must stay well-formed, and what is queued must be a
-//! message the next hop reads back identically.
+//! Entry points for `cargo fuzz` (`fuzz/fuzz_targets/smtp_session.rs`, `smtp_data.rs`,
+//! `mta_sts_policy.rs`, `mail_headers.rs`): bytes from anyone through the SMTP session
+//! (command parser, AUTH, DATA) and through the DATA reader, an MTA-STS policy file and TXT
+//! record from any web server and DNS zone, and the header filter of inbound mail. None may
+//! panic, replies must stay well-formed, and what is queued must be a message the next hop
+//! reads back identically.
 
 use crate::smtp::data::{dot_stuff, DataOutcome, DataReader};
 use crate::smtp::session::{
@@ -156,6 +158,60 @@ pub fn smtp_data(data: &[u8]) {
     }
 }
 
+/// An MTA-STS policy file and `_mta-sts` TXT record from anyone: parsing never panics, and
+/// an accepted policy keeps its invariants (a capped max_age, MX patterns unless mode none,
+/// each plain pattern matching its own host name).
+pub fn mta_sts_policy(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::mta_sts::parse_txt(&text.split('\n').map(str::to_owned).collect::<Vec<_>>());
+    let Ok(policy) = crate::mta_sts::parse_policy(&text) else {
+        return;
+    };
+    assert!(policy.max_age <= 31_557_600);
+    assert!(policy.mode == crate::mta_sts::Mode::None || !policy.mx.is_empty());
+    for pattern in &policy.mx {
+        match pattern.strip_prefix("*.") {
+            Some(parent) if !parent.is_empty() => {
+                assert!(policy.allows(&format!("mx.{parent}")), "{pattern}")
+            }
+            Some(_) => {}
+            None if !pattern.is_empty() => assert!(policy.allows(pattern), "{pattern}"),
+            None => {}
+        }
+    }
+}
+
+/// Headers of inbound mail from anyone through the filter that removes forged
+/// Authentication-Results: it never panics, never adds bytes, leaves the body alone and
+/// leaves no header claiming to be ours.
+pub fn mail_headers(data: &[u8]) {
+    const US: &str = "mail.example.test";
+    let out = crate::inbound::strip_our_results(data, US);
+    assert!(out.len() <= data.len());
+    // The body is everything after the first blank line, kept byte for byte.
+    let body_from = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data.len(), |p| p + 2);
+    assert!(out.ends_with(&data[body_from..]), "the body changed");
+    let head = &out[..out.len() - (data.len() - body_from)];
+    let mut prev_ends_line = true;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let starts_field = prev_ends_line && !line.starts_with(b" ") && !line.starts_with(b"\t");
+        if starts_field {
+            let text = String::from_utf8_lossy(line).to_ascii_lowercase();
+            let claims_us = text
+                .strip_prefix("authentication-results:")
+                .map(|v| v.trim_start())
+                .is_some_and(|v| {
+                    v.split(|c: char| c == ';' || c.is_whitespace()).next() == Some(US)
+                });
+            assert!(!claims_us, "a forged header survived: {text:?}");
+        }
+        prev_ends_line = line.ends_with(b"\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,13 +239,27 @@ mod tests {
         for seed in data {
             smtp_data(seed);
         }
+        let policies: &[&[u8]] = &[
+            b"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n",
+            b"version: STSv1\nmode: none\nmax_age: 0\n",
+            b"v=STSv1; id=20261208T01;",
+        ];
+        let headers: &[&[u8]] = &[
+            b"Authentication-Results: mail.example.test; spf=pass\r\n\tdkim=pass\r\nSubject: x\r\n\r\nbody\r\n",
+            b"authentication-results:mail.example.test;x\r\nAuthentication-Results: other; y\r\n\r\n",
+        ];
         // A short deterministic mutation run over the seeds (bytes flipped, inserted,
         // dropped, CR/LF/dot spliced in), for machines without cargo-fuzz.
         use rand::{Rng as _, SeedableRng as _};
         let mut rng = rand::rngs::StdRng::seed_from_u64(14);
         let specials = [b'\r', b'\n', b'.', b' ', b':', b'<', b'>', 0];
         for round in 0..20_000 {
-            let seeds: &[&[u8]] = if round % 2 == 0 { session } else { data };
+            let seeds: &[&[u8]] = match round % 4 {
+                0 => session,
+                1 => data,
+                2 => policies,
+                _ => headers,
+            };
             let mut input = seeds[rng.gen_range(0..seeds.len())].to_vec();
             for _ in 0..rng.gen_range(1..8) {
                 let at = rng.gen_range(0..=input.len());
@@ -202,10 +272,11 @@ mod tests {
                     _ => input.insert(at, rng.gen()),
                 }
             }
-            if round % 2 == 0 {
-                smtp_session(&input);
-            } else {
-                smtp_data(&input);
+            match round % 4 {
+                0 => smtp_session(&input),
+                1 => smtp_data(&input),
+                2 => mta_sts_policy(&input),
+                _ => mail_headers(&input),
             }
         }
     }
