@@ -128,7 +128,18 @@ impl Route {
     pub fn describe(&self) -> String {
         match self {
             Route::Relay { host, port, .. } => format!("{host}:{port}"),
-            Route::Mx(_) => "MX".into(),
+            Route::Mx(mx) => format!(
+                "each domain's MX ({}, {})",
+                match &mx.dane {
+                    Some(d) => format!("DANE through the resolver at {}", d.server()),
+                    None => "DANE off".into(),
+                },
+                if mx.mta_sts.is_some() {
+                    "MTA-STS on"
+                } else {
+                    "MTA-STS off"
+                }
+            ),
         }
     }
 }
