@@ -1,7 +1,10 @@
 //! The queue on disk: one file per message, durable before the client hears 250.
 //!
-//! `.queue/ID.msg` holds (dot names: user names, which name the Maildirs beside it, never
-//! start with a dot) the envelope as one JSON line, then the message. It is written to
+//! `.queue/X/ID.msg` holds (dot names: user names, which name the Maildirs beside it, never
+//! start with a dot) the envelope as one JSON line, then the message. `X` is the ID's last
+//! hex digit: 16 directories, as Postfix's hashed queues, so file creation in one directory
+//! does not serialize every writer and a queue of 10,000 deferred messages is 16 small
+//! directories instead of one with 20,000 entries. It is written to
 //! `ID.msg.tmp` beside it, fsync'd, renamed and the directory fsync'd, so after `kill -9` a
 //! message is either wholly there or was never acknowledged. (The temporary file is in the
 //! same directory: a rename across directories also takes the file system's rename lock,
@@ -65,15 +68,46 @@ impl Spool {
         };
         fs::create_dir_all(&spool.queue)?;
         fs::create_dir_all(&spool.tmp)?;
+        for digit in HASH_DIGITS.chars() {
+            fs::create_dir_all(spool.queue.join(digit.to_string()))?;
+        }
+        spool.move_flat_files()?;
         Ok(spool)
     }
 
+    /// Files of the flat layout of earlier versions (`.queue/ID.msg`) go to their
+    /// directory; a rename within the file system, so nothing is lost halfway.
+    fn move_flat_files(&self) -> io::Result<()> {
+        let mut moved = false;
+        for entry in fs::read_dir(&self.queue)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = name.split('.').next().unwrap_or("");
+            if entry.file_type()?.is_file() && is_queue_id(id) {
+                fs::rename(entry.path(), self.dir_of(id).join(&name))?;
+                moved = true;
+            }
+        }
+        if moved {
+            for digit in HASH_DIGITS.chars() {
+                sync_dir(&self.queue.join(digit.to_string()))?;
+            }
+            sync_dir(&self.queue)?;
+        }
+        Ok(())
+    }
+
+    fn dir_of(&self, id: &str) -> PathBuf {
+        self.queue
+            .join(id.get(id.len().saturating_sub(1)..).unwrap_or("0"))
+    }
+
     fn message_path(&self, id: &str) -> PathBuf {
-        self.queue.join(format!("{id}.msg"))
+        self.dir_of(id).join(format!("{id}.msg"))
     }
 
     fn state_path(&self, id: &str) -> PathBuf {
-        self.queue.join(format!("{id}.state"))
+        self.dir_of(id).join(format!("{id}.state"))
     }
 
     /// Writes a new message durably.
@@ -97,7 +131,7 @@ impl Spool {
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;
-        sync_dir(&self.queue)
+        sync_dir(path.parent().unwrap_or(&self.queue))
     }
 
     /// Reads a queued message: its envelope and the message bytes.
@@ -123,7 +157,7 @@ impl Spool {
             Err(e) => return Err(e),
         }
         fs::remove_file(self.message_path(id))?;
-        sync_dir(&self.queue)
+        sync_dir(&self.dir_of(id))
     }
 
     /// The queue as read from disk (no server running), oldest first.
@@ -171,12 +205,14 @@ impl Spool {
     /// acknowledged and are removed.
     pub fn list(&self) -> io::Result<Vec<String>> {
         let mut ids = Vec::new();
-        for entry in fs::read_dir(&self.queue)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(id) = name.strip_suffix(".msg") {
-                if is_queue_id(id) {
-                    ids.push(id.to_string());
+        for digit in HASH_DIGITS.chars() {
+            for entry in fs::read_dir(self.queue.join(digit.to_string()))? {
+                let name = entry?.file_name();
+                let name = name.to_string_lossy();
+                if let Some(id) = name.strip_suffix(".msg") {
+                    if is_queue_id(id) {
+                        ids.push(id.to_string());
+                    }
                 }
             }
         }
@@ -193,16 +229,21 @@ impl Spool {
             fs::remove_file(entry.path())?;
             removed += 1;
         }
-        for entry in fs::read_dir(&self.queue)? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().ends_with(".tmp") {
-                fs::remove_file(entry.path())?;
-                removed += 1;
+        for digit in HASH_DIGITS.chars() {
+            for entry in fs::read_dir(self.queue.join(digit.to_string()))? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
             }
         }
         Ok(removed)
     }
 }
+
+/// The queue's hashed directories, one per last hex digit of an ID.
+const HASH_DIGITS: &str = "0123456789ABCDEF";
 
 pub fn parse_message_file(bytes: &[u8]) -> io::Result<(Envelope, Vec<u8>)> {
     let nl = bytes
@@ -269,5 +310,22 @@ mod tests {
         spool.remove(&id).unwrap();
         assert!(spool.list().unwrap().is_empty());
         assert_eq!(fs::read_dir(&spool.tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_flat_layout_moves_into_hashed_directories_and_half_writes_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = dir.path().join(".queue");
+        fs::create_dir_all(&queue).unwrap();
+        let id = "0123456789ABCDEF";
+        fs::write(queue.join(format!("{id}.msg")), b"{\"sender\":\"\",\"recipients\":[],\"ret\":\"Full\",\"envid\":null,\"smtputf8\":false,\"origin\":{},\"received_at\":1}\nx").ok();
+        fs::write(queue.join(format!("{id}.state")), b"{}").unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(queue.join("F").join(format!("{id}.msg")).exists());
+        assert!(queue.join("F").join(format!("{id}.state")).exists());
+        assert_eq!(spool.list().unwrap(), vec![id.to_string()]);
+        fs::write(queue.join("3").join("0000000000000003.msg.tmp"), b"half").unwrap();
+        assert_eq!(spool.clean_tmp().unwrap(), 1);
+        assert_eq!(spool.list().unwrap(), vec![id.to_string()]);
     }
 }
