@@ -222,8 +222,15 @@ async fn connect_unix_and_send(
     request: &[u8],
 ) -> std::io::Result<(UnixStream, usize)> {
     use socket2::{Domain, SockAddr, Socket, Type};
-    let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
-    socket.set_nonblocking(true)?;
+    // Non-blocking from socket(2) on: two fcntl calls fewer per request.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let socket = {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        socket.set_nonblocking(true)?;
+        socket
+    };
     let connected = match socket.connect(&SockAddr::unix(path)?) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
