@@ -79,6 +79,7 @@ impl MxRoute {
         let mut last = Vec::new();
         for (host, how) in plan {
             let name = format!("{host}:{}", self.port);
+            let mta_sts = matches!(how, HostTls::MtaSts);
             let (tls, required_by) = match how {
                 HostTls::Opportunistic => (TlsPolicy::Opportunistic, String::new()),
                 HostTls::MtaSts => (
@@ -115,7 +116,6 @@ impl MxRoute {
                 },
                 None => Vec::new(),
             };
-            let mta_sts = tls == TlsPolicy::Required;
             let hop = Hop {
                 host: host.clone(),
                 port: self.port,

@@ -78,12 +78,22 @@ impl RunningService for Running {
 
 /// The route for remote recipients from `[mail.relay]`.
 pub fn route(config: &MailConfig, data_dir: &std::path::Path) -> Result<Route, String> {
+    route_using(config, data_dir, || resolver(config))
+}
+
+/// [`route`], with `dns` asked for the resolver only when mail goes direct to MX hosts (the
+/// server shares one resolver, and its cache, with the inbound checks).
+fn route_using(
+    config: &MailConfig,
+    data_dir: &std::path::Path,
+    dns: impl FnOnce() -> Result<hickory_resolver::TokioResolver, String>,
+) -> Result<Route, String> {
     let roots = Arc::new(
         crate::smtp::client::roots(config.ca_file_path(data_dir).as_deref())
             .map_err(|e| format!("mail.ca_file: {e}"))?,
     );
     if !config.relay.is_set() {
-        let resolver = resolver(config)
+        let resolver = dns()
             .map_err(|e| {
                 tracing::warn!(target: "serval_mail::queue", error = %e, "no DNS resolver: mail to other domains stays queued");
             })
@@ -193,7 +203,8 @@ pub async fn bind(
     } else {
         None
     };
-    let route = route(&config, &ctx.data_dir).map_err(MailError::Config)?;
+    let dns = resolver(&config);
+    let route = route_using(&config, &ctx.data_dir, || dns.clone()).map_err(MailError::Config)?;
     let queue = Queue::open(
         spool,
         Settings {
@@ -261,7 +272,7 @@ pub async fn bind(
         sessions: tokio::sync::Semaphore::new(config.max_connections),
         open: Default::default(),
         inbound: if config.inbound.checks {
-            match resolver(&config) {
+            match dns {
                 Ok(r) => Some(Arc::new(crate::inbound::Checker::new(
                     r,
                     &hostname,

@@ -11,15 +11,6 @@ use std::time::{Duration, Instant};
 use common::{field, Server, TestDir};
 use serval_dns::testing::{self, Nsd};
 
-/// 127.A.B.0/24 for one test's fake Internet, random so tests and runs never share one.
-fn network() -> String {
-    format!(
-        "127.{}.{}",
-        1 + rand::random::<u8>() % 250,
-        rand::random::<u8>()
-    )
-}
-
 /// One nsd serving `zones` on `address`:53 (see `serval_dns::testing::Nsd`).
 fn nsd(dir: &Path, address: &str, zones: &[(&str, String)]) -> Nsd {
     Nsd::start(dir, address, zones).unwrap_or_else(|e| panic!("{e}"))
@@ -55,7 +46,7 @@ struct Internet {
 }
 
 fn internet(dir: &Path) -> Internet {
-    let net = network();
+    let net = common::loopback_network();
     let mut big = String::new();
     for i in 0..12 {
         big.push_str(&format!("big TXT \"{i:02}{}\"\n", "x".repeat(180)));

@@ -36,11 +36,7 @@ fn spf_dkim_and_dmarc_are_checked_recorded_and_p_reject_refused() {
     );
     python_has("dkim", "dkimpy pynacl");
     python_has("nacl", "pynacl");
-    let net = format!(
-        "127.{}.{}",
-        1 + rand::random::<u8>() % 250,
-        rand::random::<u8>()
-    );
+    let net = common::loopback_network();
     let client = format!("{net}.100");
     // An Ed25519 DKIM key for dkim.test: the seed for dkimpy, the public half for the zone.
     let keys = python(

@@ -15,15 +15,6 @@ use common::mail::*;
 use common::TestDir;
 use serval_dns::testing::Nsd;
 
-/// 127.A.B for this test's fake Internet, random so runs never share one.
-fn network() -> String {
-    format!(
-        "127.{}.{}",
-        1 + rand::random::<u8>() % 250,
-        rand::random::<u8>()
-    )
-}
-
 /// A test CA and a certificate it issued for `names`: (ca.pem, cert.pem, key.pem) in `dir`.
 fn issue(dir: &Path, stem: &str, ca: &(rcgen::Certificate, rcgen::KeyPair), names: &[&str]) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -95,7 +86,7 @@ fn mta_sts_policies_are_enforced_explained_and_cached() {
         0,
         "this test binds ports 25, 53 and 443 of loopback addresses: run it as root"
     );
-    let net = network();
+    let net = common::loopback_network();
     let t = TestDir::new("");
     let dir = t.dir.path();
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -314,7 +305,7 @@ fn dane_tlsa_records_are_enforced_through_serval_dns_and_mismatches_named() {
         0,
         "this test binds ports 25 and 53 of loopback addresses: run it as root"
     );
-    let net = network();
+    let net = common::loopback_network();
     let t = TestDir::new("");
     let dir = t.dir.path();
     // The DANE-EE MX: a self-signed certificate, named by the SHA-256 of its public key.

@@ -9,6 +9,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// 127.A.B, a /24 of loopback for one test's fake Internet (nsd, MX hosts on their own
+/// addresses), random so tests and runs never share one.
+pub fn loopback_network() -> String {
+    format!(
+        "127.{}.{}",
+        1 + rand::random::<u8>() % 250,
+        rand::random::<u8>()
+    )
+}
+
 pub fn serval_bin() -> &'static str {
     env!("CARGO_BIN_EXE_serval")
 }
