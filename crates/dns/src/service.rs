@@ -209,20 +209,34 @@ pub async fn bind(
     let tasks = TaskTracker::new();
     let mut addrs = Vec::new();
     for &addr in config.listen.addrs() {
-        let udp = bind_udp(addr).map_err(|source| DnsError::Bind {
-            addr,
-            transport: "UDP",
-            source,
-        })?;
-        // Port 0 in the config: TCP takes the port UDP got, so both share one address.
-        let bound = udp.local_addr().unwrap_or(addr);
-        let tcp = TcpListener::bind(bound)
-            .await
-            .map_err(|source| DnsError::Bind {
-                addr: bound,
-                transport: "TCP",
+        // Port 0 in the config: TCP takes the port UDP got, so both share one address. That
+        // port may be taken for TCP by someone else: then another UDP port is tried.
+        let mut attempts = 0;
+        let (udp, bound, tcp) = loop {
+            let udp = bind_udp(addr).map_err(|source| DnsError::Bind {
+                addr,
+                transport: "UDP",
                 source,
             })?;
+            let bound = udp.local_addr().unwrap_or(addr);
+            match TcpListener::bind(bound).await {
+                Ok(tcp) => break (udp, bound, tcp),
+                Err(e)
+                    if addr.port() == 0
+                        && e.kind() == std::io::ErrorKind::AddrInUse
+                        && attempts < 16 =>
+                {
+                    attempts += 1;
+                }
+                Err(source) => {
+                    return Err(DnsError::Bind {
+                        addr: bound,
+                        transport: "TCP",
+                        source,
+                    })
+                }
+            }
+        };
         addrs.push(bound);
         tracing::info!(target: "serval_dns", %bound, "DNS listening (UDP and TCP)");
         let mut sockets = vec![udp];
